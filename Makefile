@@ -1,0 +1,37 @@
+# The two commands (see README.md):
+#   make run    install what is missing, build a release binary, run PostgreSQL-less core + nginx on :$(PORT)
+#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan)
+# Plain `make` builds build/chatstream.
+PORT ?= 8080
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all build run test deps clean bench asan format
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j $(JOBS)
+
+deps:
+	bash scripts/deps.sh
+
+run:
+	PORT=$(PORT) bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench: build
+	bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'worker/*.cpp' 'worker/*.hpp' 'bench/*.cpp' 'tests/*.cpp')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,128 @@
+#include "chat/chat_request.hpp"
+
+#include <simdjson.h>
+
+#include "json/utf8.hpp"
+
+namespace chatstream::chat {
+
+namespace {
+
+// The message a user can act on for each simdjson failure.
+std::string describe(simdjson::error_code error) {
+  switch (error) {
+    case simdjson::UTF8_ERROR: return "Request body is not valid UTF-8";
+    case simdjson::STRING_ERROR: return "Request body has an invalid string escape";
+    case simdjson::EMPTY: return "Request body is empty; expected a JSON object";
+    case simdjson::INCORRECT_TYPE: return "Request body must be a JSON object";
+    default: return std::string("Request body is not valid JSON (") + simdjson::error_message(error) + ")";
+  }
+}
+
+using Object = simdjson::ondemand::object;
+
+// Parses the body as one JSON object and calls `visit(key, value)` for each field; `visit` returns
+// an error message to reject the request.
+template <typename Visit>
+std::optional<RequestError> for_each_field(http::Request& request, Visit&& visit) {
+  if (!http::is_json_content_type(request.content_type)) {
+    return RequestError{415, request.content_type.empty() ? "Content-Type must be application/json (it is missing)"
+                                                          : "Content-Type must be application/json"};
+  }
+  if (!json::is_valid_utf8(request.body)) return RequestError{400, "Request body is not valid UTF-8"};
+  if (request.body.capacity() < request.body.size() + simdjson::SIMDJSON_PADDING) {
+    request.body.reserve(request.body.size() + simdjson::SIMDJSON_PADDING);
+  }
+  static thread_local simdjson::ondemand::parser parser;
+  simdjson::padded_string_view input(request.body.data(), request.body.size(), request.body.capacity());
+  simdjson::ondemand::document document;
+  if (auto error = parser.iterate(input).get(document)) return RequestError{400, describe(error)};
+  Object object;
+  if (auto error = document.get_object().get(object)) return RequestError{400, describe(error)};
+  for (auto field : object) {
+    std::string_view key;
+    if (auto error = field.unescaped_key().get(key)) return RequestError{400, describe(error)};
+    simdjson::ondemand::value value;
+    if (auto error = field.value().get(value)) return RequestError{400, describe(error)};
+    std::optional<std::string> problem = visit(key, value);
+    if (problem) return RequestError{400, *problem};
+  }
+  // Inside the text means something follows the object; at the end simdjson reports OUT_OF_BOUNDS.
+  if (!document.current_location().error()) {
+    return RequestError{400, "Request body has trailing content after the JSON object"};
+  }
+  return std::nullopt;
+}
+
+// "'name' <problem>" (built by appending: GCC 12 reports a false -Wrestrict on operator+ chains here).
+std::string field_problem(std::string_view name, std::string_view problem) {
+  std::string text = "'";
+  text += name;
+  text += "' ";
+  text += problem;
+  return text;
+}
+
+// Reads a string field; nullopt + message on failure.
+std::optional<std::string> read_string(simdjson::ondemand::value& value, std::string_view name,
+                                       std::string* out) {
+  std::string_view text;
+  auto error = value.get_string().get(text);
+  if (error == simdjson::INCORRECT_TYPE) return field_problem(name, "must be a string");
+  if (error) return describe(error);
+  // Escapes like \ud800 decode to ill-formed UTF-8; refuse them like raw invalid bytes.
+  if (!json::is_valid_utf8(text)) return field_problem(name, "is not valid UTF-8");
+  out->assign(text);
+  return std::nullopt;
+}
+
+bool is_blank(std::string_view text) {
+  for (char c : text) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<RequestError> parse_chat_request(http::Request& request, ChatRequest* out) {
+  bool has_message = false;
+  auto error = for_each_field(request, [&](std::string_view key, simdjson::ondemand::value& value)
+                                           -> std::optional<std::string> {
+    if (key == "message") {
+      if (auto problem = read_string(value, key, &out->message)) return problem;
+      has_message = true;
+    } else if (key == "session_id") {
+      if (value.is_null()) return std::nullopt;
+      std::string text;
+      if (auto problem = read_string(value, key, &text)) return problem;
+      out->session_id = Uuid::parse(text);
+      if (!out->session_id) return std::string("'session_id' must be a UUID");
+    }
+    return std::nullopt;  // unknown fields are ignored (forward compatibility)
+  });
+  if (error) return error;
+  if (!has_message) return RequestError{400, "'message' is required"};
+  if (is_blank(out->message)) return RequestError{400, "'message' must not be empty"};
+  return std::nullopt;
+}
+
+std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out) {
+  bool has_run_id = false;
+  auto error = for_each_field(request, [&](std::string_view key, simdjson::ondemand::value& value)
+                                           -> std::optional<std::string> {
+    if (key != "run_id") return std::nullopt;
+    std::string text;
+    if (auto problem = read_string(value, key, &text)) return problem;
+    auto id = Uuid::parse(text);
+    if (!id) return std::string("'run_id' must be a UUID");
+    out->run_id = *id;
+    has_run_id = true;
+    return std::nullopt;
+  });
+  if (error) return error;
+  if (!has_run_id) return RequestError{400, "'run_id' is required"};
+  return std::nullopt;
+}
+
+}  // namespace chatstream::chat

@@ -1,0 +1,266 @@
+#include "chat/run.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/clock.hpp"
+#include "http/response.hpp"
+#include "json/writer.hpp"
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+
+namespace chatstream::chat {
+
+namespace {
+// POST /chat keeps the whole answer in memory; beyond this the client must stream.
+constexpr size_t kMaxJsonAnswerBytes = 8 << 20;
+
+int http_status_for(std::string_view code) {
+  if (code == "timeout") return 504;
+  if (code == "upstream") return 502;
+  if (code == "overloaded" || code == "shutdown") return 503;
+  if (code == "bad_request") return 400;
+  return 500;
+}
+
+obs::Counter error_counter(std::string_view code) {
+  if (code == "timeout") return obs::Counter::kErrorTimeout;
+  if (code == "upstream") return obs::Counter::kErrorUpstream;
+  if (code == "bad_request") return obs::Counter::kErrorBadRequest;
+  if (code == "overloaded") return obs::Counter::kErrorOverloaded;
+  if (code == "shutdown") return obs::Counter::kErrorShutdown;
+  if (code == "slow_consumer") return obs::Counter::kErrorSlowConsumer;
+  return obs::Counter::kErrorInternal;
+}
+
+obs::Counter status_counter(RunStatus status) {
+  switch (status) {
+    case RunStatus::kComplete: return obs::Counter::kRunsComplete;
+    case RunStatus::kCancelled: return obs::Counter::kRunsCancelled;
+    case RunStatus::kDisconnected: return obs::Counter::kRunsDisconnected;
+    case RunStatus::kTimeout: return obs::Counter::kRunsTimeout;
+    default: return obs::Counter::kRunsError;
+  }
+}
+}  // namespace
+
+void Run::start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode) {
+  auto* run = new Run(env, connection, std::move(request), mode);
+  run->begin();
+}
+
+Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode)
+    : env_(env),
+      connection_(&connection),
+      mode_(mode),
+      id_(Uuid::random()),
+      session_id_(request.session_id ? *request.session_id : Uuid::random()),
+      message_(std::move(request.message)),
+      watchdog_(&Run::on_watchdog, this),
+      started_us_(monotonic_us()),
+      last_token_ms_(env.wheel.now_ms()) {
+  std::string text = id_.to_string();
+  std::memcpy(id_text_, text.data(), sizeof id_text_);
+  text = session_id_.to_string();
+  std::memcpy(session_text_, text.data(), sizeof session_text_);
+}
+
+void Run::begin() {
+  env_.registry.add(id_, this);
+  obs::gauge_add(obs::Gauge::kActiveRuns, 1);
+  std::string_view run_id(id_text_, sizeof id_text_);
+  if (mode_ == RunMode::kStream) {
+    obs::gauge_add(obs::Gauge::kActiveStreams, 1);
+    std::string meta;
+    json::Object fields(meta);
+    fields.field("run_id", run_id)
+        .field("session_id", std::string_view(session_text_, sizeof session_text_))
+        .field("heartbeat_ms", env_.stream_settings.heartbeat_ms);
+    // Only the pairs: the stream writes {"type":"meta", …}.
+    std::string pairs = meta.substr(1);
+    stream_.emplace(*connection_, env_.wheel, env_.stream_settings, static_cast<sse::StreamObserver&>(*this));
+    stream_->open(run_id, pairs);
+  } else {
+    connection_->attach(static_cast<http::ResponseProducer*>(this));
+  }
+  arm_watchdog();
+  llm::RunContext context;
+  context.run_id = run_id;
+  context.session_id = std::string_view(session_text_, sizeof session_text_);
+  context.message = message_;
+  generation_ = env_.provider.start(context, static_cast<llm::EventSink&>(*this));
+}
+
+double Run::elapsed_ms(uint64_t since_us) const {
+  return static_cast<double>(monotonic_us() - since_us) / 1000.0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Provider events
+
+void Run::on_stage(std::string_view type, std::string_view fields_json) {
+  if (status_ != RunStatus::kRunning) return;
+  if (stream_) stream_->send(type, fields_json);
+}
+
+void Run::on_token(std::string_view text) {
+  if (status_ != RunStatus::kRunning) return;
+  ++tokens_;
+  last_token_ms_ = env_.wheel.now_ms();
+  if (first_token_us_ == 0) {
+    first_token_us_ = monotonic_us();
+    obs::observe_ttft(static_cast<double>(first_token_us_ - started_us_) / 1e6);
+  }
+  if (stream_) {
+    stream_->send_token(text);
+  } else {
+    if (answer_.size() + text.size() > kMaxJsonAnswerBytes) {
+      finish(RunStatus::kError, "upstream", "The answer is too long for POST /chat; use /chat/stream.");
+      return;
+    }
+    answer_.append(text);
+  }
+}
+
+void Run::on_complete() { finish(RunStatus::kComplete); }
+
+void Run::on_error(std::string_view code, std::string_view message) {
+  finish(code == "timeout" ? RunStatus::kTimeout : RunStatus::kError, code, message);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Client side
+
+void Run::on_pressure(bool over_cap) {
+  if (status_ != RunStatus::kRunning || !generation_) return;
+  paused_ = over_cap;
+  if (over_cap) {
+    generation_->pause();
+  } else {
+    last_token_ms_ = env_.wheel.now_ms();  // our own pause is not a stalled model
+    generation_->resume();
+  }
+}
+
+void Run::on_slow_consumer() {
+  finish(RunStatus::kError, "slow_consumer", "The connection was too slow to receive the answer.");
+}
+
+void Run::on_client_gone() { finish(RunStatus::kDisconnected); }
+
+void Run::on_connection_lost() {
+  connection_ = nullptr;
+  finish(RunStatus::kDisconnected);
+}
+
+void Run::cancel() { finish(RunStatus::kCancelled); }
+
+void Run::shut_down() {
+  finish(RunStatus::kError, "shutdown", "The server is restarting. Please send your message again.");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Timeouts: one timer per run at the earliest of the run deadline and the token-gap deadline; the
+// token-gap deadline moves with every token without touching the wheel (checked when it fires).
+
+void Run::arm_watchdog() {
+  uint64_t deadline = UINT64_MAX;
+  if (env_.run_timeout_ms > 0) deadline = started_us_ / 1000 + env_.run_timeout_ms;
+  if (env_.token_timeout_ms > 0 && !paused_) deadline = std::min(deadline, last_token_ms_ + env_.token_timeout_ms);
+  if (deadline != UINT64_MAX) env_.wheel.schedule(watchdog_, deadline);
+}
+
+void Run::on_watchdog(void* opaque) {
+  auto* self = static_cast<Run*>(opaque);
+  uint64_t now = self->env_.wheel.now_ms();
+  const RunEnvironment& env = self->env_;
+  if (env.run_timeout_ms > 0 && now >= self->started_us_ / 1000 + env.run_timeout_ms) {
+    self->finish(RunStatus::kTimeout, "timeout", "The answer took too long and was stopped.");
+    return;
+  }
+  if (env.token_timeout_ms > 0 && !self->paused_ && now >= self->last_token_ms_ + env.token_timeout_ms) {
+    self->finish(RunStatus::kTimeout, "timeout", "The language model stopped responding.");
+    return;
+  }
+  self->arm_watchdog();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The one way out
+
+void Run::finish(RunStatus status, std::string_view error_code, std::string_view message) {
+  if (status_ != RunStatus::kRunning) return;
+  status_ = status;
+  env_.wheel.cancel(watchdog_);
+  if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
+  env_.registry.remove(id_);
+  obs::gauge_add(obs::Gauge::kActiveRuns, -1);
+  obs::add(status_counter(status));
+  if (!error_code.empty()) obs::add(error_counter(error_code));
+  if (mode_ == RunMode::kStream) {
+    obs::gauge_add(obs::Gauge::kActiveStreams, -1);
+    write_stream_end(status, error_code, message);
+  } else {
+    write_json_end(status, error_code, message);
+  }
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("run finished", log::field("run_id", std::string_view(id_text_, sizeof id_text_)) + "," +
+                                   log::field("tokens", static_cast<long long>(tokens_)));
+  }
+  env_.graveyard.bury(this);
+}
+
+void Run::write_stream_end(RunStatus status, std::string_view error_code, std::string_view message) {
+  if (!stream_ || !stream_->attached()) return;
+  std::string fields;
+  json::Object object(fields);
+  std::string_view type;
+  switch (status) {
+    case RunStatus::kComplete:
+      type = "done";
+      object.field("status", "complete")
+          .field("tokens", tokens_)
+          .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
+          .field("duration_ms", elapsed_ms(started_us_));
+      break;
+    case RunStatus::kCancelled:
+      type = "cancelled";
+      object.field("reason", "cancel_request").field("tokens", tokens_);
+      break;
+    case RunStatus::kDisconnected:
+      stream_->abandon();
+      return;
+    default:
+      type = "error";
+      object.field("code", error_code).field("message", message).field("tokens", tokens_);
+  }
+  stream_->close(type, std::string_view(fields).substr(1), error_code == "slow_consumer");
+}
+
+void Run::write_json_end(RunStatus status, std::string_view error_code, std::string_view message) {
+  http::Connection* connection = connection_;
+  connection_ = nullptr;
+  if (!connection) return;
+  connection->detach(static_cast<http::ResponseProducer*>(this));
+  if (status == RunStatus::kDisconnected) return;
+  if (status != RunStatus::kComplete && status != RunStatus::kCancelled) {
+    int http_status = http_status_for(error_code);
+    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message));
+    return;
+  }
+  std::string body;
+  json::Object object(body);
+  object.field("run_id", std::string_view(id_text_, sizeof id_text_))
+      .field("session_id", std::string_view(session_text_, sizeof session_text_))
+      .field("status", status == RunStatus::kComplete ? "complete" : "cancelled")
+      .field("answer", answer_)
+      .field("tokens", tokens_)
+      .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
+      .field("duration_ms", elapsed_ms(started_us_))
+      .raw("citations", "[]")
+      .raw("tool_calls", "[]");
+  object.close();
+  connection->respond(200, "application/json", body);
+}
+
+}  // namespace chatstream::chat

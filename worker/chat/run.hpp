@@ -1,0 +1,100 @@
+#pragma once
+// A run: one answer to one chat request, from the meta event to exactly one of done / error /
+// cancelled. It drives the provider's Generation, enforces the run and token-gap timeouts, turns
+// provider events into SSE events (stream mode) or one JSON answer (POST /chat), passes output
+// pressure back to the provider, and ends the work at once when the client goes away.
+//
+// Lifetime: created by start(); registered in the RunRegistry until it finishes; finish() is the one
+// way out (every end path goes through it exactly once) and the object is deleted on the next loop
+// turn through the Graveyard, never inside its own callbacks.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "chat/chat_request.hpp"
+#include "chat/run_registry.hpp"
+#include "core/graveyard.hpp"
+#include "core/timer_wheel.hpp"
+#include "core/uuid.hpp"
+#include "http/connection.hpp"
+#include "llm/provider.hpp"
+#include "sse/stream.hpp"
+
+namespace chatstream::chat {
+
+// What all runs of a worker share.
+struct RunEnvironment {
+  TimerWheel& wheel;
+  llm::Provider& provider;
+  RunRegistry& registry;
+  Graveyard& graveyard;
+  sse::StreamSettings stream_settings;
+  uint64_t run_timeout_ms = 0;
+  uint64_t token_timeout_ms = 0;
+};
+
+enum class RunMode { kStream, kJson };
+
+enum class RunStatus { kRunning, kComplete, kCancelled, kDisconnected, kTimeout, kError };
+
+class Run final : public Reclaimable,
+                  private llm::EventSink,
+                  private sse::StreamObserver,
+                  private http::ResponseProducer {
+ public:
+  static void start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
+
+  // POST /chat/cancel: ends the run with `cancelled`.
+  void cancel();
+  // The drain deadline passed: ends the run with error{shutdown}.
+  void shut_down();
+
+  const Uuid& id() const { return id_; }
+
+ private:
+  Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
+  void begin();
+  void finish(RunStatus status, std::string_view error_code = {}, std::string_view message = {});
+  void write_stream_end(RunStatus status, std::string_view error_code, std::string_view message);
+  void write_json_end(RunStatus status, std::string_view error_code, std::string_view message);
+  void arm_watchdog();
+  static void on_watchdog(void* self);
+  double elapsed_ms(uint64_t since_us) const;
+
+  // llm::EventSink
+  void on_stage(std::string_view type, std::string_view fields_json) override;
+  void on_token(std::string_view text) override;
+  void on_complete() override;
+  void on_error(std::string_view code, std::string_view message) override;
+  // sse::StreamObserver
+  void on_pressure(bool over_cap) override;
+  void on_slow_consumer() override;
+  void on_client_gone() override;
+  // http::ResponseProducer (JSON mode)
+  void on_flush() override {}
+  void on_output_drained() override {}
+  void on_connection_lost() override;
+
+  RunEnvironment& env_;
+  http::Connection* connection_;
+  RunMode mode_;
+  RunStatus status_ = RunStatus::kRunning;
+  Uuid id_;
+  Uuid session_id_;
+  char id_text_[36];
+  char session_text_[36];
+  std::string message_;
+  std::string answer_;  // JSON mode: the whole answer
+  std::optional<sse::Stream> stream_;
+  std::unique_ptr<llm::Generation> generation_;
+  Timer watchdog_;
+  uint64_t started_us_;
+  uint64_t first_token_us_ = 0;
+  uint64_t last_token_ms_;
+  uint64_t tokens_ = 0;
+  bool paused_ = false;
+};
+
+}  // namespace chatstream::chat

@@ -1,0 +1,324 @@
+#include "config.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+
+namespace chatstream {
+
+std::string ListenAddress::describe() const {
+  if (is_unix) return "unix:" + host;
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+namespace {
+
+Result<int64_t> parse_integer(const std::string& text, int64_t min, int64_t max) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return Error{"'" + text + "' is not an integer"};
+  }
+  if (value < min || value > max) {
+    return Error{"'" + text + "' is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]"};
+  }
+  return value;
+}
+
+Result<double> parse_real(const std::string& text, double min, double max) {
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
+    return Error{"'" + text + "' is not a number"};
+  }
+  if (value < min || value > max) return Error{"'" + text + "' is out of range"};
+  return value;
+}
+
+Result<ListenAddress> parse_listen(const std::string& text) {
+  ListenAddress address;
+  if (text.rfind("unix:", 0) == 0) {
+    address.is_unix = true;
+    address.host = text.substr(5);
+    if (address.host.empty()) return Error{"unix socket path is empty"};
+    if (address.host.size() >= 108) return Error{"unix socket path is longer than 107 bytes"};
+    return address;
+  }
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return Error{"'" + text + "' is not host:port or unix:/path"};
+  address.host = text.substr(0, colon);
+  if (address.host.size() >= 2 && address.host.front() == '[' && address.host.back() == ']') {
+    address.host = address.host.substr(1, address.host.size() - 2);
+  }
+  if (address.host.empty()) address.host = "0.0.0.0";
+  auto port = parse_integer(text.substr(colon + 1), 1, 65535);
+  if (!port) return Error{"port: " + port.error().message};
+  address.port = static_cast<int>(*port);
+  return address;
+}
+
+struct Option {
+  const char* name;  // flag without the leading dashes
+  const char* value_name;
+  const char* help;
+  std::function<Status(Config&, const std::string&)> apply;
+};
+
+Status to_status(const Error& error) { return error; }
+
+template <typename T, typename Fn>
+Status assign(Result<T> result, Fn&& set) {
+  if (!result) return to_status(result.error());
+  set(*result);
+  return {};
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> kOptions = {
+      {"listen", "ADDR", "host:port or unix:/path to listen on (default 127.0.0.1:9000)",
+       [](Config& c, const std::string& v) { return assign(parse_listen(v), [&](auto a) { c.listen = a; }); }},
+      {"workers", "N", "worker processes (default: number of cores)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1, 256), [&](auto n) { c.workers = static_cast<int>(n); });
+       }},
+      {"provider", "NAME", "token source: scripted (default scripted)",
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "scripted") return Error{"unknown provider '" + v + "' (available: scripted)"};
+         c.provider = v;
+         return {};
+       }},
+      {"scripted-tokens", "N", "scripted provider: tokens per answer, token i is \"t<i> \" (default 50)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 100000000), [&](auto n) { c.scripted_tokens = n; });
+       }},
+      {"scripted-rate", "R", "scripted provider: tokens per second, 0 = as fast as possible (default 20)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_real(v, 0, 1e6), [&](auto r) { c.scripted_rate = r; });
+       }},
+      {"scripted-text", "TEXT", "scripted provider: stream this text word by word instead",
+       [](Config& c, const std::string& v) -> Status {
+         c.scripted_text = v;
+         return {};
+       }},
+      {"scripted-first-token-delay", "DUR", "scripted provider: wait before the first token (default 0)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.scripted_first_token_delay_ms = ms; });
+       }},
+      {"scripted-fail-after", "N", "scripted provider: end with error{upstream} after N tokens (default never)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, -1, 100000000), [&](auto n) { c.scripted_fail_after = n; });
+       }},
+      {"heartbeat", "DUR", "interval of ': ping' comments on every stream (default 15s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms < 10) return Error{"must be at least 10ms"};
+         c.heartbeat_ms = *ms;
+         return {};
+       }},
+      {"run-timeout", "DUR", "limit on a whole run, 0 = none (default 30s)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.run_timeout_ms = ms; });
+       }},
+      {"token-timeout", "DUR", "limit on the gap between tokens, 0 = none (default 0)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.token_timeout_ms = ms; });
+       }},
+      {"flush-ms", "MS", "send token text at most once per MS milliseconds per stream, 0 = at once (default 0)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 60000), [&](auto n) { c.flush_ms = static_cast<uint64_t>(n); });
+       }},
+      {"retry-ms", "MS", "the SSE retry: field sent first on every stream (default 3000)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 3600000), [&](auto n) { c.retry_ms = static_cast<uint64_t>(n); });
+       }},
+      {"output-high-water", "BYTES", "unsent bytes above which token text is merged (default 16384)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 256, 1 << 30), [&](auto n) { c.output_high_water = static_cast<size_t>(n); });
+       }},
+      {"output-hard-cap", "BYTES", "unsent bytes above which the provider pauses (default 262144)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1024, 1 << 30), [&](auto n) { c.output_hard_cap = static_cast<size_t>(n); });
+       }},
+      {"slow-consumer-grace", "DUR", "time over the hard cap before a client is dropped (default 5s)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.slow_consumer_grace_ms = ms; });
+       }},
+      {"max-connections", "N", "open connections per worker; more get 503 (default 10000)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1, 1000000), [&](auto n) { c.max_connections = static_cast<int>(n); });
+       }},
+      {"max-body", "BYTES", "request body limit, over it 413 (default 65536)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 64, 64 << 20), [&](auto n) { c.max_body = static_cast<size_t>(n); });
+       }},
+      {"max-header-bytes", "BYTES", "request line + headers limit, over it 431 (default 8192)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 256, 1 << 20), [&](auto n) { c.max_header_bytes = static_cast<size_t>(n); });
+       }},
+      {"header-timeout", "DUR", "time to receive a whole request once it started (default 10s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms == 0) return Error{"must be above 0"};
+         c.header_timeout_ms = *ms;
+         return {};
+       }},
+      {"keepalive-timeout", "DUR", "idle time before a keep-alive connection is closed (default 75s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms == 0) return Error{"must be above 0"};
+         c.keepalive_timeout_ms = *ms;
+         return {};
+       }},
+      {"drain-timeout", "DUR", "on SIGTERM, time running streams get to finish (default 30s)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.drain_timeout_ms = ms; });
+       }},
+      {"log-level", "LEVEL", "debug, info, warn or error (default info)",
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "debug" && v != "info" && v != "warn" && v != "error") {
+           return Error{"'" + v + "' is not one of debug, info, warn, error"};
+         }
+         c.log_level = v;
+         return {};
+       }},
+  };
+  return kOptions;
+}
+
+std::string env_name(const char* flag) {
+  std::string name = "CHATSTREAM_";
+  for (const char* p = flag; *p; ++p) name.push_back(*p == '-' ? '_' : static_cast<char>(std::toupper(*p)));
+  return name;
+}
+
+const Option* find_option(std::string_view name) {
+  for (const Option& option : options()) {
+    if (name == option.name) return &option;
+  }
+  return nullptr;
+}
+
+Status validate(Config& config) {
+  if (config.workers == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    config.workers = cores > 0 ? static_cast<int>(cores) : 1;
+  }
+  if (config.output_hard_cap < config.output_high_water) {
+    return Error{"--output-hard-cap (" + std::to_string(config.output_hard_cap) +
+                 ") must not be below --output-high-water (" + std::to_string(config.output_high_water) + ")"};
+  }
+  if (config.run_timeout_ms != 0 && config.token_timeout_ms > config.run_timeout_ms) {
+    return Error{"--token-timeout must not exceed --run-timeout"};
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<uint64_t> parse_duration_ms(const std::string& text) {
+  std::string number = text;
+  double scale = 1000;  // seconds by default
+  auto ends_with = [&](const char* suffix) {
+    size_t n = std::strlen(suffix);
+    return number.size() > n && number.compare(number.size() - n, n, suffix) == 0;
+  };
+  if (ends_with("ms")) {
+    number.resize(number.size() - 2);
+    scale = 1;
+  } else if (ends_with("s")) {
+    number.resize(number.size() - 1);
+  } else if (ends_with("m")) {
+    number.resize(number.size() - 1);
+    scale = 60000;
+  }
+  auto value = parse_real(number, 0, 1e9);
+  if (!value) return Error{"'" + text + "' is not a duration (e.g. 15, 1.5s, 500ms, 2m)"};
+  return static_cast<uint64_t>(std::llround(*value * scale));
+}
+
+Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args, char** environment) {
+  ParsedCommandLine parsed;
+  if (args.size() < 2) return parsed;  // help
+  const std::string& command = args[1];
+  if (command == "--help" || command == "-h" || command == "help") return parsed;
+  if (command == "--version" || command == "version") {
+    parsed.command = Command::kVersion;
+    return parsed;
+  }
+  if (command != "serve") return Error{"unknown command '" + command + "' (try: chatstream --help)"};
+  parsed.command = Command::kServe;
+  Config& config = parsed.config;
+
+  // Environment first, flags after: a flag overrides its variable.
+  std::map<std::string, std::string> env;
+  for (char** entry = environment; entry && *entry; ++entry) {
+    const char* eq = std::strchr(*entry, '=');
+    if (eq) env.emplace(std::string(*entry, static_cast<size_t>(eq - *entry)), std::string(eq + 1));
+  }
+  for (const Option& option : options()) {
+    auto it = env.find(env_name(option.name));
+    if (it == env.end()) continue;
+    Status status = option.apply(config, it->second);
+    if (!status) return Error{it->first + ": " + status.error().message};
+  }
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      parsed.command = Command::kHelp;
+      return parsed;
+    }
+    if (arg.rfind("--", 0) != 0) return Error{"unexpected argument '" + arg + "'"};
+    std::string name = arg.substr(2), value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+      has_value = true;
+    }
+    const Option* option = find_option(name);
+    if (!option) return Error{"unknown flag --" + name + " (try: chatstream --help)"};
+    if (!has_value) {
+      if (i + 1 >= args.size()) return Error{"--" + name + " needs a value (" + option->value_name + ")"};
+      value = args[++i];
+    }
+    Status status = option->apply(config, value);
+    if (!status) return Error{"--" + name + ": " + status.error().message};
+  }
+  Status status = validate(config);
+  if (!status) return status.error();
+  return parsed;
+}
+
+std::string help_text() {
+  std::string text =
+      "chatstream - streams AI chat answers to browsers over Server-Sent Events\n"
+      "\n"
+      "usage:\n"
+      "  chatstream serve [flags]   run the master and its worker processes\n"
+      "  chatstream --version\n"
+      "  chatstream --help\n"
+      "\n"
+      "flags (each also read from the environment variable shown; a flag wins):\n";
+  for (const Option& option : options()) {
+    std::string left = std::string("  --") + option.name + " " + option.value_name;
+    if (left.size() < 36) left.resize(36, ' ');
+    text += left + " " + option.help + "\n";
+    text += std::string(37, ' ') + "env " + env_name(option.name) + "\n";
+  }
+  text +=
+      "\n"
+      "durations (DUR) take seconds by default: 15, 1.5s, 500ms, 2m.\n"
+      "signals: SIGTERM/SIGINT drain (stop accepting, let streams finish for --drain-timeout,\n"
+      "then end them with error{code:\"shutdown\"}); a worker that dies is restarted.\n";
+  return text;
+}
+
+}  // namespace chatstream

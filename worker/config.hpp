@@ -1,0 +1,71 @@
+#pragma once
+// One immutable, validated Config per process, from command-line flags and environment variables
+// (flag `--run-timeout` <-> variable CHATSTREAM_RUN_TIMEOUT; a flag wins over the variable).
+// parse_config() never exits: it returns an Error whose message names the bad setting and why.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace chatstream {
+
+struct ListenAddress {
+  bool is_unix = false;
+  std::string host;  // TCP host (numeric IPv4/IPv6) or unix socket path
+  int port = 0;
+  std::string describe() const;
+};
+
+struct Config {
+  ListenAddress listen{false, "127.0.0.1", 9000};
+  int workers = 0;  // 0 = number of cores, resolved by parse_config
+
+  // Token source.
+  std::string provider = "scripted";
+  int64_t scripted_tokens = 50;
+  double scripted_rate = 20;            // tokens per second, 0 = as fast as possible
+  std::string scripted_text;            // when set, streamed word by word instead of numbered tokens
+  uint64_t scripted_first_token_delay_ms = 0;
+  int64_t scripted_fail_after = -1;     // end with error{upstream} after this many tokens, -1 = never
+
+  // SSE stream.
+  uint64_t heartbeat_ms = 15000;
+  uint64_t run_timeout_ms = 30000;      // 0 = none
+  uint64_t token_timeout_ms = 0;        // 0 = none
+  uint64_t flush_ms = 0;                // 0 = frame tokens as soon as the socket takes them
+  uint64_t retry_ms = 3000;
+  size_t output_high_water = 16 * 1024;
+  size_t output_hard_cap = 256 * 1024;
+  uint64_t slow_consumer_grace_ms = 5000;
+
+  // HTTP.
+  int max_connections = 10000;          // per worker
+  size_t max_body = 64 * 1024;
+  size_t max_header_bytes = 8 * 1024;
+  uint64_t header_timeout_ms = 10000;
+  uint64_t keepalive_timeout_ms = 75000;
+
+  // Process model.
+  uint64_t drain_timeout_ms = 30000;
+  std::string log_level = "info";
+};
+
+enum class Command { kServe, kHelp, kVersion };
+
+struct ParsedCommandLine {
+  Command command = Command::kHelp;
+  Config config;
+};
+
+// argv[0] is the program; argv[1] the subcommand. `environment` is the process environment (envp).
+Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args, char** environment);
+
+// The text printed by `chatstream --help`.
+std::string help_text();
+
+// Parses "1.5", "1.5s", "500ms", "2m" into milliseconds.
+Result<uint64_t> parse_duration_ms(const std::string& text);
+
+}  // namespace chatstream

@@ -1,0 +1,98 @@
+#include "http/response.hpp"
+
+#include <ctime>
+
+#include "json/writer.hpp"
+
+namespace chatstream::http {
+
+std::string_view status_reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+std::string_view error_code_for_status(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "timeout";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "rate_limited";
+    case 431: return "headers_too_large";
+    case 502: return "upstream";
+    case 503: return "overloaded";
+    case 504: return "timeout";
+    default: return "internal";
+  }
+}
+
+namespace {
+// The Date header changes once a second; format it once a second, not once per response.
+std::string_view http_date() {
+  static time_t cached_second = 0;
+  static char cached[40];
+  time_t now = time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    tm utc;
+    gmtime_r(&now, &utc);
+    strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  }
+  return cached;
+}
+}  // namespace
+
+void append_head(std::string& out, int status, std::string_view content_type, int64_t content_length,
+                 bool keep_alive, std::string_view extra_headers) {
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out.push_back(' ');
+  out += status_reason(status);
+  out += "\r\nDate: ";
+  out += http_date();
+  out += "\r\nServer: chatstream\r\n";
+  if (!content_type.empty()) {
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\n";
+  }
+  if (content_length >= 0) {
+    out += "Content-Length: ";
+    out += std::to_string(content_length);
+    out += "\r\n";
+  }
+  if (!keep_alive) out += "Connection: close\r\n";
+  out += extra_headers;
+  out += "\r\n";
+}
+
+std::string error_body(int status, std::string_view code, std::string_view message) {
+  std::string body = "{\"error\":";
+  json::Object error(body);
+  error.field("status", status).field("code", code).field("message", message);
+  error.close();
+  body += "}";
+  return body;
+}
+
+}  // namespace chatstream::http

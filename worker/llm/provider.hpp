@@ -1,0 +1,62 @@
+#pragma once
+// Where answer tokens come from. A Provider (one per worker) starts Generations; a Generation reports
+// to its EventSink on the worker's loop and can be paused, resumed and cancelled at any time.
+//
+// Contract for implementations:
+// - start() never calls the sink before it returns (first callbacks come from the loop);
+// - after on_complete() or on_error() the generation calls nothing more;
+// - after cancel() returns it calls nothing more and holds no loop resources that could fire
+//   (an upstream request is aborted, a query is cancelled, a timer is stopped);
+// - pause() stops producing (an upstream transfer stops reading) until resume(); text produced while
+//   paused is never dropped.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chatstream::llm {
+
+struct Turn {
+  std::string role;  // "user" or "assistant"
+  std::string content;
+};
+
+struct RunContext {
+  std::string_view run_id;
+  std::string_view session_id;
+  std::string_view message;
+  const std::vector<Turn>* history = nullptr;  // earlier turns of the session, oldest first
+};
+
+class EventSink {
+ public:
+  // A pipeline stage with its figures: type is an event type of docs/protocol.md
+  // (generation_start, retrieval_start, …) and fields_json a run of "key":value pairs.
+  virtual void on_stage(std::string_view type, std::string_view fields_json) = 0;
+  virtual void on_token(std::string_view text) = 0;
+  virtual void on_complete() = 0;
+  // `code` is one of the stable error codes (upstream, timeout, internal, overloaded, bad_request);
+  // `message` is safe to show to a user.
+  virtual void on_error(std::string_view code, std::string_view message) = 0;
+
+ protected:
+  ~EventSink() = default;
+};
+
+class Generation {
+ public:
+  virtual ~Generation() = default;
+  virtual void pause() = 0;
+  virtual void resume() = 0;
+  virtual void cancel() = 0;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::unique_ptr<Generation> start(const RunContext& context, EventSink& sink) = 0;
+};
+
+}  // namespace chatstream::llm

@@ -1,0 +1,47 @@
+// chatstream: see README.md. `chatstream serve` runs the master (master.hpp) and its workers
+// (server.hpp); configuration comes from flags and CHATSTREAM_* variables (config.hpp).
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#ifdef CHATSTREAM_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+#include "config.hpp"
+#include "master.hpp"
+
+extern char** environ;
+
+namespace {
+std::string allocator_name() {
+#ifdef CHATSTREAM_MIMALLOC
+  int version = mi_version();
+  return "mimalloc " + std::to_string(version / 100) + "." + std::to_string(version / 10 % 10) + "." +
+         std::to_string(version % 10);
+#else
+  return "system malloc (sanitizer build)";
+#endif
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  auto parsed = chatstream::parse_command_line(args, environ);
+  if (!parsed) {
+    std::fprintf(stderr, "chatstream: %s\n", parsed.error().message.c_str());
+    return 2;
+  }
+  switch (parsed->command) {
+    case chatstream::Command::kHelp:
+      std::fputs(chatstream::help_text().c_str(), stdout);
+      return 0;
+    case chatstream::Command::kVersion:
+      std::printf("chatstream 0.1.0 (%s)\n", allocator_name().c_str());
+      return 0;
+    case chatstream::Command::kServe:
+      return chatstream::run_master(parsed->config);
+  }
+  return 0;
+}

@@ -1,0 +1,180 @@
+#include "obs/metrics.hpp"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <new>
+
+namespace chatstream::obs {
+
+namespace {
+WorkerSlot g_private_slot;
+WorkerSlot* g_slot = &g_private_slot;
+SharedMetrics* g_shared = nullptr;
+
+uint64_t sum_counter(const SharedMetrics& m, Counter c) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < m.slot_count; ++i) total += m.slots[i].counters[static_cast<size_t>(c)].load();
+  return total;
+}
+int64_t sum_gauge(const SharedMetrics& m, Gauge g) {
+  int64_t total = 0;
+  for (uint32_t i = 0; i < m.slot_count; ++i) total += m.slots[i].gauges[static_cast<size_t>(g)].load();
+  return total;
+}
+
+void line(std::string& out, const char* name, const char* labels, uint64_t value) {
+  out += name;
+  out += labels;
+  out.push_back(' ');
+  out += std::to_string(value);
+  out.push_back('\n');
+}
+void help(std::string& out, const char* name, const char* type, const char* text) {
+  out += "# HELP ";
+  out += name;
+  out.push_back(' ');
+  out += text;
+  out += "\n# TYPE ";
+  out += name;
+  out.push_back(' ');
+  out += type;
+  out.push_back('\n');
+}
+}  // namespace
+
+SharedMetrics* SharedMetrics::create(uint32_t slot_count) {
+  size_t bytes = sizeof(SharedMetrics) + sizeof(WorkerSlot) * (slot_count > 0 ? slot_count - 1 : 0);
+  void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return nullptr;
+  // The mapping is zero-filled, which is the initial state of every atomic in it.
+  auto* shared = static_cast<SharedMetrics*>(memory);
+  shared->slot_count = slot_count;
+  return shared;
+}
+
+void SharedMetrics::reset_gauges(uint32_t slot) {
+  if (slot >= slot_count) return;
+  for (auto& gauge : slots[slot].gauges) gauge.store(0);
+}
+
+void bind_worker_slot(SharedMetrics* shared, uint32_t slot) {
+  g_shared = shared;
+  g_slot = shared && slot < shared->slot_count ? &shared->slots[slot] : &g_private_slot;
+}
+SharedMetrics* shared_metrics() { return g_shared; }
+WorkerSlot& local_slot() { return *g_slot; }
+
+void observe_ttft(double seconds) {
+  WorkerSlot& slot = local_slot();
+  size_t bucket = 0;
+  while (bucket < kTtftBucketCount && seconds > kTtftBuckets[bucket]) ++bucket;
+  auto& cell = slot.ttft_buckets[bucket];
+  cell.store(cell.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  auto micros = static_cast<uint64_t>(seconds * 1e6);
+  slot.ttft_sum_us.store(slot.ttft_sum_us.load(std::memory_order_relaxed) + micros, std::memory_order_relaxed);
+}
+
+void count_response(int status) {
+  Counter counter;
+  switch (status) {
+    case 400: counter = Counter::kResponses400; break;
+    case 404: counter = Counter::kResponses404; break;
+    case 405: counter = Counter::kResponses405; break;
+    case 408: counter = Counter::kResponses408; break;
+    case 413: counter = Counter::kResponses413; break;
+    case 415: counter = Counter::kResponses415; break;
+    case 431: counter = Counter::kResponses431; break;
+    default: counter = status >= 500 ? Counter::kResponses5xx : Counter::kResponses2xx;
+  }
+  add(counter);
+}
+
+std::string SharedMetrics::render_prometheus() const {
+  const SharedMetrics& m = *this;
+  std::string out;
+  out.reserve(4096);
+  auto counter = [&](const char* name, const char* text, Counter c) {
+    help(out, name, "counter", text);
+    line(out, name, "", sum_counter(m, c));
+  };
+  auto gauge = [&](const char* name, const char* text, Gauge g) {
+    help(out, name, "gauge", text);
+    int64_t value = sum_gauge(m, g);
+    line(out, name, "", value > 0 ? static_cast<uint64_t>(value) : 0);
+  };
+  gauge("chatstream_connections", "Open client connections.", Gauge::kConnections);
+  counter("chatstream_connections_accepted_total", "Client connections accepted.", Counter::kConnectionsAccepted);
+  counter("chatstream_connections_rejected_total", "Connections refused with 503 over --max-connections.",
+          Counter::kConnectionsRejected);
+  gauge("chatstream_active_streams", "SSE streams in progress.", Gauge::kActiveStreams);
+  gauge("chatstream_active_runs", "Runs in progress (streams and POST /chat).", Gauge::kActiveRuns);
+
+  help(out, "chatstream_runs_total", "counter", "Finished runs by final status.");
+  line(out, "chatstream_runs_total", "{status=\"complete\"}", sum_counter(m, Counter::kRunsComplete));
+  line(out, "chatstream_runs_total", "{status=\"cancelled\"}", sum_counter(m, Counter::kRunsCancelled));
+  line(out, "chatstream_runs_total", "{status=\"disconnected\"}", sum_counter(m, Counter::kRunsDisconnected));
+  line(out, "chatstream_runs_total", "{status=\"timeout\"}", sum_counter(m, Counter::kRunsTimeout));
+  line(out, "chatstream_runs_total", "{status=\"error\"}", sum_counter(m, Counter::kRunsError));
+
+  help(out, "chatstream_run_errors_total", "counter", "Runs ended by an error event, by code.");
+  static const std::pair<const char*, Counter> kErrorCodes[] = {
+      {"timeout", Counter::kErrorTimeout},         {"upstream", Counter::kErrorUpstream},
+      {"internal", Counter::kErrorInternal},       {"bad_request", Counter::kErrorBadRequest},
+      {"overloaded", Counter::kErrorOverloaded},   {"shutdown", Counter::kErrorShutdown},
+      {"slow_consumer", Counter::kErrorSlowConsumer}};
+  for (const auto& [code, c] : kErrorCodes) {
+    std::string labels = std::string("{code=\"") + code + "\"}";
+    line(out, "chatstream_run_errors_total", labels.c_str(), sum_counter(m, c));
+  }
+
+  help(out, "chatstream_time_to_first_token_seconds", "histogram",
+       "Time from request to the first token written to the client.");
+  uint64_t cumulative = 0;
+  uint64_t sum_us = 0;
+  for (size_t b = 0; b <= kTtftBucketCount; ++b) {
+    for (uint32_t i = 0; i < m.slot_count; ++i) cumulative += m.slots[i].ttft_buckets[b].load();
+    char labels[48];
+    if (b < kTtftBucketCount) {
+      std::snprintf(labels, sizeof labels, "{le=\"%g\"}", kTtftBuckets[b]);
+    } else {
+      std::snprintf(labels, sizeof labels, "{le=\"+Inf\"}");
+    }
+    line(out, "chatstream_time_to_first_token_seconds_bucket", labels, cumulative);
+  }
+  for (uint32_t i = 0; i < m.slot_count; ++i) sum_us += m.slots[i].ttft_sum_us.load();
+  char sum[48];
+  std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(sum_us) / 1e6);
+  out += "chatstream_time_to_first_token_seconds_sum ";
+  out += sum;
+  out.push_back('\n');
+  line(out, "chatstream_time_to_first_token_seconds_count", "", cumulative);
+
+  counter("chatstream_tokens_sent_total", "Provider tokens written to clients.", Counter::kTokensSent);
+  counter("chatstream_token_events_sent_total", "token events written (merged tokens count once).",
+          Counter::kTokenEventsSent);
+  counter("chatstream_events_sent_total", "SSE events written (all types).", Counter::kEventsSent);
+  counter("chatstream_bytes_sent_total", "Response bytes handed to the kernel.", Counter::kBytesSent);
+  counter("chatstream_heartbeats_sent_total", "Heartbeat comments written.", Counter::kHeartbeatsSent);
+  counter("chatstream_slow_consumer_closes_total", "Clients dropped for staying over the output cap.",
+          Counter::kSlowConsumerCloses);
+
+  help(out, "chatstream_http_responses_total", "counter", "HTTP responses by status.");
+  static const std::pair<const char*, Counter> kStatuses[] = {
+      {"2xx", Counter::kResponses2xx}, {"400", Counter::kResponses400}, {"404", Counter::kResponses404},
+      {"405", Counter::kResponses405}, {"408", Counter::kResponses408}, {"413", Counter::kResponses413},
+      {"415", Counter::kResponses415}, {"431", Counter::kResponses431}, {"5xx", Counter::kResponses5xx}};
+  for (const auto& [code, c] : kStatuses) {
+    std::string labels = std::string("{code=\"") + code + "\"}";
+    line(out, "chatstream_http_responses_total", labels.c_str(), sum_counter(m, c));
+  }
+
+  help(out, "chatstream_workers", "gauge", "Worker processes running.");
+  line(out, "chatstream_workers", "", static_cast<uint64_t>(std::max<int64_t>(0, m.workers_running.load())));
+  help(out, "chatstream_worker_restarts_total", "counter", "Workers restarted by the master after dying.");
+  line(out, "chatstream_worker_restarts_total", "", m.worker_restarts.load());
+  return out;
+}
+
+}  // namespace chatstream::obs

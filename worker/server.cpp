@@ -1,0 +1,314 @@
+#include "server.hpp"
+
+#include <unistd.h>
+
+#include <vector>
+
+#include "json/writer.hpp"
+#include "llm/scripted_provider.hpp"
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+
+namespace chatstream {
+
+namespace {
+// How long connections may still take to write their last bytes after the drain deadline ended
+// every run.
+constexpr uint64_t kDrainForceMs = 2000;
+}  // namespace
+
+Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
+    : loop_(loop),
+      config_(config),
+      worker_index_(worker_index),
+      wheel_(loop),
+      read_buffer_(new char[kReadBufferSize]),
+      drain_deadline_(&Server::on_drain_deadline, this),
+      drain_force_(&Server::on_drain_force, this) {
+  limits_.max_header_bytes = config.max_header_bytes;
+  limits_.max_body = config.max_body;
+  limits_.header_timeout_ms = config.header_timeout_ms;
+  limits_.keepalive_timeout_ms = config.keepalive_timeout_ms;
+
+  llm::ScriptedSettings scripted;
+  scripted.tokens = config.scripted_tokens;
+  scripted.rate = config.scripted_rate;
+  scripted.text = config.scripted_text;
+  scripted.first_token_delay_ms = config.scripted_first_token_delay_ms;
+  scripted.fail_after = config.scripted_fail_after;
+  provider_ = std::make_unique<llm::ScriptedProvider>(wheel_, scripted);
+
+  sse::StreamSettings stream;
+  stream.heartbeat_ms = config.heartbeat_ms;
+  stream.flush_ms = config.flush_ms;
+  stream.retry_ms = config.retry_ms;
+  stream.high_water = config.output_high_water;
+  stream.hard_cap = config.output_hard_cap;
+  stream.slow_consumer_grace_ms = config.slow_consumer_grace_ms;
+  run_env_.reset(new chat::RunEnvironment{wheel_, *provider_, registry_, graveyard_, stream,
+                                          config.run_timeout_ms, config.token_timeout_ms});
+
+  uv_prepare_init(loop_, &flush_prepare_);
+  flush_prepare_.data = this;
+  uv_prepare_start(&flush_prepare_, &Server::on_prepare);
+  uv_signal_init(loop_, &sigterm_);
+  sigterm_.data = this;
+  uv_signal_start(&sigterm_, &Server::on_signal, SIGTERM);
+  uv_signal_init(loop_, &sigint_);
+  sigint_.data = this;
+  uv_signal_start(&sigint_, &Server::on_signal, SIGINT);
+  add_routes();
+}
+
+Server::~Server() { graveyard_.reclaim(); }
+
+Status Server::listen_on(int fd) {
+  int rc;
+  uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&listener_);
+  if (config_.listen.is_unix) {
+    uv_pipe_init(loop_, &listener_.pipe, 0);
+    rc = uv_pipe_open(&listener_.pipe, fd);
+  } else {
+    uv_tcp_init(loop_, &listener_.tcp);
+    rc = uv_tcp_open(&listener_.tcp, fd);
+  }
+  listener_.tcp.data = this;
+  listening_ = true;
+  if (rc == 0) rc = uv_listen(stream, 4096, &Server::on_connection);
+  if (rc != 0) return Error{std::string("cannot listen: ") + uv_strerror(rc)};
+  return {};
+}
+
+void Server::run() {
+  uv_run(loop_, UV_RUN_DEFAULT);
+  // Close whatever the drain left and let libuv finish the close callbacks.
+  close_handles();
+  uv_run(loop_, UV_RUN_DEFAULT);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Connections
+
+void Server::on_connection(uv_stream_t* listener, int status) {
+  auto* self = static_cast<Server*>(listener->data);
+  if (status < 0) {
+    // EMFILE/ENFILE: libuv already sheds the pending connection; say so once per occurrence.
+    log::warn("accept failed", log::field("error", uv_strerror(status)));
+    return;
+  }
+  if (self->draining_) return;
+  auto* connection = new http::Connection(*self, self->config_.listen.is_unix);
+  self->connections_.push_back(connection->connection_node);
+  ++self->connection_count_;
+  obs::gauge_add(obs::Gauge::kConnections, 1);
+  if (connection->accept_from(listener) != 0) return;  // it closed itself
+  obs::add(obs::Counter::kConnectionsAccepted);
+  if (self->connection_count_ > self->config_.max_connections) {
+    obs::add(obs::Counter::kConnectionsRejected);
+    connection->reject(503, "The server is at its connection limit. Please retry shortly.", "Retry-After: 1\r\n");
+  }
+}
+
+void Server::on_connection_closed(http::Connection& connection) {
+  connection.connection_node.unlink();
+  --connection_count_;
+  obs::gauge_add(obs::Gauge::kConnections, -1);
+  if (draining_) stop_if_drained();
+}
+
+// The flush pass: once per loop turn, right before libuv polls for I/O, every connection that has
+// something to write writes it in one writev (and SSE streams frame their merged token text).
+void Server::on_prepare(uv_prepare_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  self->graveyard_.reclaim();
+  IntrusiveList batch;
+  batch.splice_back(self->flush_list_);
+  while (ListNode* node = batch.pop_front()) {
+    static_cast<OwnedNode<http::Connection>*>(node)->owner->flush();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Routes
+
+void Server::add_routes() {
+  router_.add("POST", "/chat/stream", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
+    handle_chat(c, r, chat::RunMode::kStream);
+  });
+  router_.add("POST", "/chat", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
+    handle_chat(c, r, chat::RunMode::kJson);
+  });
+  router_.add("POST", "/chat/cancel", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
+    handle_cancel(c, r);
+  });
+  router_.add("GET", "/healthz",
+              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_healthz(c); });
+  router_.add("GET", "/metrics",
+              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_metrics(c); });
+}
+
+void Server::dispatch(http::Connection& connection, http::Request& request) {
+  http::RouteMatch match = router_.match(request.method, request.path);
+  switch (match.kind) {
+    case http::RouteMatch::Kind::kFound:
+      (*match.handler)(connection, request, match.params);
+      return;
+    case http::RouteMatch::Kind::kMethodNotAllowed:
+      connection.respond_error(405, request.method + " is not allowed on " + request.path + " (allowed: " +
+                                        match.allow + ")",
+                               "Allow: " + match.allow + "\r\n");
+      return;
+    case http::RouteMatch::Kind::kNotFound: {
+      std::string path = request.path.size() > 200 ? request.path.substr(0, 200) + "…" : request.path;
+      connection.respond_error(404, "No such endpoint: " + request.method + " " + path);
+      return;
+    }
+  }
+}
+
+void Server::handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode) {
+  chat::ChatRequest chat_request;
+  if (auto error = chat::parse_chat_request(request, &chat_request)) {
+    connection.respond_error(error->status, error->message);
+    return;
+  }
+  if (draining_) {
+    connection.respond_error(503, "The server is restarting. Please retry shortly.", "Retry-After: 2\r\n");
+    return;
+  }
+  chat::Run::start(*run_env_, connection, std::move(chat_request), mode);
+}
+
+void Server::handle_cancel(http::Connection& connection, http::Request& request) {
+  chat::CancelRequest cancel;
+  if (auto error = chat::parse_cancel_request(request, &cancel)) {
+    connection.respond_error(error->status, error->message);
+    return;
+  }
+  chat::Run* run = registry_.find(cancel.run_id);
+  if (!run) {
+    connection.respond_error(404, "No run in progress with this run_id on this worker");
+    return;
+  }
+  run->cancel();
+  std::string body;
+  json::Object object(body);
+  object.field("run_id", cancel.run_id.to_string()).field("cancelled", true);
+  object.close();
+  connection.respond(200, "application/json", body);
+}
+
+void Server::handle_healthz(http::Connection& connection) {
+  std::string body;
+  json::Object object(body);
+  object.field("status", draining_ ? "draining" : "ok")
+      .field("pid", static_cast<int64_t>(getpid()))
+      .field("worker", worker_index_)
+      .field("draining", draining_)
+      .field("active_streams", obs::gauge_value(obs::Gauge::kActiveStreams))
+      .field("connections", static_cast<int64_t>(connection_count_))
+      .field("database", "not_configured");
+  object.close();
+  connection.respond(draining_ ? 503 : 200, "application/json", body, "Cache-Control: no-store\r\n");
+}
+
+void Server::handle_metrics(http::Connection& connection) {
+  obs::SharedMetrics* shared = obs::shared_metrics();
+  std::string body = shared ? shared->render_prometheus() : std::string();
+  connection.respond(200, "text/plain; version=0.0.4; charset=utf-8", body, "Cache-Control: no-store\r\n");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Drain
+
+void Server::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Server*>(handle->data);
+  log::info("worker draining", log::field("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+  self->begin_drain();
+}
+
+void Server::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  if (listening_) {
+    listening_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
+  std::vector<http::Connection*> all;
+  all.reserve(static_cast<size_t>(connection_count_));
+  IntrusiveList kept;
+  while (ListNode* node = connections_.pop_front()) {
+    all.push_back(static_cast<OwnedNode<http::Connection>*>(node)->owner);
+    kept.push_back(*node);
+  }
+  connections_.splice_back(kept);
+  for (http::Connection* connection : all) connection->begin_drain();
+  if (config_.drain_timeout_ms == 0) on_drain_deadline(this);
+  else wheel_.schedule_in(drain_deadline_, config_.drain_timeout_ms);
+  stop_if_drained();
+}
+
+void Server::on_drain_deadline(void* opaque) {
+  auto* self = static_cast<Server*>(opaque);
+  std::vector<chat::Run*> runs = self->registry_.snapshot();
+  if (!runs.empty()) log::info("drain deadline: ending runs", log::field("runs", static_cast<long long>(runs.size())));
+  for (chat::Run* run : runs) run->shut_down();
+  self->wheel_.schedule_in(self->drain_force_, kDrainForceMs);
+}
+
+void Server::on_drain_force(void* opaque) {
+  auto* self = static_cast<Server*>(opaque);
+  std::vector<http::Connection*> all;
+  IntrusiveList kept;
+  while (ListNode* node = self->connections_.pop_front()) {
+    all.push_back(static_cast<OwnedNode<http::Connection>*>(node)->owner);
+    kept.push_back(*node);
+  }
+  self->connections_.splice_back(kept);
+  for (http::Connection* connection : all) connection->close();
+}
+
+void Server::stop_if_drained() {
+  if (connection_count_ > 0) return;
+  close_handles();
+}
+
+void Server::close_handles() {
+  if (handles_closed_) return;
+  handles_closed_ = true;
+  graveyard_.reclaim();
+  if (listening_) {
+    listening_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
+  wheel_.cancel(drain_deadline_);
+  wheel_.cancel(drain_force_);
+  wheel_.close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+int run_worker(const Config& config, int listen_fd, int worker_index) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int status = 0;
+  {
+    Server server(&loop, config, worker_index);
+    Status listening = server.listen_on(listen_fd);
+    if (!listening) {
+      log::error("worker cannot serve", log::field("error", listening.error().message));
+      return 1;
+    }
+    log::info("worker ready", log::field("worker", static_cast<long long>(worker_index)) + "," +
+                                  log::field("listen", config.listen.describe()));
+    server.run();
+  }
+  uv_loop_close(&loop);
+  log::info("worker exited", log::field("worker", static_cast<long long>(worker_index)));
+  return status;
+}
+
+}  // namespace chatstream

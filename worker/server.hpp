@@ -1,0 +1,96 @@
+#pragma once
+// One worker process: a libuv loop, the inherited listening socket, every connection, the flush pass
+// that writes once per loop turn, the routes, the runs, and the drain on SIGTERM/SIGINT.
+//
+// Drain: stop accepting (close our copy of the listener), close idle keep-alive connections, answer
+// the requests in progress with `Connection: close`, let streams run for --drain-timeout, then end the
+// remaining runs with error{shutdown}; the loop ends when the last connection is closed.
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "chat/run.hpp"
+#include "chat/run_registry.hpp"
+#include "config.hpp"
+#include "core/graveyard.hpp"
+#include "core/intrusive_list.hpp"
+#include "core/timer_wheel.hpp"
+#include "http/connection.hpp"
+#include "http/router.hpp"
+#include "llm/provider.hpp"
+
+namespace chatstream {
+
+class Server final : private http::Host {
+ public:
+  Server(uv_loop_t* loop, const Config& config, int worker_index);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Starts serving on an already bound and listening socket inherited from the master.
+  Status listen_on(int fd);
+  // Runs the loop until the drain has finished.
+  void run();
+  void begin_drain();
+
+ private:
+  // http::Host
+  const http::Limits& limits() const override { return limits_; }
+  TimerWheel& wheel() override { return wheel_; }
+  bool draining() const override { return draining_; }
+  void dispatch(http::Connection& connection, http::Request& request) override;
+  void schedule_flush(http::Connection& connection) override { flush_list_.push_back(connection.flush_node); }
+  void on_connection_closed(http::Connection& connection) override;
+  uv_buf_t read_buffer() override { return uv_buf_init(read_buffer_.get(), kReadBufferSize); }
+
+  void add_routes();
+  void handle_healthz(http::Connection& connection);
+  void handle_metrics(http::Connection& connection);
+  void handle_cancel(http::Connection& connection, http::Request& request);
+  void handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode);
+  void stop_if_drained();
+  void close_handles();
+
+  static void on_connection(uv_stream_t* listener, int status);
+  static void on_prepare(uv_prepare_t* handle);
+  static void on_signal(uv_signal_t* handle, int signum);
+  static void on_drain_deadline(void* self);
+  static void on_drain_force(void* self);
+
+  static constexpr unsigned kReadBufferSize = 64 * 1024;
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  int worker_index_;
+  http::Limits limits_;
+  TimerWheel wheel_;
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } listener_;
+  bool listening_ = false;
+  uv_prepare_t flush_prepare_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  IntrusiveList flush_list_;
+  IntrusiveList connections_;
+  int connection_count_ = 0;
+  http::Router router_;
+  chat::RunRegistry registry_;
+  std::unique_ptr<llm::Provider> provider_;
+  Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
+  std::unique_ptr<chat::RunEnvironment> run_env_;
+  std::unique_ptr<char[]> read_buffer_;
+  Timer drain_deadline_;
+  Timer drain_force_;
+  bool draining_ = false;
+  bool handles_closed_ = false;
+};
+
+// Entry point of a forked worker process: returns its exit status.
+int run_worker(const Config& config, int listen_fd, int worker_index);
+
+}  // namespace chatstream

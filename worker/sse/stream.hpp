@@ -1,0 +1,98 @@
+#pragma once
+// One SSE response on a connection: framing with ids, heartbeats, token coalescing and the output
+// bounds that push back on the source.
+//
+// Output policy (docs/protocol.md, "Coalescing and slow clients"):
+// - token text is buffered and framed at the connection's flush pass, so all tokens of one loop turn
+//   become one event; while unsent bytes exceed high_water (or inside a --flush-ms window) the text
+//   keeps merging;
+// - other events are framed at once, after the token text that precedes them;
+// - unsent bytes + merged text above hard_cap pause the source (observer.on_pressure(true)); below
+//   high_water it resumes; staying above hard_cap for slow_consumer_grace_ms calls
+//   observer.on_slow_consumer().
+// Heartbeats are scheduled from the stream's start (absolute deadlines in the worker's timer wheel).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/timer_wheel.hpp"
+#include "http/connection.hpp"
+#include "sse/token_buffer.hpp"
+
+namespace chatstream::sse {
+
+struct StreamSettings {
+  uint64_t heartbeat_ms = 15000;
+  uint64_t flush_ms = 0;
+  uint64_t retry_ms = 3000;
+  size_t high_water = 16 * 1024;
+  size_t hard_cap = 256 * 1024;
+  uint64_t slow_consumer_grace_ms = 5000;
+};
+
+class StreamObserver {
+ public:
+  virtual void on_pressure(bool over_cap) = 0;
+  virtual void on_slow_consumer() = 0;
+  // The client went away; the stream is already detached from its connection.
+  virtual void on_client_gone() = 0;
+
+ protected:
+  ~StreamObserver() = default;
+};
+
+class Stream final : public http::ResponseProducer {
+ public:
+  Stream(http::Connection& connection, TimerWheel& wheel, const StreamSettings& settings,
+         StreamObserver& observer);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream();
+
+  // Writes the response head, the retry field and the meta event (fields after "type"), and starts
+  // the heartbeat. `run_id` must outlive the stream.
+  void open(std::string_view run_id, std::string_view meta_fields);
+  // Frames an event now (merged token text first).
+  void send(std::string_view type, std::string_view fields_json);
+  void send_token(std::string_view text);
+  // Frames the final event and ends the response. The stream is inert afterwards. With
+  // `drop_connection` (a slow consumer) the connection is closed right after one last write attempt
+  // instead of waiting for a client that does not read.
+  void close(std::string_view type, std::string_view fields_json, bool drop_connection = false);
+  // Ends without writing anything more (the connection is being torn down by someone else).
+  void abandon();
+
+  bool attached() const { return connection_ != nullptr; }
+  uint64_t events_sent() const { return seq_; }
+
+  // http::ResponseProducer
+  void on_flush() override;
+  void on_output_drained() override;
+  void on_connection_lost() override;
+
+ private:
+  static void on_heartbeat(void* self);
+  static void on_flush_window(void* self);
+  static void on_grace_expired(void* self);
+  void frame_tokens(bool final);
+  void write(std::string_view bytes);
+  void check_pressure();
+  void stop_timers();
+  size_t unsent() const;
+
+  http::Connection* connection_;
+  TimerWheel& wheel_;
+  const StreamSettings& settings_;
+  StreamObserver& observer_;
+  std::string_view run_id_;
+  TokenBuffer tokens_;
+  Timer heartbeat_;
+  Timer flush_window_;
+  Timer grace_;
+  uint64_t seq_ = 0;
+  bool over_cap_ = false;
+  bool flush_due_ = true;  // with --flush-ms: the window since the last token event has passed
+};
+
+}  // namespace chatstream::sse
