@@ -30,6 +30,18 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
 Connection* connection_of(llhttp_t* parser) { return static_cast<Connection*>(parser->data); }
 }  // namespace
 
+struct Connection::PendingRequest {
+  Request request;
+  std::string header_field;
+  std::string header_value;
+  size_t header_bytes = 0;
+  bool seen_content_length = false;
+  bool seen_transfer_encoding = false;
+  bool expect_continue = false;
+};
+
+Connection::~Connection() = default;
+
 Connection::Connection(Host& host, bool is_unix)
     : host_(host), timer_(&Connection::on_timer, this), is_unix_(is_unix) {
   llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
@@ -145,8 +157,10 @@ size_t Connection::parse(const char* data, size_t length) {
       reject(status, status == 431   ? "Request line and headers are too large"
                            : status == 413 ? "Request body is too large"
                                            : "Content-Length and Transfer-Encoding must not both be present");
+    } else if (err == HPE_UNEXPECTED_CONTENT_LENGTH) {
+      reject(400, "Content-Length and Transfer-Encoding must not both be present");
     } else {
-      reject(400, std::string("Malformed HTTP request: ") + llhttp_errno_name(err));
+      reject(400, std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_));
     }
     return length;
   }
@@ -154,8 +168,8 @@ size_t Connection::parse(const char* data, size_t length) {
 }
 
 bool Connection::count_header_bytes(size_t length) {
-  header_bytes_ += length;
-  if (header_bytes_ > host_.limits().max_header_bytes) {
+  pending_->header_bytes += length;
+  if (pending_->header_bytes > host_.limits().max_header_bytes) {
     pending_error_status_ = 431;
     return false;
   }
@@ -164,10 +178,8 @@ bool Connection::count_header_bytes(size_t length) {
 
 int Connection::on_message_begin(llhttp_t* parser) {
   Connection* self = connection_of(parser);
-  self->request_.clear();
-  self->header_bytes_ = 0;
+  self->pending_ = std::make_unique<PendingRequest>();
   self->pending_error_status_ = 0;
-  self->seen_content_length_ = self->seen_transfer_encoding_ = self->expect_continue_ = false;
   if (!self->request_started_) {
     self->request_started_ = true;
     self->arm_timer(TimerKind::kRequest, self->host_.limits().header_timeout_ms);
@@ -178,14 +190,14 @@ int Connection::on_message_begin(llhttp_t* parser) {
 int Connection::on_url(llhttp_t* parser, const char* at, size_t length) {
   Connection* self = connection_of(parser);
   if (!self->count_header_bytes(length)) return -1;
-  self->request_.path.append(at, length);
+  self->pending_->request.path.append(at, length);
   return 0;
 }
 
 int Connection::on_header_field(llhttp_t* parser, const char* at, size_t length) {
   Connection* self = connection_of(parser);
   if (!self->count_header_bytes(length)) return -1;
-  self->header_field_.append(at, length);
+  self->pending_->header_field.append(at, length);
   return 0;
 }
 
@@ -193,43 +205,44 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t length)
   Connection* self = connection_of(parser);
   if (!self->count_header_bytes(length)) return -1;
   // Only the values chatstream reads are kept.
-  std::string_view field = self->header_field_;
+  std::string_view field = self->pending_->header_field;
   if (equals_ignore_case(field, "content-type") || equals_ignore_case(field, "expect")) {
-    self->header_value_.append(at, length);
+    self->pending_->header_value.append(at, length);
   }
   return 0;
 }
 
 int Connection::on_header_value_complete(llhttp_t* parser) {
-  Connection* self = connection_of(parser);
-  std::string_view field = self->header_field_;
+  PendingRequest& pending = *connection_of(parser)->pending_;
+  std::string_view field = pending.header_field;
   if (equals_ignore_case(field, "content-type")) {
-    self->request_.content_type = self->header_value_;
+    pending.request.content_type = pending.header_value;
   } else if (equals_ignore_case(field, "content-length")) {
-    self->seen_content_length_ = true;
+    pending.seen_content_length = true;
   } else if (equals_ignore_case(field, "transfer-encoding")) {
-    self->seen_transfer_encoding_ = true;
+    pending.seen_transfer_encoding = true;
   } else if (equals_ignore_case(field, "expect")) {
-    self->expect_continue_ = equals_ignore_case(self->header_value_, "100-continue");
+    pending.expect_continue = equals_ignore_case(pending.header_value, "100-continue");
   }
-  self->header_field_.clear();
-  self->header_value_.clear();
+  pending.header_field.clear();
+  pending.header_value.clear();
   return 0;
 }
 
 int Connection::on_headers_complete(llhttp_t* parser) {
   Connection* self = connection_of(parser);
+  PendingRequest& pending = *self->pending_;
   // Request smuggling guard: a message framed two ways is refused, whatever llhttp would pick.
-  if (self->seen_content_length_ && self->seen_transfer_encoding_) {
+  if (pending.seen_content_length && pending.seen_transfer_encoding) {
     self->pending_error_status_ = 400;
     return -1;
   }
   const Limits& limits = self->host_.limits();
-  if (self->seen_content_length_ && parser->content_length > limits.max_body) {
+  if (pending.seen_content_length && parser->content_length > limits.max_body) {
     self->pending_error_status_ = 413;
     return -1;
   }
-  Request& request = self->request_;
+  Request& request = pending.request;
   request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
   request.http_major = parser->http_major;
   request.http_minor = parser->http_minor;
@@ -237,8 +250,8 @@ int Connection::on_headers_complete(llhttp_t* parser) {
     request.query = request.path.substr(q + 1);
     request.path.resize(q);
   }
-  if (self->seen_content_length_) request.body.reserve(parser->content_length + kJsonPadding);
-  if (self->expect_continue_ && request.http_minor >= 1) {
+  if (pending.seen_content_length) request.body.reserve(parser->content_length + kJsonPadding);
+  if (pending.expect_continue && request.http_minor >= 1) {
     self->output_.append("HTTP/1.1 100 Continue\r\n\r\n");
     self->request_flush();
   }
@@ -247,7 +260,7 @@ int Connection::on_headers_complete(llhttp_t* parser) {
 
 int Connection::on_body(llhttp_t* parser, const char* at, size_t length) {
   Connection* self = connection_of(parser);
-  Request& request = self->request_;
+  Request& request = self->pending_->request;
   if (request.body.size() + length > self->host_.limits().max_body) {
     self->pending_error_status_ = 413;
     return -1;
@@ -261,7 +274,7 @@ int Connection::on_body(llhttp_t* parser, const char* at, size_t length) {
 
 int Connection::on_message_complete(llhttp_t* parser) {
   Connection* self = connection_of(parser);
-  self->request_.keep_alive = llhttp_should_keep_alive(parser) != 0;
+  self->pending_->request.keep_alive = llhttp_should_keep_alive(parser) != 0;
   return HPE_PAUSED;  // parse() dispatches the request, outside of llhttp
 }
 
@@ -271,10 +284,12 @@ void Connection::dispatch_request() {
   request_started_ = false;
   busy_ = true;
   streaming_ = false;
-  keep_alive_ = request_.keep_alive && !host_.draining();
-  request_.keep_alive = keep_alive_;
-  host_.dispatch(*this, request_);
-  if (!closing_) request_.clear();
+  std::unique_ptr<PendingRequest> pending = std::move(pending_);
+  Request& request = pending->request;
+  keep_alive_ = request.keep_alive && !host_.draining();
+  request.keep_alive = keep_alive_;
+  http11_ = request.http_major > 1 || (request.http_major == 1 && request.http_minor >= 1);
+  host_.dispatch(*this, request);
 }
 
 void Connection::reject(int status, std::string_view message, std::string_view extra_headers) {
@@ -307,7 +322,7 @@ void Connection::begin_stream(std::string_view content_type, std::string_view ex
   if (closing_) return;
   streaming_ = true;
   // HTTP/1.0 has no chunked encoding: the body then ends when the connection closes.
-  chunked_ = request_.http_major == 1 && request_.http_minor >= 1;
+  chunked_ = http11_;
   if (!chunked_) keep_alive_ = false;
   std::string head;
   std::string extra(extra_headers);
@@ -404,8 +419,11 @@ void Connection::write_out() {
     return;
   }
   count = output_.gather(bufs, kMaxIov, &total);
-  int rc = uv_write(&write_req_, stream(), bufs, static_cast<unsigned>(count), &Connection::on_write);
+  write_req_ = new uv_write_t;
+  int rc = uv_write(write_req_, stream(), bufs, static_cast<unsigned>(count), &Connection::on_write);
   if (rc != 0) {
+    delete write_req_;
+    write_req_ = nullptr;
     close();
     return;
   }
@@ -415,6 +433,8 @@ void Connection::write_out() {
 
 void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->handle->data);
+  delete req;
+  self->write_req_ = nullptr;
   size_t bytes = self->write_in_flight_bytes_;
   self->write_in_flight_bytes_ = 0;
   if (status < 0) {

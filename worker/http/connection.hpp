@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,7 @@ class Connection {
   Connection(Host& host, bool is_unix);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  ~Connection();
 
   // Accepts a pending connection from `listener` and starts reading. Returns a negative libuv error
   // (the connection then closes itself) or 0.
@@ -152,16 +154,16 @@ class Connection {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } handle_;
-  uv_write_t write_req_;
   llhttp_t parser_;
   Timer timer_;
   OutputQueue output_;
-  Request request_;
-  std::string header_field_;
-  std::string header_value_;
+  // What is being parsed: allocated when a request begins and freed once it is dispatched, so a
+  // long-lived stream holds no request memory (the handler copies what it keeps).
+  struct PendingRequest;
+  std::unique_ptr<PendingRequest> pending_;
   std::string input_;  // bytes read but not parsed yet (pipelined behind a response in progress)
   ResponseProducer* producer_ = nullptr;
-  size_t header_bytes_ = 0;
+  uv_write_t* write_req_ = nullptr;  // allocated only while a write waits for the socket
   size_t write_in_flight_bytes_ = 0;
   int pending_error_status_ = 0;  // set by a parser callback that rejects the request
   TimerKind timer_kind_ = TimerKind::kNone;
@@ -176,9 +178,7 @@ class Connection {
   bool reading_ = false;
   bool resume_parsing_ = false;     // buffered pipelined input waits for the flush pass
   bool request_started_ = false;    // bytes of a request arrived since the last response
-  bool seen_content_length_ = false;
-  bool seen_transfer_encoding_ = false;
-  bool expect_continue_ = false;
+  bool http11_ = true;              // the current request is HTTP/1.1 or later
 };
 
 }  // namespace chatstream::http
