@@ -128,20 +128,97 @@ scenario_coalesce() {
   stop_server
 }
 
-# TODO(owner): the streams5000 load through nginx, once nginx/chatstream.conf exists. Intended shape:
-#   1. start_server --scripted-tokens 400 --scripted-rate 20   (or on the Unix socket the config's
-#      upstream names, if it uses one);
-#   2. start nginx in the foreground with a private prefix, pinned with the server:
-#        taskset -c "$SERVER_CPU" nginx -p "$RESULTS/nginx/" -c "$PWD/nginx/chatstream.conf" \
-#          -g 'daemon off;' &
-#      and wait until $NGINX_URL/healthz answers;
-#   3. run_sseload 90 --url "$NGINX_URL/chat/stream" --streams 5000 --ramp 2 --duration 60 \
-#        --check-order --expect-rate 20 --pid "$worker_pid" --pid <each nginx worker: pgrep -P nginx_master>
-#      (a later --url overrides the one run_sseload passes);
-#   4. stop nginx (SIGQUIT: graceful), then stop_server.
+# Through nginx: the worker is reached over a unix socket (cheapest for nginx per relayed event),
+# nginx runs one worker process pinned to the server's core, so the figures are "what one core
+# holds with nginx in front". nginx costs ~14 µs per relayed event, about twice the worker's own
+# cost, hence fewer streams than direct.
+NGINX_PORT=${BENCH_NGINX_PORT:-19080}
+NGINX_CPU=${NGINX_CPU:-$SERVER_CPU}
+NGINX_STREAMS=${NGINX_STREAMS:-2000}
+nginx_pid=""
+nginx_worker_pid=""
+
+start_nginx() {
+  local upstream=$1 dir="$RESULTS/nginx"
+  bash scripts/render-nginx.sh --out "$dir" --port "$NGINX_PORT" --upstream "$upstream" >/dev/null
+  sed -i -e 's/^worker_processes .*/worker_processes 1;/' \
+         -e 's/^worker_rlimit_nofile .*/worker_rlimit_nofile 20000;/' \
+         -e 's/worker_connections [0-9]*;/worker_connections 16384;/' "$dir/nginx.conf"
+  taskset -c "$NGINX_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
+    >"$RESULTS/$scenario.nginx.log" 2>&1 &
+  nginx_pid=$!
+  local _
+  for _ in $(seq 100); do
+    if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/healthz" 2>/dev/null; then
+      nginx_worker_pid=$(pgrep -P "$nginx_pid" | head -n 1 || true)
+      [[ -n $nginx_worker_pid ]] && return 0
+    fi
+    sleep 0.1
+  done
+  log "$scenario: nginx did not become ready; see $dir/error.log"
+  stop_nginx
+  return 1
+}
+
+stop_nginx() {
+  [[ -n $nginx_pid ]] || return 0
+  kill -QUIT "$nginx_pid" 2>/dev/null || true
+  local _
+  for _ in $(seq 100); do
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$nginx_pid" 2>/dev/null || true
+  wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=""
+  nginx_worker_pid=""
+}
+
+# start_server_unix EXTRA_FLAGS...: like start_server, but on the unix socket nginx proxies to.
+start_server_unix() {
+  local socket="$RESULTS/chatstream.sock"
+  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "unix:$socket" --workers 1 --provider scripted \
+    --heartbeat 15 --run-timeout 0 "$@" >"$RESULTS/$scenario.server.log" 2>&1 &
+  server_pid=$!
+  local _
+  for _ in $(seq 100); do
+    if curl -fsS -o /dev/null --max-time 1 --unix-socket "$socket" http://localhost/healthz 2>/dev/null; then
+      worker_pid=$(pgrep -P "$server_pid" | head -n 1 || true)
+      [[ -n $worker_pid ]] && return 0
+    fi
+    sleep 0.1
+  done
+  log "$scenario: the server did not become ready on $socket"
+  stop_server
+  return 1
+}
+
 scenario_nginx() {
-  title "streams5000 through nginx"
-  echo "skipped: not wired yet (TODO(owner) in bench/run.sh, waiting for nginx/chatstream.conf)"
+  title "$NGINX_STREAMS streams of 20 tokens/s through nginx (unix-socket upstream, nginx and worker on one core)"
+  if ! command -v nginx >/dev/null; then
+    echo "skipped: nginx is not installed"
+    return 0
+  fi
+  start_server_unix --scripted-tokens 400 --scripted-rate 20 || return 1
+  start_nginx "unix:$RESULTS/chatstream.sock" || { stop_server; return 1; }
+  echo "-- streams (server_cpu_seconds = worker + nginx worker)"
+  timeout -s INT -k 10 90 taskset -c "$CLIENT_CPU" "$SSELOAD" --url "http://127.0.0.1:$NGINX_PORT/chat/stream" \
+    --streams "$NGINX_STREAMS" --ramp 2 --duration 60 --check-order --expect-rate 20 \
+    --pid "$worker_pid" --pid "$nginx_worker_pid" >"$RESULTS/$scenario.json" 2>"$RESULTS/$scenario.sseload.log" \
+    || log "$scenario: sseload exited with status $?"
+  show_json "$RESULTS/$scenario.json"
+  local nginx_cpu
+  nginx_cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$nginx_worker_pid/stat")
+  echo "nginx worker cpu seconds since start: $nginx_cpu"
+  echo "-- nginx memory per quiet stream (hold; rss figures are the nginx worker's)"
+  stop_server
+  start_server_unix --scripted-tokens 2 --scripted-rate 0.001 --token-timeout 0 || { stop_nginx; return 1; }
+  timeout -s INT -k 10 60 taskset -c "$CLIENT_CPU" "$SSELOAD" --url "http://127.0.0.1:$NGINX_PORT/chat/stream" \
+    --streams "$NGINX_STREAMS" --ramp 2 --hold --hold-seconds 10 --duration 40 --pid "$nginx_worker_pid" \
+    >"$RESULTS/$scenario.hold.json" 2>>"$RESULTS/$scenario.sseload.log" || log "$scenario: sseload exited with status $?"
+  show_json "$RESULTS/$scenario.hold.json"
+  stop_nginx
+  stop_server
 }
 
 # run_wrk NAME SCRIPT: 10 s of 50 keep-alive connections; prints the JSON line of bench/wrk/summary.lua.
@@ -199,7 +276,8 @@ main() {
     return 1
   fi
   mkdir -p "$RESULTS"
-  trap stop_server EXIT
+  RESULTS=$(cd "$RESULTS" && pwd)
+  trap 'stop_nginx; stop_server' EXIT
   trap 'exit 130' INT TERM
 
   log "results and logs in $RESULTS"
