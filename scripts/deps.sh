@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install the Debian packages chatstream needs to build, test and run, only those missing.
+# Idempotent and quiet: when everything is installed it prints nothing and touches no network.
+# Runs as root, or through sudo otherwise.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config          # toolchain
+  libuv1-dev node-llhttp                    # event loop, HTTP parser (C sources)
+  libpq-dev libmimalloc-dev libsimdjson-dev # PostgreSQL client, allocator, JSON
+  libcurl4-openssl-dev libssl-dev           # OpenAI-compatible provider
+  libgtest-dev libbenchmark-dev             # unit tests, micro-benchmarks
+  postgresql nginx wrk                      # database, front proxy, load generator
+  python3 curl procps util-linux            # e2e tests, health checks, ps/pkill, taskset/setsid
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == installed ]] || missing+=("$p")
+done
+(( ${#missing[@]} == 0 )) && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null; then
+  SUDO=(sudo)
+else
+  echo "deps.sh: missing packages (${missing[*]}) and neither root nor sudo available" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the services it installs where an init system runs; chatstream runs its own nginx
+# (scripts/run.sh, the tests) and its own database, so the distribution's instances are not needed
+# but are left alone.

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test` and CI (.ci/run): install what is missing, then two passes of every test
+# (unit + end-to-end, through ctest):
+#   1. the normal release build in build/      (the binary `make build` and `make run` use)
+#   2. an ASan+UBSan build in build-asan/      (the e2e tests run that pass's own binary:
+#                                              ctest hands them $<TARGET_FILE:chatstream>)
+# Both passes always run; the script exits non-zero if anything failed.
+# Environment: JOBS (build parallelism, default nproc), CTEST_ARGS (extra ctest arguments, e.g.
+# "-L e2e" or "-R e2e_protocol"), SKIP_ASAN=1 (first pass only, for a quick local loop).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+JOBS="${JOBS:-$(nproc)}"
+read -r -a ctest_extra <<<"${CTEST_ARGS:-}"
+
+bash scripts/deps.sh
+
+# The load test holds ~2,000 sockets per pass (client + server side); it raises its own limit too.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+failed=()
+
+run_pass() {
+  local name="$1" dir="$2"; shift 2
+  local start=$SECONDS
+  echo "=== test.sh: $name: configure + build in $dir/" >&2
+  if ! cmake -S . -B "$dir" "$@" >/dev/null || ! cmake --build "$dir" -j "$JOBS"; then
+    echo "=== test.sh: $name: BUILD FAILED" >&2
+    failed+=("$name (build)")
+    return
+  fi
+  echo "=== test.sh: $name: ctest" >&2
+  # Per-test TIMEOUT properties bound each test; the outer timeout bounds the whole pass.
+  if ! (cd "$dir" && timeout --signal=TERM --kill-after=30 1500 \
+          ctest --output-on-failure --timeout 600 "${ctest_extra[@]}"); then
+    failed+=("$name (tests)")
+  fi
+  echo "=== test.sh: $name: done in $((SECONDS - start))s" >&2
+}
+
+# Same configuration as `make build`, so `make test` and `make run` share one build.
+run_pass release build -DCMAKE_BUILD_TYPE=Release
+if [[ "${SKIP_ASAN:-0}" != 1 ]]; then
+  # Same as `make asan`; benchmarks are pointless under sanitizers.
+  run_pass asan build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BENCH=OFF
+fi
+
+if (( ${#failed[@]} )); then
+  echo "=== test.sh: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "=== test.sh: all passes green" >&2

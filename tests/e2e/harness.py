@@ -1,0 +1,1401 @@
+"""Shared machinery of chatstream's end-to-end tests (Python 3 standard library only).
+
+The tests start the REAL binary (`chatstream serve`) and the REAL nginx (the config rendered by
+scripts/render-nginx.sh) on free loopback ports, talk to them over raw sockets, and stop them at the
+end even when a test fails (each process runs in its own session; its whole process group is killed).
+
+Which binary: `--binary PATH` on the command line (ctest passes `$<TARGET_FILE:chatstream>`, so the
+sanitizer pass tests the sanitizer binary), else $CHATSTREAM_BIN, else <source>/build/chatstream.
+
+Pieces:
+  Server / start_server(**flags)      one `chatstream serve` master and its workers
+  Nginx / start_nginx(upstream)       nginx with the rendered config
+  Conn, request(), raw_exchange()     HTTP/1.1 over a socket, byte-exact, incl. malformed requests
+  ResponseParser                      incremental HTTP response parser (chunked, pipelined, 1xx)
+  SSEParser, Stream, open_stream()    Server-Sent Events with the arrival time of every item
+  validate_stream()                   the invariants docs/protocol.md states for every stream
+  run_many_streams()                  a single-threaded (selectors) client for many streams
+  parse_metrics()                     Prometheus text format
+  E2ETestCase                         unittest base class wiring the above with cleanups
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import errno
+import json
+import os
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("CHATSTREAM_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+BINARY = os.environ.get("CHATSTREAM_BIN") or os.path.join(SOURCE_DIR, "build", "chatstream")
+NGINX = os.environ.get("CHATSTREAM_NGINX") or "/usr/sbin/nginx"
+
+# Generous waits (process start-up, log flushes) scale with this; contract bounds do not.
+SLOW = float(os.environ.get("CHATSTREAM_E2E_SLOW", "1"))
+
+now = time.monotonic
+
+SANITIZER_PATTERNS = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer)"
+    r"|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
+)
+
+
+def main() -> None:
+    """Entry point of every test file: `python3 test_x.py [--binary B] [--source-dir S] [unittest args]`."""
+    global BINARY, SOURCE_DIR
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--binary")
+    ap.add_argument("--source-dir")
+    args, rest = ap.parse_known_args()
+    if args.source_dir:
+        SOURCE_DIR = os.path.abspath(args.source_dir)
+        if not args.binary and not os.environ.get("CHATSTREAM_BIN"):
+            BINARY = os.path.join(SOURCE_DIR, "build", "chatstream")
+    if args.binary:
+        BINARY = os.path.abspath(args.binary)
+    raise_fd_limit()
+    sys.stderr.write(f"e2e: binary {BINARY}{' (sanitizers)' if is_sanitizer_build() else ''}\n")
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+def raise_fd_limit(want: int = 16384) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else want
+    target = max(soft, min(target, max(want, soft)))
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+_sanitizer_cache: dict[str, bool] = {}
+
+
+def is_sanitizer_build(path: str | None = None) -> bool:
+    path = path or BINARY
+    if path not in _sanitizer_cache:
+        try:
+            with open(path, "rb") as f:
+                _sanitizer_cache[path] = b"__asan_init" in f.read()
+        except OSError:
+            _sanitizer_cache[path] = False
+    return _sanitizer_cache[path]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+Address = Any  # ("127.0.0.1", port) or "/path/to.sock"
+
+
+def connect(addr: Address, timeout: float = 5.0, rcvbuf: int | None = None) -> socket.socket:
+    """A connected socket; rcvbuf shrinks the receive buffer (set before connect, so the TCP window is
+    small too) to make a slow reader felt by the server at once."""
+    if isinstance(addr, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    try:
+        s.connect(addr)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def expected_tokens(n: int) -> str:
+    """The scripted provider's answer of n tokens: "t0 t1 … t{n-1} "."""
+    return "".join(f"t{i} " for i in range(n))
+
+
+def json_body(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def is_uuid(s: Any) -> bool:
+    if not isinstance(s, str):
+        return False
+    try:
+        uuid.UUID(s)
+    except ValueError:
+        return False
+    return re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", s) is not None
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP requests and responses
+# ---------------------------------------------------------------------------------------------------
+
+def build_request(method: str, path: str, body: Any = None, headers: dict | list | None = None,
+                  host: str = "127.0.0.1", content_type: str | None = "application/json",
+                  chunked: bool | list[int] = False, http_version: str = "HTTP/1.1") -> bytes:
+    """Bytes of one request. body: bytes, str, or a JSON-able object. chunked=True sends the body as
+    one chunk; a list of sizes splits it into chunks of those sizes (the rest in a last chunk)."""
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        body = body.encode("utf-8") if isinstance(body, str) else json_body(body)
+    hdrs: list[tuple[str, str]] = [("Host", host)]
+    if body is not None and content_type is not None:
+        hdrs.append(("Content-Type", content_type))
+    if body is not None:
+        if chunked:
+            hdrs.append(("Transfer-Encoding", "chunked"))
+        else:
+            hdrs.append(("Content-Length", str(len(body))))
+    extra = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    names = {k.lower() for k, _ in extra}
+    hdrs = [(k, v) for k, v in hdrs if k.lower() not in names] + extra
+    head = f"{method} {path} {http_version}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs) + "\r\n"
+    out = head.encode("latin-1")
+    if body is not None:
+        out += encode_chunked(bytes(body), chunked if isinstance(chunked, list) else None) if chunked else bytes(body)
+    return out
+
+
+def encode_chunked(body: bytes, sizes: list[int] | None = None) -> bytes:
+    parts, pos = [], 0
+    for n in sizes or []:
+        if pos >= len(body):
+            break
+        parts.append(body[pos:pos + n])
+        pos += n
+    if pos < len(body):
+        parts.append(body[pos:])
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts if p) + b"0\r\n\r\n"
+
+
+@dataclass
+class Response:
+    status: int = 0
+    reason: str = ""
+    version: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    informational: list[int] = field(default_factory=list)   # 1xx seen before this response
+    chunked: bool = False
+    body: bytearray = field(default_factory=bytearray)
+    pieces: list[tuple[float, bytes]] = field(default_factory=list)  # decoded body, as it arrived
+    complete: bool = False
+    t_headers: float = 0.0
+    t_complete: float = 0.0
+    raw_head: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def text(self) -> str:
+        return bytes(self.body).decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(bytes(self.body).decode("utf-8"))
+
+    def __repr__(self) -> str:
+        b = bytes(self.body)
+        return (f"<Response {self.status} {self.reason!r} headers={self.headers} "
+                f"body={b[:300]!r}{'…' if len(b) > 300 else ''}>")
+
+
+class ProtocolError(AssertionError):
+    """The peer broke HTTP or SSE framing (an AssertionError: the test fails, it does not error)."""
+
+
+class ResponseParser:
+    """Incremental parser of a sequence of HTTP/1.1 responses on one connection."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.state = "head"
+        self.current: Response | None = None
+        self.done: list[Response] = []
+        self.remaining = 0
+        self.no_body_next: list[bool] = []   # per expected response: HEAD request → no body
+        self._informational: list[int] = []
+
+    def expect(self, head_request: bool = False) -> None:
+        self.no_body_next.append(head_request)
+
+    def feed(self, data: bytes, t: float) -> None:
+        self.buf += data
+        while self._step(t):
+            pass
+
+    def eof(self, t: float) -> None:
+        """The peer closed: completes a body delimited by the close."""
+        if self.state == "until_close" and self.current is not None:
+            self._finish(t)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state != "head" or bool(self.buf)
+
+    def _finish(self, t: float) -> None:
+        assert self.current is not None
+        self.current.complete = True
+        self.current.t_complete = t
+        self.done.append(self.current)
+        self.current = None
+        self.state = "head"
+
+    def _piece(self, data: bytes, t: float) -> None:
+        assert self.current is not None
+        if data:
+            self.current.body += data
+            self.current.pieces.append((t, bytes(data)))
+
+    def _step(self, t: float) -> bool:
+        if self.state == "head":
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > 1 << 20:
+                    raise ProtocolError(f"no end of response head in 1 MiB: {bytes(self.buf[:200])!r}")
+                return False
+            head = bytes(self.buf[:end])
+            del self.buf[:end + 4]
+            lines = head.split(b"\r\n")
+            m = re.fullmatch(rb"(HTTP/1\.[01]) (\d{3})(?: (.*))?", lines[0])
+            if not m:
+                raise ProtocolError(f"bad status line {lines[0]!r}")
+            status = int(m.group(2))
+            headers = []
+            for line in lines[1:]:
+                if b":" not in line or line[:1] in (b" ", b"\t"):
+                    raise ProtocolError(f"bad header line {line!r}")
+                k, v = line.split(b":", 1)
+                headers.append((k.decode("latin-1"), v.strip(b" \t").decode("latin-1")))
+            if 100 <= status < 200:
+                self._informational.append(status)
+                return True
+            r = Response(status=status, reason=(m.group(3) or b"").decode("latin-1"),
+                         version=m.group(1).decode(), headers=headers,
+                         informational=self._informational, t_headers=t, raw_head=head)
+            self._informational = []
+            self.current = r
+            head_req = self.no_body_next.pop(0) if self.no_body_next else False
+            te = (r.header("Transfer-Encoding") or "").lower()
+            cl = r.header("Content-Length")
+            if head_req or status in (204, 304):
+                self._finish(t)
+            elif "chunked" in te:
+                r.chunked = True
+                self.state = "chunk_size"
+            elif cl is not None:
+                if not cl.strip().isdigit():
+                    raise ProtocolError(f"bad Content-Length {cl!r}")
+                self.remaining = int(cl)
+                self.state = "body_len"
+                if self.remaining == 0:
+                    self._finish(t)
+            else:
+                self.state = "until_close"
+            return True
+        if self.state == "body_len":
+            if not self.buf:
+                return False
+            take = bytes(self.buf[:self.remaining])
+            del self.buf[:len(take)]
+            self._piece(take, t)
+            self.remaining -= len(take)
+            if self.remaining == 0:
+                self._finish(t)
+            return True
+        if self.state == "until_close":
+            if self.buf:
+                self._piece(bytes(self.buf), t)
+                self.buf.clear()
+            return False
+        if self.state == "chunk_size":
+            end = self.buf.find(b"\r\n")
+            if end < 0:
+                if len(self.buf) > 4096:
+                    raise ProtocolError(f"bad chunk size line {bytes(self.buf[:100])!r}")
+                return False
+            line = bytes(self.buf[:end]).split(b";", 1)[0].strip()
+            del self.buf[:end + 2]
+            if not re.fullmatch(rb"[0-9a-fA-F]+", line):
+                raise ProtocolError(f"bad chunk size {line!r}")
+            self.remaining = int(line, 16)
+            self.state = "chunk_data" if self.remaining else "trailers"
+            return True
+        if self.state == "chunk_data":
+            if not self.buf:
+                return False
+            take = bytes(self.buf[:self.remaining])
+            del self.buf[:len(take)]
+            self._piece(take, t)
+            self.remaining -= len(take)
+            if self.remaining == 0:
+                self.state = "chunk_crlf"
+            return True
+        if self.state == "chunk_crlf":
+            if len(self.buf) < 2:
+                return False
+            if self.buf[:2] != b"\r\n":
+                raise ProtocolError(f"chunk not followed by CRLF: {bytes(self.buf[:20])!r}")
+            del self.buf[:2]
+            self.state = "chunk_size"
+            return True
+        if self.state == "trailers":
+            end = self.buf.find(b"\r\n")
+            if end < 0:
+                return False
+            line = bytes(self.buf[:end])
+            del self.buf[:end + 2]
+            if line == b"":
+                self._finish(t)
+            return True
+        raise AssertionError(self.state)
+
+
+class PeerClosed(ConnectionError):
+    pass
+
+
+class Conn:
+    """One client connection (TCP or unix) with an incremental response parser."""
+
+    def __init__(self, addr: Address, timeout: float = 5.0, rcvbuf: int | None = None):
+        self.addr = addr
+        self.sock = connect(addr, timeout, rcvbuf)
+        self.parser = ResponseParser()
+        self.closed_by_peer = False
+        self.reset_by_peer = False
+        self.extra_after_close = b""
+
+    def send(self, data: bytes, expect: int = 0, head: bool = False) -> None:
+        for _ in range(expect):
+            self.parser.expect(head)
+        self.sock.sendall(data)
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
+                timeout: float = 10.0, **kw) -> Response:
+        self.send(build_request(method, path, body, headers, **kw), expect=1, head=(method == "HEAD"))
+        return self.read_response(timeout)
+
+    def pump(self, timeout: float) -> bool:
+        """Reads what arrives within timeout (returns at the first data). False if nothing came."""
+        if self.closed_by_peer:
+            return False
+        self.sock.settimeout(max(timeout, 0.0001))
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            self.closed_by_peer = self.reset_by_peer = True
+            self.parser.eof(now())
+            return False
+        t = now()
+        if not data:
+            self.closed_by_peer = True
+            self.parser.eof(t)
+            return False
+        self.parser.feed(data, t)
+        return True
+
+    def read_head(self, timeout: float = 10.0) -> Response:
+        """Waits until the next response's status line and headers are in; returns it (body may still come)."""
+        deadline = now() + timeout
+        while True:
+            if self.parser.done:
+                return self.parser.done[0]
+            if self.parser.current is not None:
+                return self.parser.current
+            if self.closed_by_peer:
+                raise PeerClosed(f"connection closed before a response head; got {bytes(self.parser.buf)!r}")
+            left = deadline - now()
+            if left <= 0:
+                raise TimeoutError(f"no response head within {timeout}s; got {bytes(self.parser.buf)!r}")
+            self.pump(left)
+
+    def read_response(self, timeout: float = 10.0) -> Response:
+        """The next complete response (removed from the queue)."""
+        deadline = now() + timeout
+        while not self.parser.done:
+            if self.closed_by_peer:
+                raise PeerClosed("connection closed before the response was complete; "
+                                 f"partial: {self.parser.current!r} buffered: {bytes(self.parser.buf)[:300]!r}")
+            left = deadline - now()
+            if left <= 0:
+                raise TimeoutError(f"response not complete within {timeout}s; partial: {self.parser.current!r}")
+            self.pump(left)
+        return self.parser.done.pop(0)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """True if the peer closes (FIN or RST) within timeout; data that arrives meanwhile is parsed."""
+        deadline = now() + timeout
+        while not self.closed_by_peer:
+            left = deadline - now()
+            if left <= 0:
+                return False
+            self.pump(left)
+        return True
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def request(addr: Address, method: str, path: str, body: Any = None, headers: dict | None = None,
+            timeout: float = 10.0, **kw) -> Response:
+    """One request on a fresh connection."""
+    with Conn(addr, timeout) as c:
+        return c.request(method, path, body, headers, timeout=timeout, **kw)
+
+
+def raw_exchange(addr: Address, data: bytes, timeout: float = 3.0, close_write: bool = False) -> tuple[bytes, bool]:
+    """Sends bytes as they are; returns (everything received, whether the peer closed within timeout)."""
+    s = connect(addr, timeout)
+    got = bytearray()
+    closed = False
+    try:
+        s.sendall(data)
+        if close_write:
+            s.shutdown(socket.SHUT_WR)
+        deadline = now() + timeout
+        while True:
+            left = deadline - now()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    finally:
+        s.close()
+    return bytes(got), closed
+
+
+def parse_responses(data: bytes) -> list[Response]:
+    p = ResponseParser()
+    p.feed(data, now())
+    p.eof(now())
+    return p.done
+
+
+# ---------------------------------------------------------------------------------------------------
+# Server-Sent Events
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class Event:
+    id: str | None
+    event: str | None
+    data: str
+    lines: list[str]
+    t: float
+    retry: str | None = None
+
+    _json: Any = None
+
+    @property
+    def json(self) -> Any:
+        if self._json is None:
+            try:
+                self._json = json.loads(self.data)
+            except ValueError as e:
+                raise ProtocolError(f"data of event {self.event!r} is not JSON: {self.data!r} ({e})")
+        return self._json
+
+    @property
+    def type(self) -> str | None:
+        return self.event
+
+
+@dataclass
+class Comment:
+    text: str
+    t: float
+
+
+@dataclass
+class Retry:
+    value: str
+    t: float
+
+
+class SSEParser:
+    """Splits an event stream into Retry, Event and Comment items, each stamped with the arrival time
+    of the bytes that completed it. Comments are items of their own (never part of an event)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.block: list[str] = []
+        self.items: list[Event | Comment | Retry] = []
+        self.crlf_seen = False
+
+    def feed(self, data: bytes, t: float) -> None:
+        self.buf += data
+        while True:
+            i = self.buf.find(b"\n")
+            if i < 0:
+                return
+            raw = bytes(self.buf[:i])
+            del self.buf[:i + 1]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+                self.crlf_seen = True
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProtocolError(f"event stream line is not UTF-8: {raw!r} ({e})")
+            if line == "":
+                self._dispatch(t)
+            elif line.startswith(":"):
+                self.items.append(Comment(line[1:].removeprefix(" "), t))
+            else:
+                self.block.append(line)
+
+    def _dispatch(self, t: float) -> None:
+        if not self.block:
+            return
+        fields: dict[str, list[str]] = {}
+        for line in self.block:
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value.removeprefix(" "))
+        lines, self.block = self.block, []
+        if set(fields) == {"retry"}:
+            self.items.append(Retry(fields["retry"][-1], t))
+            return
+        self.items.append(Event(
+            id=fields["id"][-1] if "id" in fields else None,
+            event=fields["event"][-1] if "event" in fields else None,
+            data="\n".join(fields.get("data", [])),
+            lines=lines, t=t,
+            retry=fields["retry"][-1] if "retry" in fields else None))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.buf or self.block)
+
+
+class Stream:
+    """An open POST /chat/stream: the response head plus an incrementally parsed event stream."""
+
+    def __init__(self, conn: Conn, response: Response, t_sent: float):
+        self.conn = conn
+        self.response = response
+        self.t_sent = t_sent
+        self.sse = SSEParser()
+        self._fed = 0
+        self._pos = 0
+
+    @property
+    def items(self) -> list:
+        return self.sse.items
+
+    @property
+    def ended(self) -> bool:
+        return self.response.complete
+
+    def _drain_pieces(self) -> None:
+        while self._fed < len(self.response.pieces):
+            t, data = self.response.pieces[self._fed]
+            self._fed += 1
+            self.sse.feed(data, t)
+
+    def next(self, timeout: float = 10.0):
+        """The next item, or None once the body has ended and every item was returned."""
+        deadline = now() + timeout
+        while True:
+            self._drain_pieces()
+            if self._pos < len(self.sse.items):
+                self._pos += 1
+                return self.sse.items[self._pos - 1]
+            if self.response.complete:
+                return None
+            if self.conn.closed_by_peer:
+                raise PeerClosed(f"connection closed in the middle of the stream after {len(self.items)} items")
+            left = deadline - now()
+            if left <= 0:
+                raise TimeoutError(f"no stream item within {timeout}s (have {len(self.items)} items)")
+            self.conn.pump(left)
+
+    def next_event(self, timeout: float = 10.0) -> Event | None:
+        deadline = now() + timeout
+        while True:
+            item = self.next(max(deadline - now(), 0.0001))
+            if item is None or isinstance(item, Event):
+                return item
+
+    def read_all(self, timeout: float = 30.0) -> list:
+        """Reads until the chunked body ends; returns every item of the stream."""
+        deadline = now() + timeout
+        while self.next(max(deadline - now(), 0.0001)) is not None:
+            pass
+        if self.sse.pending:
+            raise ProtocolError(f"stream body ended inside an event: {bytes(self.sse.buf)!r} {self.sse.block!r}")
+        # The completed response was left in the parser's queue; drop it so the connection can be reused.
+        if self.conn.parser.done and self.conn.parser.done[0] is self.response:
+            self.conn.parser.done.pop(0)
+        return self.items
+
+    def events(self) -> list[Event]:
+        return [i for i in self.items if isinstance(i, Event)]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_stream(addr: Address, message: str | None = "hello", body: Any = None, headers: dict | None = None,
+                path: str = "/chat/stream", conn: Conn | None = None, timeout: float = 10.0,
+                **kw) -> Stream:
+    """Sends POST /chat/stream and waits for the response head. A non-200 answer is returned as a Stream
+    whose .response holds it (check .response.status)."""
+    if body is None:
+        body = {"message": message}
+    c = conn or Conn(addr, timeout)
+    t0 = now()
+    c.send(build_request("POST", path, body, headers, **kw), expect=1)
+    r = c.read_head(timeout)
+    return Stream(c, r, t0)
+
+
+TERMINAL = ("done", "error", "cancelled")
+
+
+@dataclass
+class StreamSummary:
+    run_id: str
+    session_id: str
+    meta: Event
+    events: list[Event]
+    types: list[str]
+    text: str
+    terminal: Event
+    comments: list[Comment]
+    tokens: list[Event]
+    retry: Retry | None
+
+
+def validate_stream(items: list, retry_ms: int | None = 3000, heartbeat_ms: int | None = None,
+                    terminal: str | None = None) -> StreamSummary:
+    """Asserts the invariants docs/protocol.md gives for every stream and returns a summary.
+
+    retry first (when retry_ms is given); meta is the first event with run_id/session_id/heartbeat_ms;
+    every event has exactly the three lines `id: <run_id>:<seq>`, `event: <type>`, `data: <json>` with
+    seq 0, 1, 2, …; data is a JSON object whose "type" is the event type; exactly one terminal event
+    (done/error/cancelled) and nothing after it; comments are `: ping`."""
+    def fail(msg: str) -> None:
+        raise AssertionError(f"{msg}\nstream items: {describe_items(items)}")
+
+    retry = None
+    pos = 0
+    if retry_ms is not None:
+        if not items or not isinstance(items[0], Retry):
+            fail(f"the stream must start with `retry: {retry_ms}`")
+        retry = items[0]
+        if retry.value != str(retry_ms):
+            fail(f"retry is {retry.value!r}, expected {retry_ms}")
+        pos = 1
+    events = [i for i in items[pos:] if isinstance(i, Event)]
+    comments = [i for i in items if isinstance(i, Comment)]
+    if any(isinstance(i, Retry) for i in items[pos:]):
+        fail("a second retry field")
+    if not events:
+        fail("no events")
+    for c in comments:
+        if c.text != "ping":
+            fail(f"unexpected comment {c.text!r} (heartbeats are `: ping`)")
+    meta = events[0]
+    if meta.event != "meta":
+        fail(f"first event is {meta.event!r}, expected meta")
+    mj = meta.json
+    run_id, session_id = mj.get("run_id"), mj.get("session_id")
+    if not isinstance(run_id, str) or not run_id:
+        fail(f"meta.run_id missing or not a string: {mj}")
+    if not isinstance(session_id, str) or not session_id:
+        fail(f"meta.session_id missing or not a string: {mj}")
+    if not isinstance(mj.get("heartbeat_ms"), int) or isinstance(mj.get("heartbeat_ms"), bool):
+        fail(f"meta.heartbeat_ms missing or not an integer: {mj}")
+    if heartbeat_ms is not None and mj["heartbeat_ms"] != heartbeat_ms:
+        fail(f"meta.heartbeat_ms is {mj['heartbeat_ms']}, expected {heartbeat_ms}")
+    for seq, ev in enumerate(events):
+        if len(ev.lines) != 3 or not ev.lines[0].startswith("id: ") or not ev.lines[1].startswith("event: ") \
+                or not ev.lines[2].startswith("data: "):
+            fail(f"event {seq} is not exactly the lines `id: `, `event: `, `data: `: {ev.lines!r}")
+        if ev.id != f"{run_id}:{seq}":
+            fail(f"event {seq} ({ev.event}) has id {ev.id!r}, expected {run_id}:{seq}")
+        j = ev.json
+        if not isinstance(j, dict):
+            fail(f"event {seq} data is not a JSON object: {ev.data!r}")
+        if j.get("type") != ev.event:
+            fail(f"event {seq}: data.type {j.get('type')!r} != event {ev.event!r}")
+    types = [e.event for e in events]
+    terms = [i for i, t in enumerate(types) if t in TERMINAL]
+    if len(terms) != 1:
+        fail(f"expected exactly one terminal event, got {[types[i] for i in terms]}")
+    if terms[0] != len(events) - 1:
+        fail(f"events after the terminal {types[terms[0]]}: {types[terms[0] + 1:]}")
+    if items and items[-1] is not events[-1]:
+        fail("items after the terminal event")
+    term = events[-1]
+    if terminal is not None and term.event != terminal:
+        fail(f"stream ended with {term.event} {term.data}, expected {terminal}")
+    tokens = [e for e in events if e.event == "token"]
+    for e in tokens:
+        if not isinstance(e.json.get("content"), str):
+            fail(f"token without string content: {e.data}")
+    text = "".join(e.json["content"] for e in tokens)
+    return StreamSummary(run_id=run_id, session_id=session_id, meta=meta, events=events, types=types,
+                         text=text, terminal=term, comments=comments, tokens=tokens, retry=retry)
+
+
+def describe_items(items: list, limit: int = 40) -> str:
+    out = []
+    for i in items[:limit]:
+        if isinstance(i, Event):
+            out.append(f"{i.event}:{i.data[:80]}")
+        elif isinstance(i, Comment):
+            out.append(f":{i.text}")
+        else:
+            out.append(f"retry:{i.value}")
+    more = f" … (+{len(items) - limit})" if len(items) > limit else ""
+    return "[" + ", ".join(out) + more + "]"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Many concurrent streams, one thread
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class StreamResult:
+    index: int
+    response: Response | None = None
+    items: list = field(default_factory=list)
+    error: str | None = None
+    t_start: float = 0.0
+    t_connected: float = 0.0
+    t_end: float = 0.0
+
+
+def run_many_streams(addr: Address, n: int, body: Any, timeout: float = 60.0,
+                     connect_batch: int = 200) -> list[StreamResult]:
+    """Opens n streams at once from one thread (non-blocking sockets + selectors), reads every one to
+    its end, and returns what each received. At most connect_batch connects are in flight at a time
+    (the rest start as soon as one completes) so the listen backlog is not flooded."""
+    req = build_request("POST", "/chat/stream", body)
+    sel = selectors.DefaultSelector()
+    results = [StreamResult(i) for i in range(n)]
+    state: dict[int, dict] = {}
+    pending = list(range(n))[::-1]
+    connecting = 0
+    deadline = now() + timeout
+    open_count = 0
+
+    def start_one() -> None:
+        nonlocal connecting, open_count
+        i = pending.pop()
+        r = results[i]
+        fam = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setblocking(False)
+        r.t_start = now()
+        err = s.connect_ex(addr)
+        # (On a unix socket EAGAIN means the listen backlog is full: a failure, not "in progress".)
+        if err not in (0, errno.EINPROGRESS):
+            r.error = f"connect: {os.strerror(err)}"
+            s.close()
+            return
+        connecting += 1
+        open_count += 1
+        st = {"sock": s, "phase": "connect", "parser": ResponseParser(), "sse": SSEParser(), "fed": 0, "out": req}
+        st["parser"].expect()
+        state[s.fileno()] = st
+        st["i"] = i
+        sel.register(s, selectors.EVENT_WRITE, st)
+
+    def finish(st: dict, error: str | None = None) -> None:
+        nonlocal open_count, connecting
+        r = results[st["i"]]
+        if st["phase"] == "connect":
+            connecting -= 1
+        st["phase"] = "closed"
+        r.t_end = now()
+        if error and not r.error:
+            r.error = error
+        try:
+            sel.unregister(st["sock"])
+        except (KeyError, ValueError):
+            pass
+        st["sock"].close()
+        open_count -= 1
+
+    while pending or open_count:
+        while pending and connecting < connect_batch:
+            start_one()
+        left = deadline - now()
+        if left <= 0:
+            for st in list(state.values()):
+                if st["phase"] != "closed":
+                    finish(st, f"timeout after {timeout}s in phase {st['phase']} "
+                               f"({len(st['sse'].items)} items)")
+            break
+        for key, mask in sel.select(timeout=min(left, 1.0)):
+            st = key.data
+            s = st["sock"]
+            r = results[st["i"]]
+            if st["phase"] == "connect":
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    finish(st, f"connect: {os.strerror(err)}")
+                    continue
+                connecting -= 1
+                st["phase"] = "send"
+                r.t_connected = now()
+            if st["phase"] == "send":
+                try:
+                    sent = s.send(st["out"])
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    finish(st, f"send: {e}")
+                    continue
+                st["out"] = st["out"][sent:]
+                if not st["out"]:
+                    st["phase"] = "read"
+                    sel.modify(s, selectors.EVENT_READ, st)
+                continue
+            if st["phase"] == "read":
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        t = now()
+                        if not data:
+                            st["parser"].eof(t)
+                            break
+                        st["parser"].feed(data, t)
+                        if len(data) < 65536:
+                            break
+                except BlockingIOError:
+                    data = b"?"
+                except OSError as e:
+                    finish(st, f"recv: {e}")
+                    continue
+                p: ResponseParser = st["parser"]
+                resp = p.done[0] if p.done else p.current
+                if resp is not None:
+                    r.response = resp
+                    while st["fed"] < len(resp.pieces):
+                        t, piece = resp.pieces[st["fed"]]
+                        st["fed"] += 1
+                        try:
+                            st["sse"].feed(piece, t)
+                        except ProtocolError as e:
+                            finish(st, str(e))
+                            break
+                    r.items = st["sse"].items
+                if st["phase"] == "closed":
+                    continue
+                if resp is not None and resp.complete:
+                    finish(st)
+                elif not data:
+                    finish(st, "connection closed before the stream ended")
+    sel.close()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+
+
+class Metrics:
+    def __init__(self, text: str):
+        self.text = text
+        self.samples: dict[tuple[str, tuple], float] = {}
+        self.types: dict[str, str] = {}
+        self.helps: dict[str, str] = {}
+        for ln, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            if line.startswith("#"):
+                parts = line.split(None, 3)
+                if len(parts) >= 3 and parts[1] == "TYPE":
+                    self.types[parts[2]] = parts[3].strip() if len(parts) > 3 else ""
+                elif len(parts) >= 3 and parts[1] == "HELP":
+                    self.helps[parts[2]] = parts[3] if len(parts) > 3 else ""
+                continue
+            m = _SAMPLE.match(line)
+            if not m:
+                raise AssertionError(f"metrics line {ln} is not Prometheus text format: {line!r}")
+            labels = {}
+            if m.group(3):
+                rest = m.group(3)
+                pos = 0
+                while pos < len(rest):
+                    lm = _LABEL.match(rest, pos)
+                    if not lm:
+                        raise AssertionError(f"metrics line {ln}: bad labels {rest!r}")
+                    labels[lm.group(1)] = lm.group(2)
+                    pos = lm.end()
+            try:
+                value = float(m.group(4))
+            except ValueError:
+                raise AssertionError(f"metrics line {ln}: bad value {m.group(4)!r}")
+            self.samples[(m.group(1), tuple(sorted(labels.items())))] = value
+
+    def get(self, name: str, **labels) -> float | None:
+        return self.samples.get((name, tuple(sorted(labels.items()))))
+
+    def value(self, name: str, **labels) -> float:
+        """The sample with exactly these labels; 0 when absent (a counter never incremented)."""
+        v = self.get(name, **labels)
+        return 0.0 if v is None else v
+
+    def sum(self, name: str, **labels) -> float:
+        want = set(labels.items())
+        return sum(v for (n, ls), v in self.samples.items() if n == name and want <= set(ls))
+
+    def has(self, name: str) -> bool:
+        return any(n == name for n, _ in self.samples)
+
+    def names(self) -> set[str]:
+        return {n for n, _ in self.samples}
+
+
+def parse_metrics(text: str) -> Metrics:
+    return Metrics(text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------------
+
+def children_of(pid: int) -> list[int]:
+    """Live (non-zombie) child processes of pid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read().decode("latin-1")
+        except OSError:
+            continue
+        rest = stat.rsplit(")", 1)[-1].split()
+        if len(rest) >= 2 and int(rest[1]) == pid and rest[0] not in ("Z", "X"):
+            out.append(int(name))
+    return sorted(out)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().decode("latin-1").rsplit(")", 1)[-1].split()[0]
+        return state not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02, what: str = "condition"):
+    """Polls pred until it returns a truthy value (returned) or raises AssertionError after timeout."""
+    deadline = now() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, AssertionError, ValueError, TimeoutError) as e:
+            last_exc = e
+        if now() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+_live_groups: set[int] = set()
+
+
+def _kill_all_at_exit() -> None:
+    for pg in list(_live_groups):
+        kill_group(pg)
+
+
+atexit.register(_kill_all_at_exit)
+
+
+def _flag_args(flags: dict) -> list[str]:
+    args = []
+    for k, v in flags.items():
+        if v is None or v is False:
+            continue
+        name = "--" + k.replace("_", "-")
+        args += [name] if v is True else [name, str(v)]
+    return args
+
+
+class Server:
+    """`chatstream serve` in its own session, stderr (JSON logs) into a file in a temp dir."""
+
+    def __init__(self, workers: int | None = 1, listen: str | None = None, env: dict | None = None,
+                 args: Iterable[str] = (), provider: str | None = "scripted", binary: str | None = None,
+                 **flags):
+        self.tmp = tempfile.mkdtemp(prefix="chatstream-e2e-")
+        self.binary = binary or BINARY
+        if listen == "unix":
+            listen = "unix:" + os.path.join(self.tmp, "cs.sock")
+        if listen is None:
+            self.port = free_port()
+            listen = f"127.0.0.1:{self.port}"
+        self.listen = listen
+        if listen.startswith("unix:"):
+            self.addr: Address = listen[5:]
+            self.port = None
+        else:
+            host, _, port = listen.rpartition(":")
+            self.addr = (host, int(port))
+            self.port = int(port)
+        self.url = f"http://{listen}" if self.port else listen
+        self.workers = workers
+        self.argv = [self.binary, "serve", "--listen", listen]
+        if workers is not None:
+            self.argv += ["--workers", str(workers)]
+        if provider:
+            self.argv += ["--provider", provider]
+        self.argv += _flag_args(flags) + list(args)
+        self.env = dict(os.environ)
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
+        self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        self.env.update(env or {})
+        self.log_path = os.path.join(self.tmp, "chatstream.log")
+        self.proc: subprocess.Popen | None = None
+        self.returncode: int | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, wait: bool = True, timeout: float = 15.0) -> "Server":
+        if not os.path.exists(self.binary):
+            raise AssertionError(f"chatstream binary not found: {self.binary} (build it: make build)")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True)
+        _live_groups.add(self.proc.pid)
+        if wait:
+            self.wait_ready(timeout * SLOW)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = now() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"chatstream exited with status {self.proc.returncode} at start-up:\n"
+                                     f"argv: {self.argv}\n{self.log_tail()}")
+            try:
+                r = request(self.addr, "GET", "/healthz", timeout=1.0)
+                if r.status == 200 and (not self.workers or len(self.worker_pids()) >= self.workers):
+                    return
+            except (OSError, TimeoutError, AssertionError):
+                pass
+            if now() > deadline:
+                raise AssertionError(f"chatstream not ready within {timeout}s: argv {self.argv}\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.pid)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL the whole process group. Returns the master's exit status
+        (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        rc = self.proc.poll()
+        if rc is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            rc = self.wait(timeout * SLOW)
+        else:
+            self.returncode = rc
+        kill_group(self.proc.pid)  # stray workers, whatever happened
+        if rc is None:
+            self.proc.wait()
+        _live_groups.discard(self.proc.pid)
+        if not self._log.closed:
+            self._log.close()
+        return rc
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 30) -> str:
+        lines = self.log_text().splitlines()
+        return "\n".join(f"  | {line}" for line in lines[-n:]) or "  | (empty log)"
+
+    def sanitizer_report(self) -> str | None:
+        text = self.log_text()
+        m = SANITIZER_PATTERNS.search(text)
+        if not m:
+            return None
+        start = text.rfind("\n", 0, max(0, m.start() - 200)) + 1
+        return text[start:start + 4000]
+
+    # Convenience
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, **kw) -> Response:
+        return request(self.addr, method, path, body, headers, **kw)
+
+    def healthz(self) -> dict:
+        r = self.request("GET", "/healthz")
+        return r.json()
+
+    def metrics(self) -> Metrics:
+        r = self.request("GET", "/metrics")
+        if r.status != 200:
+            raise AssertionError(f"GET /metrics answered {r!r}")
+        return parse_metrics(r.text())
+
+    def stream(self, message: str = "hello", **kw) -> Stream:
+        return open_stream(self.addr, message, **kw)
+
+
+def start_server(**kw) -> Server:
+    return Server(**kw).start()
+
+
+class Nginx:
+    """nginx with the config rendered by scripts/render-nginx.sh, in the foreground, in its own session."""
+
+    def __init__(self, upstream: str, web_root: str | None = None, loopback_exempt: bool = True):
+        self.tmp = tempfile.mkdtemp(prefix="chatstream-nginx-")
+        self.dir = os.path.join(self.tmp, "nginx")
+        self.port = free_port()
+        self.addr = ("127.0.0.1", self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstream = upstream
+        self.web_root = web_root or os.path.join(SOURCE_DIR, "web")
+        self.loopback_exempt = loopback_exempt
+        self.proc: subprocess.Popen | None = None
+
+    def render(self) -> str:
+        cmd = ["bash", os.path.join(SOURCE_DIR, "scripts", "render-nginx.sh"), "--out", self.dir,
+               "--port", str(self.port), "--web-root", self.web_root, "--upstream", self.upstream, "--check"]
+        if not self.loopback_exempt:
+            cmd.append("--no-loopback-exempt")
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise AssertionError(f"render-nginx.sh failed ({p.returncode}): {p.stderr}{p.stdout}")
+        return p.stdout.strip()
+
+    def start(self, timeout: float = 10.0) -> "Nginx":
+        if not os.path.exists(NGINX):
+            raise AssertionError(f"nginx not found at {NGINX} (scripts/deps.sh installs it)")
+        conf = self.render()
+        self.error_log = os.path.join(self.dir, "error.log")
+        self._out = open(os.path.join(self.tmp, "nginx.out"), "wb")
+        self.proc = subprocess.Popen([NGINX, "-p", self.dir + "/", "-c", conf, "-e", self.error_log],
+                                     stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _live_groups.add(self.proc.pid)
+        deadline = now() + timeout * SLOW
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nginx exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                connect(self.addr, 0.5).close()
+                return self
+            except OSError:
+                pass
+            if now() > deadline:
+                raise AssertionError(f"nginx not listening on {self.port} within {timeout}s\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        kill_group(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.wait()
+        _live_groups.discard(self.proc.pid)
+        self._out.close()
+
+    def log_tail(self, n: int = 30) -> str:
+        out = []
+        for p in (getattr(self, "error_log", None), os.path.join(self.tmp, "nginx.out")):
+            if p and os.path.exists(p):
+                with open(p, "rb") as f:
+                    out += f.read().decode("utf-8", "replace").splitlines()[-n:]
+        return "\n".join(f"  | {line}" for line in out) or "  | (empty)"
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None, **kw) -> Response:
+        return request(self.addr, method, path, body, headers, **kw)
+
+    def stream(self, message: str = "hello", **kw) -> Stream:
+        return open_stream(self.addr, message, **kw)
+
+
+def start_nginx(upstream: str, **kw) -> Nginx:
+    return Nginx(upstream, **kw).start()
+
+
+# ---------------------------------------------------------------------------------------------------
+# unittest glue
+# ---------------------------------------------------------------------------------------------------
+
+def _test_failed(case: unittest.TestCase) -> bool:
+    outcome = getattr(case, "_outcome", None)
+    return outcome is not None and not getattr(outcome, "success", True)
+
+
+class E2ETestCase(unittest.TestCase):
+    """Base class: servers and nginx started through it are always stopped (process groups killed);
+    a sanitizer report in a server's log fails the test; logs are printed when a test fails."""
+
+    maxDiff = 4000
+
+    def _stop_server(self, server: Server) -> None:
+        server.stop()
+        failed = _test_failed(self)
+        if failed:
+            sys.stderr.write(f"\n--- chatstream log ({' '.join(server.argv[1:])[:300]}), full log in "
+                             f"{server.log_path}:\n{server.log_tail()}\n")
+        report = server.sanitizer_report()
+        if report:
+            raise AssertionError(f"sanitizer report in the chatstream log ({server.log_path}):\n{report}")
+        if not failed:
+            shutil.rmtree(server.tmp, ignore_errors=True)
+
+    def _stop_nginx(self, ng: Nginx) -> None:
+        ng.stop()
+        if _test_failed(self):
+            sys.stderr.write(f"\n--- nginx log ({ng.dir}):\n{ng.log_tail()}\n")
+        else:
+            shutil.rmtree(ng.tmp, ignore_errors=True)
+
+    def start_server(self, **kw) -> Server:
+        s = Server(**kw)
+        self.addCleanup(self._stop_server, s)
+        return s.start()
+
+    def start_nginx(self, upstream: str, **kw) -> Nginx:
+        ng = Nginx(upstream, **kw)
+        self.addCleanup(self._stop_nginx, ng)
+        return ng.start()
+
+    @classmethod
+    def start_class_server(cls, **kw) -> Server:
+        s = Server(**kw)
+
+        def stop() -> None:
+            rc = s.stop()
+            report = s.sanitizer_report()
+            if report:
+                raise AssertionError(f"sanitizer report in the chatstream log ({s.log_path}):\n{report}")
+            if rc is None:
+                sys.stderr.write(f"\nchatstream did not exit on SIGTERM; log in {s.log_path}:\n{s.log_tail()}\n")
+            else:
+                shutil.rmtree(s.tmp, ignore_errors=True)
+
+        cls.addClassCleanup(stop)
+        return s.start()
+
+    # --- assertions ------------------------------------------------------------------------------
+
+    def assertJsonError(self, r: Response, status: int, code: str, msg: str = "") -> dict:
+        """The contract's error shape: {"error": {"status": S, "code": C, "message": "…"}}, JSON."""
+        ctx = f"{msg}\nresponse: {r!r}"
+        self.assertEqual(r.status, status, f"status{ctx}")
+        ctype = (r.header("Content-Type") or "").lower()
+        self.assertTrue(ctype.split(";")[0].strip() == "application/json", f"Content-Type {ctype!r}{ctx}")
+        try:
+            j = r.json()
+        except ValueError as e:
+            self.fail(f"error body is not JSON ({e}){ctx}")
+        self.assertIsInstance(j, dict, ctx)
+        self.assertEqual(set(j), {"error"}, f"top-level keys{ctx}")
+        e = j["error"]
+        self.assertIsInstance(e, dict, ctx)
+        self.assertEqual(set(e) - {"details"}, {"status", "code", "message"}, f"error keys{ctx}")
+        self.assertEqual(e["status"], status, f"error.status{ctx}")
+        self.assertNotIsInstance(e["status"], bool)
+        self.assertEqual(e["code"], code, f"error.code{ctx}")
+        self.assertIsInstance(e["message"], str, ctx)
+        self.assertTrue(e["message"].strip(), f"empty error.message{ctx}")
+        return e
+
+    def assertBetween(self, value: float, low: float, high: float, what: str = "") -> None:
+        self.assertTrue(low <= value <= high, f"{what}: {value:.3f} not in [{low}, {high}]")
