@@ -149,6 +149,14 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          return assign(parse_duration_ms(v), [&](auto ms) { c.slow_consumer_grace_ms = ms; });
        }},
+      {"send-buffer", "BYTES", "kernel send buffer per client socket, 0 = kernel autotuning (default 262144)",
+       [](Config& c, const std::string& v) -> Status {
+         auto n = parse_integer(v, 0, 64 << 20);
+         if (!n) return n.error();
+         if (*n != 0 && *n < 4096) return Error{"must be 0 or at least 4096"};
+         c.send_buffer = static_cast<int>(*n);
+         return {};
+       }},
       {"max-connections", "N", "open connections per worker; more get 503 (default 10000)",
        [](Config& c, const std::string& v) {
          return assign(parse_integer(v, 1, 1000000), [&](auto n) { c.max_connections = static_cast<int>(n); });

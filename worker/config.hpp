@@ -39,6 +39,9 @@ struct Config {
   size_t output_high_water = 16 * 1024;
   size_t output_hard_cap = 256 * 1024;
   uint64_t slow_consumer_grace_ms = 5000;
+  // Kernel send buffer per client socket (SO_SNDBUF), 0 = the kernel's autotuning (up to 4 MiB on
+  // Linux). Bounded, so a client that stops reading is noticed in seconds, not megabytes.
+  int send_buffer = 256 * 1024;
 
   // HTTP.
   int max_connections = 10000;          // per worker

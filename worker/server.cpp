@@ -29,6 +29,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
   limits_.max_body = config.max_body;
   limits_.header_timeout_ms = config.header_timeout_ms;
   limits_.keepalive_timeout_ms = config.keepalive_timeout_ms;
+  limits_.send_buffer = config.send_buffer;
 
   llm::ScriptedSettings scripted;
   scripted.tokens = config.scripted_tokens;

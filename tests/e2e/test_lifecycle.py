@@ -139,10 +139,10 @@ class Backpressure(E2ETestCase):
         self.addCleanup(c.close)
         c.send(harness.build_request("POST", "/chat/stream", {"message": "hello"}), expect=1)
         self.assertEqual(c.read_head(5).status, 200)
-        # Stop reading. The server must give up on us: after the kernel's socket buffers are full
-        # (Linux autotunes the server's send buffer up to tcp_wmem's maximum, 4 MB, which at the
-        # scripted provider's pace takes ~5 s) plus the grace time — not keep the run going forever.
-        wait_until(lambda: srv.metrics().value("chatstream_slow_consumer_closes_total") >= 1, 20.0,
+        # Stop reading. The server must give up on us: once the kernel's socket buffers are full
+        # (the server caps its send buffer with --send-buffer, 256 KiB by default) and the output
+        # queue passes the hard cap, the grace time runs — the run does not go on forever.
+        wait_until(lambda: srv.metrics().value("chatstream_slow_consumer_closes_total") >= 1, 4.0,
                    what="chatstream_slow_consumer_closes_total incremented")
         # Reading now yields what was buffered, then the end of the connection (no `done`).
         closed = c.wait_closed(20)

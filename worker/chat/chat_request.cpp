@@ -19,10 +19,9 @@ std::string describe(simdjson::error_code error) {
   }
 }
 
-using Object = simdjson::ondemand::object;
-
 // Parses the body as one JSON object and calls `visit(key, value)` for each field; `visit` returns
-// an error message to reject the request.
+// an error message to reject the request. The DOM parser validates the whole document (also the
+// fields we ignore), so malformed JSON anywhere is refused.
 template <typename Visit>
 std::optional<RequestError> for_each_field(http::Request& request, Visit&& visit) {
   if (!http::is_json_content_type(request.content_type)) {
@@ -33,23 +32,16 @@ std::optional<RequestError> for_each_field(http::Request& request, Visit&& visit
   if (request.body.capacity() < request.body.size() + simdjson::SIMDJSON_PADDING) {
     request.body.reserve(request.body.size() + simdjson::SIMDJSON_PADDING);
   }
-  static thread_local simdjson::ondemand::parser parser;
-  simdjson::padded_string_view input(request.body.data(), request.body.size(), request.body.capacity());
-  simdjson::ondemand::document document;
-  if (auto error = parser.iterate(input).get(document)) return RequestError{400, describe(error)};
-  Object object;
+  static thread_local simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  if (auto error = parser.parse(request.body.data(), request.body.size(), false).get(document)) {
+    return RequestError{400, describe(error)};
+  }
+  simdjson::dom::object object;
   if (auto error = document.get_object().get(object)) return RequestError{400, describe(error)};
-  for (auto field : object) {
-    std::string_view key;
-    if (auto error = field.unescaped_key().get(key)) return RequestError{400, describe(error)};
-    simdjson::ondemand::value value;
-    if (auto error = field.value().get(value)) return RequestError{400, describe(error)};
+  for (auto [key, value] : object) {
     std::optional<std::string> problem = visit(key, value);
     if (problem) return RequestError{400, *problem};
-  }
-  // Inside the text means something follows the object; at the end simdjson reports OUT_OF_BOUNDS.
-  if (!document.current_location().error()) {
-    return RequestError{400, "Request body has trailing content after the JSON object"};
   }
   return std::nullopt;
 }
@@ -64,12 +56,9 @@ std::string field_problem(std::string_view name, std::string_view problem) {
 }
 
 // Reads a string field; nullopt + message on failure.
-std::optional<std::string> read_string(simdjson::ondemand::value& value, std::string_view name,
-                                       std::string* out) {
+std::optional<std::string> read_string(simdjson::dom::element value, std::string_view name, std::string* out) {
   std::string_view text;
-  auto error = value.get_string().get(text);
-  if (error == simdjson::INCORRECT_TYPE) return field_problem(name, "must be a string");
-  if (error) return describe(error);
+  if (value.get_string().get(text)) return field_problem(name, "must be a string");
   // Escapes like \ud800 decode to ill-formed UTF-8; refuse them like raw invalid bytes.
   if (!json::is_valid_utf8(text)) return field_problem(name, "is not valid UTF-8");
   out->assign(text);
@@ -87,7 +76,7 @@ bool is_blank(std::string_view text) {
 
 std::optional<RequestError> parse_chat_request(http::Request& request, ChatRequest* out) {
   bool has_message = false;
-  auto error = for_each_field(request, [&](std::string_view key, simdjson::ondemand::value& value)
+  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
     if (key == "message") {
       if (auto problem = read_string(value, key, &out->message)) return problem;
@@ -109,7 +98,7 @@ std::optional<RequestError> parse_chat_request(http::Request& request, ChatReque
 
 std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out) {
   bool has_run_id = false;
-  auto error = for_each_field(request, [&](std::string_view key, simdjson::ondemand::value& value)
+  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
     if (key != "run_id") return std::nullopt;
     std::string text;

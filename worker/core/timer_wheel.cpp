@@ -12,6 +12,10 @@ constexpr uint64_t kMask = TimerWheel::kSlots - 1;
 Timer* timer_of(ListNode* node) { return reinterpret_cast<Timer*>(node); }
 }  // namespace
 
+Timer::~Timer() {
+  if (scheduled() && wheel_) wheel_->cancel(*this);
+}
+
 TimerWheel::TimerWheel(uv_loop_t* loop, Clock clock)
     : clock_(clock ? clock : &monotonic_ms), last_tick_(clock_()) {
   if (loop) {
@@ -38,6 +42,7 @@ void TimerWheel::schedule(Timer& timer, uint64_t deadline_ms) {
   // idle period does not cost a spurious wake-up.
   if (count_ == 0 && !in_tick_) last_tick_ = std::max(last_tick_, now_ms() - 1);
   timer.deadline_ms_ = deadline_ms;
+  timer.wheel_ = this;
   link(timer);
   ++count_;
   if (in_tick_) return;

@@ -30,7 +30,7 @@ class Timer {
   Timer(Callback callback, void* owner) : callback_(callback), owner_(owner) {}
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
-  ~Timer() { node_.unlink(); }
+  ~Timer();
 
   bool scheduled() const { return node_.linked(); }
   uint64_t deadline_ms() const { return deadline_ms_; }
@@ -39,6 +39,7 @@ class Timer {
   friend class TimerWheel;
   ListNode node_;  // first member: the wheel turns a ListNode* back into its Timer
   uint64_t deadline_ms_ = 0;
+  TimerWheel* wheel_ = nullptr;  // set while scheduled, so destruction can cancel
   Callback callback_;
   void* owner_;
 };

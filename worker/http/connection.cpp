@@ -77,6 +77,11 @@ int Connection::accept_from(uv_stream_t* listener) {
   }
   // Events are small and latency matters more than packet count; we batch per loop turn ourselves.
   if (!is_unix_) uv_tcp_nodelay(&handle_.tcp, 1);
+  // Our own output queue is the bounded buffer that merges tokens and detects slow readers; a kernel
+  // buffer allowed to grow to megabytes would hide a client that stopped reading.
+  if (int size = host_.limits().send_buffer; size > 0) {
+    uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&handle_), &size);
+  }
   rc = uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read);
   if (rc != 0) {
     close();

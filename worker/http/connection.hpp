@@ -34,6 +34,7 @@ struct Limits {
   size_t max_body = 65536;
   uint64_t header_timeout_ms = 10000;
   uint64_t keepalive_timeout_ms = 75000;
+  int send_buffer = 0;  // SO_SNDBUF for accepted sockets, 0 = kernel default
 };
 
 // Whoever produces a response that does not end at once (an SSE stream, a deferred JSON answer)

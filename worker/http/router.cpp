@@ -57,7 +57,12 @@ RouteMatch Router::match(std::string_view method, std::string_view path) const {
       return result;
     }
     result.kind = RouteMatch::Kind::kMethodNotAllowed;
-    if (result.allow.find(route.method) == std::string::npos) {
+    bool listed = false;
+    for (const Route& earlier : routes_) {
+      if (&earlier == &route) break;
+      if (earlier.method == route.method && match_segments(earlier, path, nullptr)) listed = true;
+    }
+    if (!listed) {
       if (!result.allow.empty()) result.allow += ", ";
       result.allow += route.method;
     }

@@ -72,7 +72,14 @@ void append_number(std::string& out, double value) {
     out.append("null");
     return;
   }
-  char buffer[48];
+  char buffer[64];
+  if (std::fabs(value) >= 1e15) {
+    // Beyond the range where 3 fixed decimals mean anything: shortest round-trip form (1e+300).
+    auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+    (void)ec;
+    out.append(buffer, end);
+    return;
+  }
   auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, std::round(value * 1000.0) / 1000.0,
                                  std::chars_format::fixed, 3);
   (void)ec;

@@ -3,6 +3,7 @@
 // (coalescing never drops or reorders text). A multi-byte UTF-8 character that a provider split across
 // two deltas is held back until its last byte arrives, so every token event carries whole characters.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -11,10 +12,7 @@ namespace chatstream::sse {
 
 class TokenBuffer {
  public:
-  void add(std::string_view text) {
-    text_.append(text);
-    ++tokens_;
-  }
+  void add(std::string_view text);
   bool empty() const { return text_.empty(); }
   size_t size() const { return text_.size(); }
   uint64_t tokens() const { return tokens_; }
@@ -29,6 +27,11 @@ class TokenBuffer {
  private:
   std::string text_;
   uint64_t tokens_ = 0;
+  // End offsets (in text_) of the last deltas. Held-back bytes are at most 3, so at most the last
+  // 3 deltas can end inside them: remembering 4 ends is enough to count exactly.
+  static constexpr size_t kRecent = 4;
+  size_t recent_ends_[kRecent] = {};
+  size_t recent_count_ = 0;
 };
 
 }  // namespace chatstream::sse
