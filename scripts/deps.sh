@@ -11,6 +11,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev           # OpenAI-compatible provider
   libgtest-dev libbenchmark-dev             # unit tests, micro-benchmarks
   postgresql nginx wrk                      # database, front proxy, load generator
+  postgresql-doc-15                         # the sample knowledge base: the PostgreSQL manual (HTML)
   python3 curl procps util-linux            # e2e tests, health checks, ps/pkill, taskset/setsid
 )
 

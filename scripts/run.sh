@@ -51,25 +51,30 @@ stop_all() {
     wait "$nginx_pid" 2>/dev/null || true
   fi
   rm -f "$SOCK"
+  bash scripts/pg.sh stop "$RUN/pg"
   log "stopped"
 }
 trap 'stop_all' EXIT
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 
-# --- Database hook --------------------------------------------------------------------------------
-# The PostgreSQL issue starts a local cluster here (data in .run/pg, socket in .run/) and exports
-# CHATSTREAM_DATABASE_URL; the knowledge base then switches the provider to `extractive`.
-# Until then chatstream runs without a database and /healthz reports "database":"not_configured".
-# ---------------------------------------------------------------------------------------------------
+# --- Database ---------------------------------------------------------------------------------------
+# A private PostgreSQL cluster in .run/pg (kept between runs), migrated, with the PostgreSQL manual
+# (Debian's postgresql-doc-15) loaded as the knowledge base: "ask the PostgreSQL manual".
+PG_PORT="${PG_PORT:-54329}"
+DATABASE_URL=$(bash scripts/pg.sh start "$RUN/pg" "$PG_PORT")
+export DATABASE_URL
+build/chatstream migrate >&2
+KB="${KNOWLEDGE_BASE:-/usr/share/doc/postgresql-doc-15/html}"
+log "loading the knowledge base from $KB (unchanged files are skipped)"
+build/chatstream ingest "$KB" >&2
+# ------------------------------------------------------------------------------------------------------
 
 # Both run in their own session (setsid): Ctrl-C reaches this script only, which stops them in
 # order. Without job control, setsid execs in place, so $! is the server's own pid.
 setsid build/chatstream serve \
   --listen "unix:$SOCK" \
-  --provider scripted \
-  --scripted-text "$(cat scripts/demo-answer.txt)" \
-  --scripted-rate 20 \
+  --provider "${CHATSTREAM_PROVIDER:-extractive}" \
   --drain-timeout "${CHATSTREAM_DRAIN_TIMEOUT:-5s}" \
   ${WORKERS:+--workers "$WORKERS"} \
   2>>"$RUN/chatstream.log" &

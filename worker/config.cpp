@@ -86,11 +86,51 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          return assign(parse_integer(v, 1, 256), [&](auto n) { c.workers = static_cast<int>(n); });
        }},
-      {"provider", "NAME", "token source: scripted (default scripted)",
+      {"provider", "NAME", "token source: extractive or scripted (default: extractive with a database, else scripted)",
        [](Config& c, const std::string& v) -> Status {
-         if (v != "scripted") return Error{"unknown provider '" + v + "' (available: scripted)"};
+         if (v != "scripted" && v != "extractive") {
+           return Error{"unknown provider '" + v + "' (available: extractive, scripted)"};
+         }
          c.provider = v;
          return {};
+       }},
+      {"database-url", "URL", "PostgreSQL connection URL or conninfo (also DATABASE_URL, or libpq's PG* variables)",
+       [](Config& c, const std::string& v) -> Status {
+         c.database_url = v;
+         c.database_configured = !v.empty();
+         return {};
+       }},
+      {"db-pool-size", "N", "database connections per worker, plus one for LISTEN (default 4)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1, 64), [&](auto n) { c.db_pool_size = static_cast<size_t>(n); });
+       }},
+      {"db-wait-timeout", "DUR", "how long a request waits for a free database connection (default 2s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms == 0) return Error{"must be above 0"};
+         c.db_wait_timeout_ms = *ms;
+         return {};
+       }},
+      {"history-messages", "N", "earlier messages of the session given to the provider (default 10)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 1000), [&](auto n) { c.history_messages = static_cast<size_t>(n); });
+       }},
+      {"history-chars", "N", "at most this much text of earlier messages (default 6000)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 1 << 20), [&](auto n) { c.history_chars = static_cast<size_t>(n); });
+       }},
+      {"retrieval-candidates", "N", "passages fetched by the full-text search (default 20)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1, 1000), [&](auto n) { c.retrieval_candidates = static_cast<size_t>(n); });
+       }},
+      {"rerank-keep", "N", "passages kept after reranking and cited (default 4)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 1, 50), [&](auto n) { c.rerank_keep = static_cast<size_t>(n); });
+       }},
+      {"extractive-rate", "R", "extractive provider: tokens per second, 0 = as fast as possible (default 30)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_real(v, 0, 1e6), [&](auto r) { c.extractive_rate = r; });
        }},
       {"scripted-tokens", "N", "scripted provider: tokens per answer, token i is \"t<i> \" (default 50)",
        [](Config& c, const std::string& v) {
@@ -214,6 +254,14 @@ const Option* find_option(std::string_view name) {
   return nullptr;
 }
 
+bool provider_given(const std::map<std::string, std::string>& env, const std::vector<std::string>& args) {
+  if (env.count("CHATSTREAM_PROVIDER")) return true;
+  for (const std::string& arg : args) {
+    if (arg == "--provider" || arg.rfind("--provider=", 0) == 0) return true;
+  }
+  return false;
+}
+
 Status validate(Config& config) {
   if (config.workers == 0) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -261,8 +309,10 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
     parsed.command = Command::kVersion;
     return parsed;
   }
-  if (command != "serve") return Error{"unknown command '" + command + "' (try: chatstream --help)"};
-  parsed.command = Command::kServe;
+  if (command == "serve") parsed.command = Command::kServe;
+  else if (command == "migrate") parsed.command = Command::kMigrate;
+  else if (command == "ingest") parsed.command = Command::kIngest;
+  else return Error{"unknown command '" + command + "' (try: chatstream --help)"};
   Config& config = parsed.config;
 
   // Environment first, flags after: a flag overrides its variable.
@@ -270,6 +320,13 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   for (char** entry = environment; entry && *entry; ++entry) {
     const char* eq = std::strchr(*entry, '=');
     if (eq) env.emplace(std::string(*entry, static_cast<size_t>(eq - *entry)), std::string(eq + 1));
+  }
+  // DATABASE_URL is the common convention; CHATSTREAM_DATABASE_URL (below) and the flag win over it.
+  if (auto it = env.find("DATABASE_URL"); it != env.end() && !it->second.empty()) {
+    config.database_url = it->second;
+    config.database_configured = true;
+  } else if (env.count("PGHOST") || env.count("PGDATABASE") || env.count("PGSERVICE")) {
+    config.database_configured = true;  // libpq reads its PG* variables itself
   }
   for (const Option& option : options()) {
     auto it = env.find(env_name(option.name));
@@ -283,7 +340,11 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       parsed.command = Command::kHelp;
       return parsed;
     }
-    if (arg.rfind("--", 0) != 0) return Error{"unexpected argument '" + arg + "'"};
+    if (arg.rfind("--", 0) != 0) {
+      if (parsed.command != Command::kIngest) return Error{"unexpected argument '" + arg + "'"};
+      parsed.paths.push_back(arg);
+      continue;
+    }
     std::string name = arg.substr(2), value;
     bool has_value = false;
     if (size_t eq = name.find('='); eq != std::string::npos) {
@@ -300,6 +361,13 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
     Status status = option->apply(config, value);
     if (!status) return Error{"--" + name + ": " + status.error().message};
   }
+  if (parsed.command == Command::kIngest && parsed.paths.empty()) {
+    return Error{"ingest needs at least one PATH (a file or a directory)"};
+  }
+  if (parsed.command != Command::kServe && !config.database_configured) {
+    return Error{"no database configured: set --database-url, DATABASE_URL or PGHOST/PGDATABASE"};
+  }
+  if (!provider_given(env, args)) config.provider = config.database_configured ? "extractive" : "scripted";
   Status status = validate(config);
   if (!status) return status.error();
   return parsed;
@@ -311,6 +379,9 @@ std::string help_text() {
       "\n"
       "usage:\n"
       "  chatstream serve [flags]   run the master and its worker processes\n"
+      "  chatstream migrate         apply the pending database migrations (sql/, built in)\n"
+      "  chatstream ingest PATH…    load Markdown, text and HTML files (or directories) into the\n"
+      "                             knowledge base; idempotent by source path\n"
       "  chatstream --version\n"
       "  chatstream --help\n"
       "\n"

@@ -50,16 +50,28 @@ struct Config {
   uint64_t header_timeout_ms = 10000;
   uint64_t keepalive_timeout_ms = 75000;
 
+  // PostgreSQL. Empty database_url with database_configured = libpq's PG* variables.
+  std::string database_url;
+  bool database_configured = false;
+  size_t db_pool_size = 4;
+  uint64_t db_wait_timeout_ms = 2000;
+  size_t history_messages = 10;     // earlier messages passed to the provider as context
+  size_t history_chars = 6000;      // and at most this much of their text
+  size_t retrieval_candidates = 20; // top K of the full-text query
+  size_t rerank_keep = 4;           // passages kept after reranking (cited)
+  double extractive_rate = 30;      // tokens per second, 0 = as fast as possible
+
   // Process model.
   uint64_t drain_timeout_ms = 30000;
   std::string log_level = "info";
 };
 
-enum class Command { kServe, kHelp, kVersion };
+enum class Command { kServe, kMigrate, kIngest, kHelp, kVersion };
 
 struct ParsedCommandLine {
   Command command = Command::kHelp;
   Config config;
+  std::vector<std::string> paths;  // chatstream ingest PATH…
 };
 
 // argv[0] is the program; argv[1] the subcommand. `environment` is the process environment (envp).

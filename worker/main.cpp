@@ -10,6 +10,8 @@
 #endif
 
 #include "config.hpp"
+#include "db/migrations.hpp"
+#include "ingest_command.hpp"
 #include "master.hpp"
 
 extern char** environ;
@@ -42,6 +44,17 @@ int main(int argc, char** argv) {
       return 0;
     case chatstream::Command::kServe:
       return chatstream::run_master(parsed->config);
+    case chatstream::Command::kMigrate: {
+      auto applied = chatstream::db::migrate(parsed->config.database_url);
+      if (!applied) {
+        std::fprintf(stderr, "chatstream migrate: %s\n", applied.error().message.c_str());
+        return 1;
+      }
+      std::printf("chatstream migrate: %d migration(s) applied, schema up to date\n", *applied);
+      return 0;
+    }
+    case chatstream::Command::kIngest:
+      return chatstream::run_ingest(parsed->config, parsed->paths);
   }
   return 0;
 }

@@ -27,7 +27,7 @@ namespace {
 
 constexpr int kListenBacklog = 8192;  // the kernel caps it at net.core.somaxconn
 // Grace beyond --drain-timeout before the master kills workers: the worker's own final close pass.
-constexpr uint64_t kKillGraceMs = 5000;
+constexpr uint64_t kKillGraceMs = 10000;
 
 Result<int> bind_listener(const ListenAddress& address) {
   if (address.is_unix) {

@@ -4,7 +4,9 @@
 
 #include <vector>
 
+#include "http/deferred_response.hpp"
 #include "json/writer.hpp"
+#include "llm/extractive_provider.hpp"
 #include "llm/scripted_provider.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
@@ -24,7 +26,8 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
       wheel_(loop),
       read_buffer_(new char[kReadBufferSize]),
       drain_deadline_(&Server::on_drain_deadline, this),
-      drain_force_(&Server::on_drain_force, this) {
+      drain_force_(&Server::on_drain_force, this),
+      drain_writes_(&Server::on_drain_writes, this) {
   limits_.max_header_bytes = config.max_header_bytes;
   limits_.max_body = config.max_body;
   limits_.header_timeout_ms = config.header_timeout_ms;
@@ -33,11 +36,25 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
 
   llm::ScriptedSettings scripted;
   scripted.tokens = config.scripted_tokens;
-  scripted.rate = config.scripted_rate;
   scripted.text = config.scripted_text;
-  scripted.first_token_delay_ms = config.scripted_first_token_delay_ms;
-  scripted.fail_after = config.scripted_fail_after;
-  provider_ = std::make_unique<llm::ScriptedProvider>(wheel_, scripted);
+  scripted.pace.rate = config.scripted_rate;
+  scripted.pace.first_token_delay_ms = config.scripted_first_token_delay_ms;
+  scripted.pace.fail_after = config.scripted_fail_after;
+  if (config.provider == "extractive") {
+    llm::Pace pace;
+    pace.rate = config.extractive_rate;
+    provider_ = std::make_unique<llm::ExtractiveProvider>(wheel_, pace);
+  } else {
+    provider_ = std::make_unique<llm::ScriptedProvider>(wheel_, scripted);
+  }
+  if (config.database_configured) {
+    db::PoolSettings settings;
+    settings.conninfo = config.database_url;
+    settings.size = config.db_pool_size;
+    settings.wait_timeout_ms = config.db_wait_timeout_ms;
+    pool_ = std::make_unique<db::Pool>(loop_, wheel_, settings);
+    store_ = std::make_unique<chat::Store>(*pool_, wheel_);
+  }
 
   sse::StreamSettings stream;
   stream.heartbeat_ms = config.heartbeat_ms;
@@ -47,7 +64,14 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
   stream.hard_cap = config.output_hard_cap;
   stream.slow_consumer_grace_ms = config.slow_consumer_grace_ms;
   run_env_.reset(new chat::RunEnvironment{wheel_, *provider_, registry_, graveyard_, stream,
-                                          config.run_timeout_ms, config.token_timeout_ms});
+                                          config.run_timeout_ms, config.token_timeout_ms, store_.get(),
+                                          config.history_messages, config.history_chars,
+                                          config.retrieval_candidates, config.rerank_keep});
+  if (pool_) {
+    pool_->listen(std::string(chat::Store::kCancelChannel),
+                  [this](std::string_view, std::string_view payload) { on_cancel_notification(payload); });
+    pool_->start();
+  }
 
   uv_prepare_init(loop_, &flush_prepare_);
   flush_prepare_.data = this;
@@ -144,6 +168,10 @@ void Server::add_routes() {
   });
   router_.add("GET", "/healthz",
               [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_healthz(c); });
+  router_.add("GET", "/sessions/{id}/messages",
+              [this](http::Connection& c, http::Request&, const http::RouteParams& p) {
+                handle_session_messages(c, p.get("id"));
+              });
   router_.add("GET", "/metrics",
               [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_metrics(c); });
 }
@@ -186,17 +214,78 @@ void Server::handle_cancel(http::Connection& connection, http::Request& request)
     connection.respond_error(error->status, error->message);
     return;
   }
-  chat::Run* run = registry_.find(cancel.run_id);
-  if (!run) {
-    connection.respond_error(404, "No run in progress with this run_id on this worker");
+  std::string body;
+  json::Object(body).field("run_id", cancel.run_id.to_string()).field("cancelled", true).close();
+  if (chat::Run* run = registry_.find(cancel.run_id)) {
+    run->cancel();
+    connection.respond(200, "application/json", body);
     return;
   }
-  run->cancel();
-  std::string body;
-  json::Object object(body);
-  object.field("run_id", cancel.run_id.to_string()).field("cancelled", true);
-  object.close();
-  connection.respond(200, "application/json", body);
+  if (!store_) {
+    connection.respond_error(404, "No run in progress with this run_id");
+    return;
+  }
+  // Another worker may own it: PostgreSQL tells every worker (NOTIFY), the owner cancels.
+  auto response = http::DeferredResponse::attach(connection);
+  store_->cancel_everywhere(cancel.run_id, [response, body](std::optional<chat::StoreError> error, bool found) {
+    http::Connection* connection = response->take();
+    if (!connection) return;
+    if (error) {
+      connection->respond_error(503, error->message, "Retry-After: 1\r\n");
+    } else if (!found) {
+      connection->respond_error(404, "No run in progress with this run_id");
+    } else {
+      connection->respond(200, "application/json", body);
+    }
+  });
+}
+
+void Server::on_cancel_notification(std::string_view payload) {
+  auto id = Uuid::parse(payload);
+  if (!id) return;
+  if (chat::Run* run = registry_.find(*id)) run->cancel();
+}
+
+void Server::handle_session_messages(http::Connection& connection, std::string_view session_text) {
+  auto session_id = Uuid::parse(session_text);
+  if (!session_id || !store_) {
+    connection.respond_error(404, store_ ? "No such session" : "Conversations are not kept: no database configured");
+    return;
+  }
+  auto response = http::DeferredResponse::attach(connection);
+  std::string id_text = session_id->to_string();
+  store_->session_messages(*session_id, [response, id_text](std::optional<chat::StoreError> error, bool found,
+                                                            std::vector<chat::StoredMessage>& messages) {
+    http::Connection* connection = response->take();
+    if (!connection) return;
+    if (error) {
+      connection->respond_error(503, error->message, "Retry-After: 1\r\n");
+      return;
+    }
+    if (!found) {
+      connection->respond_error(404, "No such session");
+      return;
+    }
+    std::string body;
+    json::Object object(body);
+    object.field("session_id", id_text);
+    std::string list = "[";
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const chat::StoredMessage& m = messages[i];
+      if (i > 0) list += ",";
+      json::Object(list)
+          .field("id", static_cast<int64_t>(m.id))
+          .field("role", m.role)
+          .field("content", m.content)
+          .field("status", m.status)
+          .field("created_at", m.created_at)
+          .raw("citations", m.citations_json)
+          .close();
+    }
+    list += "]";
+    object.raw("messages", list).close();
+    connection->respond(200, "application/json", body, "Cache-Control: no-store\r\n");
+  });
 }
 
 void Server::handle_healthz(http::Connection& connection) {
@@ -208,7 +297,7 @@ void Server::handle_healthz(http::Connection& connection) {
       .field("draining", draining_)
       .field("active_streams", obs::gauge_value(obs::Gauge::kActiveStreams))
       .field("connections", static_cast<int64_t>(connection_count_))
-      .field("database", "not_configured");
+      .field("database", pool_ ? pool_->state() : std::string_view("not_configured"));
   object.close();
   connection.respond(draining_ ? 503 : 200, "application/json", body, "Cache-Control: no-store\r\n");
 }
@@ -269,10 +358,23 @@ void Server::on_drain_force(void* opaque) {
   for (http::Connection* connection : all) connection->close();
 }
 
+// How long a draining worker waits for its last conversation writes once every connection is gone
+// (a database that is down keeps them pending; they are then reported lost, not silently dropped).
+constexpr uint64_t kDrainWritesMs = 5000;
+
 void Server::stop_if_drained() {
   if (connection_count_ > 0) return;
+  if (store_ && store_->busy()) {
+    if (writes_deadline_ms_ == 0) writes_deadline_ms_ = wheel_.now_ms() + kDrainWritesMs;
+    if (wheel_.now_ms() < writes_deadline_ms_) {
+      wheel_.schedule_in(drain_writes_, 20);
+      return;
+    }
+  }
   close_handles();
 }
+
+void Server::on_drain_writes(void* opaque) { static_cast<Server*>(opaque)->stop_if_drained(); }
 
 void Server::close_handles() {
   if (handles_closed_) return;
@@ -284,6 +386,8 @@ void Server::close_handles() {
   }
   wheel_.cancel(drain_deadline_);
   wheel_.cancel(drain_force_);
+  wheel_.cancel(drain_writes_);
+  if (pool_) pool_->close();
   wheel_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

@@ -13,6 +13,8 @@
 
 #include "chat/run.hpp"
 #include "chat/run_registry.hpp"
+#include "chat/store.hpp"
+#include "db/pool.hpp"
 #include "config.hpp"
 #include "core/graveyard.hpp"
 #include "core/intrusive_list.hpp"
@@ -51,6 +53,8 @@ class Server final : private http::Host {
   void handle_metrics(http::Connection& connection);
   void handle_cancel(http::Connection& connection, http::Request& request);
   void handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode);
+  void handle_session_messages(http::Connection& connection, std::string_view session_id);
+  void on_cancel_notification(std::string_view payload);
   void stop_if_drained();
   void close_handles();
 
@@ -59,6 +63,7 @@ class Server final : private http::Host {
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_drain_deadline(void* self);
   static void on_drain_force(void* self);
+  static void on_drain_writes(void* self);
 
   static constexpr unsigned kReadBufferSize = 64 * 1024;
 
@@ -81,11 +86,15 @@ class Server final : private http::Host {
   http::Router router_;
   chat::RunRegistry registry_;
   std::unique_ptr<llm::Provider> provider_;
+  std::unique_ptr<db::Pool> pool_;    // null without a database
+  std::unique_ptr<chat::Store> store_;
   Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
   std::unique_ptr<chat::RunEnvironment> run_env_;
   std::unique_ptr<char[]> read_buffer_;
   Timer drain_deadline_;
   Timer drain_force_;
+  Timer drain_writes_;       // re-checks whether the last conversation writes are done
+  uint64_t writes_deadline_ms_ = 0;
   bool draining_ = false;
   bool handles_closed_ = false;
 };

@@ -84,10 +84,109 @@ void Run::begin() {
     connection_->attach(static_cast<http::ResponseProducer*>(this));
   }
   arm_watchdog();
+  if (!env_.store) {
+    start_generation();
+    return;
+  }
+  // The user message is stored before any generation starts; the same round trip brings the
+  // session's recent history for the provider.
+  RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
+                 env_.history_chars};
+  ticket_ = env_.store->start_run(start, [this](std::optional<StoreError> error, RunStarted& started) {
+    on_started(std::move(error), started);
+  });
+}
+
+void Run::on_started(std::optional<StoreError> error, RunStarted& started) {
+  ticket_ = 0;
+  if (error) {
+    finish(RunStatus::kError, error->code, error->message);
+    return;
+  }
+  persisted_ = true;
+  language_ = std::move(started.language);
+  history_ = std::move(started.history);
+  start_retrieval();
+}
+
+void Run::start_retrieval() {
+  std::vector<std::string> earlier;
+  for (const llm::Turn& turn : history_) {
+    if (turn.role == "user") earlier.push_back(turn.content);
+  }
+  std::string query = rag::search_query(message_, earlier);
+  if (query.empty()) {
+    start_generation();
+    return;
+  }
+  std::string fields;
+  json::Object(fields).field("query", message_);
+  on_stage("retrieval_start", std::string_view(fields).substr(1));
+  stage_started_us_ = monotonic_us();
+  ticket_ = env_.store->retrieve(language_, query, env_.retrieval_candidates,
+                                 [this](std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
+                                   on_retrieved(std::move(error), candidates);
+                                 });
+}
+
+void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
+  ticket_ = 0;
+  if (error) {
+    finish(RunStatus::kError, error->code, error->message);
+    return;
+  }
+  {
+    std::string fields;
+    json::Object(fields).field("count", static_cast<uint64_t>(candidates.size())).field("ms", elapsed_ms(stage_started_us_));
+    on_stage("retrieval_complete", std::string_view(fields).substr(1));
+  }
+  {
+    std::string fields;
+    json::Object(fields).field("count", static_cast<uint64_t>(candidates.size()));
+    on_stage("reranking_start", std::string_view(fields).substr(1));
+  }
+  uint64_t rerank_started = monotonic_us();
+  std::vector<std::string> context;
+  for (const llm::Turn& turn : history_) {
+    if (turn.role == "user") context.push_back(turn.content);
+  }
+  std::vector<rag::Ranked> ranked = rag::rerank(message_, context, candidates, env_.rerank_keep, rag::kMinRerankScore);
+  passages_.clear();
+  for (const rag::Ranked& r : ranked) passages_.push_back(std::move(candidates[r.index]));
+  {
+    std::string fields;
+    json::Object(fields).field("kept", static_cast<uint64_t>(passages_.size())).field("ms", elapsed_ms(rerank_started));
+    on_stage("reranking_complete", std::string_view(fields).substr(1));
+  }
+  if (!passages_.empty()) {
+    std::vector<std::string> terms = rag::terms(message_);
+    std::string list(1, '[');
+    for (size_t i = 0; i < passages_.size(); ++i) {
+      if (i > 0) list.push_back(',');
+      json::Object(list)
+          .field("index", static_cast<uint64_t>(i + 1))
+          .field("title", passages_[i].title)
+          .field("source", passages_[i].source)
+          .field("snippet", rag::make_snippet(passages_[i], terms, rag::kDefaultSnippetChars))
+          .close();
+    }
+    list.push_back(']');
+    citations_json_ = std::move(list);
+    std::string fields("\"citations\":");
+    fields.append(citations_json_);
+    on_stage("citations", fields);
+  }
+  start_generation();
+}
+
+void Run::start_generation() {
+  if (status_ != RunStatus::kRunning) return;
   llm::RunContext context;
-  context.run_id = run_id;
+  context.run_id = std::string_view(id_text_, sizeof id_text_);
   context.session_id = std::string_view(session_text_, sizeof session_text_);
   context.message = message_;
+  context.history = &history_;
+  context.passages = &passages_;
   generation_ = env_.provider.start(context, static_cast<llm::EventSink&>(*this));
 }
 
@@ -103,6 +202,7 @@ void Run::on_stage(std::string_view type, std::string_view fields_json) {
   if (stream_) stream_->send(type, fields_json);
 }
 
+
 void Run::on_token(std::string_view text) {
   if (status_ != RunStatus::kRunning) return;
   ++tokens_;
@@ -113,6 +213,8 @@ void Run::on_token(std::string_view text) {
   }
   if (stream_) {
     stream_->send_token(text);
+    // Kept for persistence; without a database only POST /chat needs the text.
+    if (env_.store) answer_.append(text);
   } else {
     if (answer_.size() + text.size() > kMaxJsonAnswerBytes) {
       finish(RunStatus::kError, "upstream", "The answer is too long for POST /chat; use /chat/stream.");
@@ -193,15 +295,36 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   status_ = status;
   env_.wheel.cancel(watchdog_);
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
+  if (ticket_ != 0) {
+    env_.store->cancel(ticket_);  // and no query either
+    ticket_ = 0;
+  }
   env_.registry.remove(id_);
   obs::gauge_add(obs::Gauge::kActiveRuns, -1);
-  obs::add(status_counter(status));
+  if (env_.store && persisted_) {
+    bool client_waits = mode_ == RunMode::kJson ? connection_ != nullptr : stream_ && stream_->attached();
+    if (status == RunStatus::kComplete && client_waits) {
+      // `done` means "saved": the terminal event waits for the commit (and carries the message id);
+      // a database that went away turns it into a clear error, and the write is retried.
+      env_.store->finish_run(make_end(error_code), [this](std::optional<StoreError> error, int64_t message_id) {
+        if (error) end(RunStatus::kError, error->code, error->message, 0);
+        else end(RunStatus::kComplete, {}, {}, message_id);
+      });
+      return;
+    }
+    env_.store->finish_run(make_end(error_code));
+  }
+  end(status, error_code, message, 0);
+}
+
+void Run::end(RunStatus shown, std::string_view error_code, std::string_view message, int64_t message_id) {
+  obs::add(status_counter(shown));
   if (!error_code.empty()) obs::add(error_counter(error_code));
   if (mode_ == RunMode::kStream) {
     obs::gauge_add(obs::Gauge::kActiveStreams, -1);
-    write_stream_end(status, error_code, message);
+    write_stream_end(shown, error_code, message, message_id);
   } else {
-    write_json_end(status, error_code, message);
+    write_json_end(shown, error_code, message, message_id);
   }
   if (log::enabled(log::Level::kDebug)) {
     log::debug("run finished", log::field("run_id", std::string_view(id_text_, sizeof id_text_)) + "," +
@@ -210,7 +333,29 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   env_.graveyard.bury(this);
 }
 
-void Run::write_stream_end(RunStatus status, std::string_view error_code, std::string_view message) {
+// The assistant message is stored whatever the ending — with its status and the text produced so far
+// — once the run's row exists (the start statement succeeded).
+RunEnd Run::make_end(std::string_view error_code) const {
+  RunEnd end;
+  end.run_id = id_;
+  end.session_id = session_id_;
+  end.answer = answer_;
+  switch (status_) {
+    case RunStatus::kComplete: end.run_status = "complete"; end.message_status = "complete"; break;
+    case RunStatus::kCancelled: end.run_status = "cancelled"; end.message_status = "cancelled"; break;
+    case RunStatus::kDisconnected: end.run_status = "disconnected"; end.message_status = "cancelled"; break;
+    case RunStatus::kTimeout: end.run_status = "timeout"; end.message_status = "timeout"; end.error_code = "timeout"; break;
+    default: end.run_status = "error"; end.message_status = "error"; end.error_code = error_code; break;
+  }
+  end.citations_json = citations_json_;
+  end.tokens = tokens_;
+  if (first_token_us_) end.first_token_ms = static_cast<double>(first_token_us_ - started_us_) / 1000.0;
+  end.duration_ms = elapsed_ms(started_us_);
+  return end;
+}
+
+void Run::write_stream_end(RunStatus status, std::string_view error_code, std::string_view message,
+                           int64_t message_id) {
   if (!stream_ || !stream_->attached()) return;
   std::string fields;
   json::Object object(fields);
@@ -222,6 +367,7 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
           .field("tokens", tokens_)
           .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
           .field("duration_ms", elapsed_ms(started_us_));
+      if (message_id > 0) object.field("message_id", message_id);
       break;
     case RunStatus::kCancelled:
       type = "cancelled";
@@ -237,7 +383,8 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
   stream_->close(type, std::string_view(fields).substr(1), error_code == "slow_consumer");
 }
 
-void Run::write_json_end(RunStatus status, std::string_view error_code, std::string_view message) {
+void Run::write_json_end(RunStatus status, std::string_view error_code, std::string_view message,
+                         int64_t message_id) {
   http::Connection* connection = connection_;
   connection_ = nullptr;
   if (!connection) return;
@@ -245,7 +392,8 @@ void Run::write_json_end(RunStatus status, std::string_view error_code, std::str
   if (status == RunStatus::kDisconnected) return;
   if (status != RunStatus::kComplete && status != RunStatus::kCancelled) {
     int http_status = http_status_for(error_code);
-    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message));
+    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message),
+                        http_status == 503 ? "Retry-After: 1\r\n" : "");
     return;
   }
   std::string body;
@@ -257,8 +405,9 @@ void Run::write_json_end(RunStatus status, std::string_view error_code, std::str
       .field("tokens", tokens_)
       .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
       .field("duration_ms", elapsed_ms(started_us_))
-      .raw("citations", "[]")
+      .raw("citations", citations_json_)
       .raw("tool_calls", "[]");
+  if (message_id > 0) object.field("message_id", message_id);
   object.close();
   connection->respond(200, "application/json", body);
 }

@@ -15,6 +15,7 @@
 
 #include "chat/chat_request.hpp"
 #include "chat/run_registry.hpp"
+#include "chat/store.hpp"
 #include "core/graveyard.hpp"
 #include "core/timer_wheel.hpp"
 #include "core/uuid.hpp"
@@ -33,6 +34,11 @@ struct RunEnvironment {
   sse::StreamSettings stream_settings;
   uint64_t run_timeout_ms = 0;
   uint64_t token_timeout_ms = 0;
+  Store* store = nullptr;  // null: no database (no persistence, no retrieval)
+  size_t history_messages = 10;
+  size_t history_chars = 6000;
+  size_t retrieval_candidates = 20;
+  size_t rerank_keep = 4;
 };
 
 enum class RunMode { kStream, kJson };
@@ -56,9 +62,18 @@ class Run final : public Reclaimable,
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
   void begin();
+  // The pipeline, in order; each stage starts the next when its work is done.
+  void on_started(std::optional<StoreError> error, RunStarted& started);
+  void start_retrieval();
+  void on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage>& candidates);
+  void start_generation();
+  RunEnd make_end(std::string_view error_code) const;
+  // What the client sees at the end (after the save, for a complete run with a database).
+  void end(RunStatus shown, std::string_view error_code, std::string_view message, int64_t message_id);
   void finish(RunStatus status, std::string_view error_code = {}, std::string_view message = {});
-  void write_stream_end(RunStatus status, std::string_view error_code, std::string_view message);
-  void write_json_end(RunStatus status, std::string_view error_code, std::string_view message);
+  void write_stream_end(RunStatus status, std::string_view error_code, std::string_view message,
+                        int64_t message_id);
+  void write_json_end(RunStatus status, std::string_view error_code, std::string_view message, int64_t message_id);
   void arm_watchdog();
   static void on_watchdog(void* self);
   double elapsed_ms(uint64_t since_us) const;
@@ -86,7 +101,14 @@ class Run final : public Reclaimable,
   char id_text_[36];
   char session_text_[36];
   std::string message_;
-  std::string answer_;  // JSON mode: the whole answer
+  std::string answer_;  // the text produced so far (persisted, and the whole answer of POST /chat)
+  std::string language_;
+  std::vector<llm::Turn> history_;
+  std::vector<rag::Passage> passages_;  // kept after reranking, in citation order
+  std::string citations_json_ = "[]";
+  Store::Ticket ticket_ = 0;  // the statement in flight, cancelled if the run ends first
+  uint64_t stage_started_us_ = 0;
+  bool persisted_ = false;     // the run's row exists: its end must be written
   std::optional<sse::Stream> stream_;
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;

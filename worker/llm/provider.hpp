@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "rag/passage.hpp"
+
 namespace chatstream::llm {
 
 struct Turn {
@@ -27,6 +29,8 @@ struct RunContext {
   std::string_view session_id;
   std::string_view message;
   const std::vector<Turn>* history = nullptr;  // earlier turns of the session, oldest first
+  // Passages kept by reranking, best first; citation marker [n] refers to passages[n-1].
+  const std::vector<rag::Passage>* passages = nullptr;
 };
 
 class EventSink {

@@ -170,6 +170,12 @@ std::string SharedMetrics::render_prometheus() const {
     line(out, "chatstream_http_responses_total", labels.c_str(), sum_counter(m, c));
   }
 
+  counter("chatstream_db_queries_total", "Database statements completed (or failed).", Counter::kDbQueries);
+  counter("chatstream_persist_deferred_total",
+          "Conversation writes kept in memory because the database was unavailable (retried).",
+          Counter::kPersistDeferred);
+  counter("chatstream_persist_lost_total", "Conversation writes that could not be saved.", Counter::kPersistLost);
+
   help(out, "chatstream_workers", "gauge", "Worker processes running.");
   line(out, "chatstream_workers", "", static_cast<uint64_t>(std::max<int64_t>(0, m.workers_running.load())));
   help(out, "chatstream_worker_restarts_total", "counter", "Workers restarted by the master after dying.");

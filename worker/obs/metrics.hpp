@@ -42,6 +42,9 @@ enum class Counter : uint32_t {
   kResponses415,
   kResponses431,
   kResponses5xx,
+  kDbQueries,
+  kPersistDeferred,
+  kPersistLost,
   kCount
 };
 

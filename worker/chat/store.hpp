@@ -1,0 +1,107 @@
+#pragma once
+// Everything chatstream keeps in PostgreSQL, as asynchronous statements on the worker's pool:
+// starting a run (session, run row, the user message, and the session's recent history in one round
+// trip), retrieval over the knowledge base, finishing a run (the assistant message with its status
+// and partial text, the run's figures), cross-worker cancel (NOTIFY), and a session's messages.
+//
+// Finishing writes survive a database outage: a write that fails for lack of a connection is kept
+// (bounded) and retried with backoff until the database is back; what cannot be kept is counted in
+// chatstream_persist_lost_total and logged. Parameters are always bound, never spliced.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/timer_wheel.hpp"
+#include "core/uuid.hpp"
+#include "db/pool.hpp"
+#include "llm/provider.hpp"
+#include "rag/reranker.hpp"
+#include "rag/search_query.hpp"
+#include "rag/snippet.hpp"
+#include "rag/text.hpp"
+
+namespace chatstream::chat {
+
+struct StoreError {
+  std::string code;     // overloaded (pool exhausted) or internal (database unavailable or failing)
+  std::string message;  // safe to show
+};
+
+struct RunStart {
+  Uuid run_id;
+  Uuid session_id;
+  std::string message;
+  std::string provider;
+  size_t history_messages = 10;
+  size_t history_chars = 6000;
+};
+
+struct RunStarted {
+  std::string language;             // the session's text search configuration
+  std::vector<llm::Turn> history;   // earlier messages, oldest first, within the budget
+};
+
+struct RunEnd {
+  Uuid run_id;
+  Uuid session_id;
+  std::string answer;          // the text produced so far
+  std::string message_status;  // complete, cancelled, error, timeout
+  std::string run_status;      // complete, cancelled, disconnected, timeout, error
+  std::string error_code;      // empty unless an error
+  std::string citations_json;  // "[]" or the citations sent
+  uint64_t tokens = 0;
+  std::optional<double> first_token_ms;
+  double duration_ms = 0;
+};
+
+struct StoredMessage {
+  int64_t id;
+  std::string role, content, status, created_at, citations_json;
+};
+
+class Store {
+ public:
+  Store(db::Pool& pool, TimerWheel& wheel);
+  ~Store();
+
+  using Ticket = db::Pool::Ticket;
+  Ticket start_run(const RunStart& start, std::function<void(std::optional<StoreError>, RunStarted&)> done);
+  Ticket retrieve(const std::string& language, const std::string& query, size_t limit,
+                  std::function<void(std::optional<StoreError>, std::vector<rag::Passage>&)> done);
+  // Stores the assistant message and the run's end. `saved` (optional) hears once whether this first
+  // attempt committed (with the message id); a write that failed for lack of a database is kept and
+  // retried all the same.
+  using SavedCallback = std::function<void(std::optional<StoreError>, int64_t message_id)>;
+  void finish_run(RunEnd end, SavedCallback saved = nullptr);
+  // NOTIFY the worker that owns `run_id`; `done(found)` is false when no such run is running.
+  Ticket cancel_everywhere(const Uuid& run_id, std::function<void(std::optional<StoreError>, bool found)> done);
+  // Messages of a session, oldest first; `found` is false for an unknown session.
+  Ticket session_messages(const Uuid& session_id,
+                          std::function<void(std::optional<StoreError>, bool found, std::vector<StoredMessage>&)> done);
+  void cancel(Ticket ticket) { pool_.cancel(ticket); }
+
+  db::Pool& pool() { return pool_; }
+  size_t pending_writes() const { return pending_.size(); }
+  // Writes in flight or waiting: a draining worker stays until they are done (or its deadline).
+  bool busy() const { return in_flight_ > 0 || !pending_.empty(); }
+
+  static constexpr std::string_view kCancelChannel = "chatstream_cancel";
+
+ private:
+  void write(RunEnd end, SavedCallback saved);
+  static void on_retry(void* self);
+
+  db::Pool& pool_;
+  TimerWheel& wheel_;
+  std::deque<RunEnd> pending_;  // finishing writes waiting for the database to come back
+  Timer retry_timer_;
+  uint64_t backoff_ms_ = 0;
+  size_t in_flight_ = 0;
+  bool retrying_ = false;  // one retried write at a time, so waiting writes keep their order
+};
+
+}  // namespace chatstream::chat

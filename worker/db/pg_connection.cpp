@@ -1,0 +1,277 @@
+#include "db/pg_connection.hpp"
+
+#include <algorithm>
+
+#include "obs/log.hpp"
+
+namespace chatstream::db {
+
+namespace {
+constexpr uint64_t kFirstBackoffMs = 100;
+constexpr uint64_t kMaxBackoffMs = 5000;
+
+// PQcancel blocks (it opens a connection to the server): it runs on libuv's thread pool.
+struct CancelWork {
+  uv_work_t work;
+  PGcancel* cancel;
+};
+void run_cancel(uv_work_t* work) {
+  auto* job = static_cast<CancelWork*>(work->data);
+  char error[256];
+  PQcancel(job->cancel, error, sizeof error);
+}
+void after_cancel(uv_work_t* work, int) {
+  auto* job = static_cast<CancelWork*>(work->data);
+  PQfreeCancel(job->cancel);
+  delete job;
+}
+
+std::string trim_message(const char* message) {
+  std::string text = message ? message : "";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+}  // namespace
+
+struct PgConnection::Poll {
+  uv_poll_t handle;
+  PgConnection* owner;
+};
+
+PgConnection::PgConnection(uv_loop_t* loop, TimerWheel& wheel, std::string conninfo, Observer& observer)
+    : loop_(loop), wheel_(wheel), conninfo_(std::move(conninfo)), observer_(observer),
+      retry_timer_(&PgConnection::on_retry, this) {}
+
+void PgConnection::start() { begin_connect(); }
+
+void PgConnection::begin_connect() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kConnecting;
+  conn_ = PQconnectStart(conninfo_.c_str());
+  if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
+    fail(conn_ ? trim_message(PQerrorMessage(conn_)) : "out of memory");
+    return;
+  }
+  // libpq starts by wanting to write (the startup packet).
+  want_write_ = true;
+  watch(UV_WRITABLE);
+}
+
+void PgConnection::watch(int events) {
+  int fd = PQsocket(conn_);
+  if (fd < 0) {
+    fail("no socket");
+    return;
+  }
+  if (poll_ && polled_fd_ != fd) drop_socket();  // libpq moved to another socket (next host, retry)
+  if (!poll_) {
+    poll_ = new Poll;
+    poll_->owner = this;
+    uv_poll_init(loop_, &poll_->handle, fd);
+    poll_->handle.data = poll_;
+    polled_fd_ = fd;
+    polled_events_ = 0;
+  }
+  if (events != polled_events_) {
+    uv_poll_start(&poll_->handle, events, &PgConnection::on_poll);
+    polled_events_ = events;
+  }
+}
+
+void PgConnection::drop_socket() {
+  if (!poll_) return;
+  // uv_close takes the fd out of epoll at once, so PQfinish may close it right after.
+  poll_->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle), &PgConnection::on_poll_closed);
+  poll_ = nullptr;
+  polled_fd_ = -1;
+  polled_events_ = 0;
+}
+
+void PgConnection::on_poll_closed(uv_handle_t* handle) { delete static_cast<Poll*>(handle->data); }
+
+void PgConnection::on_poll(uv_poll_t* handle, int status, int events) {
+  auto* poll = static_cast<Poll*>(handle->data);
+  if (poll->owner) poll->owner->on_events(status, events);
+}
+
+void PgConnection::on_events(int status, int events) {
+  if (status < 0) {
+    fail(std::string("poll: ") + uv_strerror(status));
+    return;
+  }
+  if (state_ == State::kConnecting) {
+    continue_connect();
+    return;
+  }
+  if ((events & UV_WRITABLE) && want_write_) flush_output();
+  if (state_ == State::kClosed || !conn_) return;
+  if (events & UV_READABLE) read_input();
+}
+
+void PgConnection::continue_connect() {
+  switch (PQconnectPoll(conn_)) {
+    case PGRES_POLLING_READING:
+      watch(UV_READABLE);
+      return;
+    case PGRES_POLLING_WRITING:
+      watch(UV_WRITABLE);
+      return;
+    case PGRES_POLLING_OK:
+      break;
+    default:
+      fail(trim_message(PQerrorMessage(conn_)));
+      return;
+  }
+  PQsetnonblocking(conn_, 1);
+  state_ = State::kIdle;
+  want_write_ = false;
+  backoff_ms_ = 0;
+  watch(UV_READABLE);  // always readable: notifications, and a server that goes away
+  if (!last_error_.empty()) log::info("database connection restored");
+  last_error_.clear();
+  observer_.on_ready(*this);
+}
+
+void PgConnection::send(const std::string& sql, const Params& params, QueryCallback callback) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
+  callback_ = std::move(callback);
+  abandoned_ = false;
+  state_ = State::kBusy;
+  if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                         nullptr, 0)) {
+    fail(trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  flush_output();
+}
+
+void PgConnection::flush_output() {
+  int rc = PQflush(conn_);
+  if (rc < 0) {
+    fail(trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  want_write_ = rc == 1;
+  watch(want_write_ ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+void PgConnection::read_input() {
+  if (!PQconsumeInput(conn_)) {
+    fail(trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  while (PGnotify* notify = PQnotifies(conn_)) {
+    std::string channel = notify->relname, payload = notify->extra;
+    PQfreemem(notify);
+    ++callback_depth_;
+    observer_.on_notification(*this, channel, payload);
+    --callback_depth_;
+    if (state_ == State::kClosed) {
+      if (callback_depth_ == 0) delete this;
+      return;
+    }
+  }
+  if (state_ != State::kBusy) return;
+  while (!PQisBusy(conn_)) {
+    PGresult* result = PQgetResult(conn_);
+    if (!result) {
+      // The statement is complete: the connection is free before the callback runs, so the
+      // callback may send the next statement on it.
+      state_ = State::kIdle;
+      QueryCallback callback = std::move(callback_);
+      callback_ = nullptr;
+      QueryOutcome outcome;
+      outcome.result = std::move(last_result_);
+      if (outcome.result) {
+        ExecStatusType status = PQresultStatus(outcome.result.get());
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+          const char* state = PQresultErrorField(outcome.result.get(), PG_DIAG_SQLSTATE);
+          outcome.error = QueryError{QueryError::Kind::kSql, trim_message(PQresultErrorMessage(outcome.result.get())),
+                                     state ? state : ""};
+        }
+      }
+      bool abandoned = abandoned_;
+      abandoned_ = false;
+      ++callback_depth_;
+      if (callback && !abandoned) callback(outcome);
+      if (state_ == State::kIdle) observer_.on_ready(*this);
+      --callback_depth_;
+      if (state_ == State::kClosed) delete this;  // closed from inside the callback
+      return;
+    }
+    // Keep the first error, otherwise the last result (a statement yields one result here).
+    if (!last_result_ || PQresultStatus(last_result_.get()) == PGRES_COMMAND_OK ||
+        PQresultStatus(last_result_.get()) == PGRES_TUPLES_OK) {
+      last_result_.reset(result);
+    } else {
+      PQclear(result);
+    }
+  }
+}
+
+void PgConnection::abandon() {
+  if (state_ != State::kBusy || abandoned_) return;
+  abandoned_ = true;
+  callback_ = nullptr;
+  if (PGcancel* cancel = PQgetCancel(conn_)) {
+    auto* job = new CancelWork{{}, cancel};
+    job->work.data = job;
+    if (uv_queue_work(loop_, &job->work, &run_cancel, &after_cancel) != 0) {
+      PQfreeCancel(cancel);
+      delete job;
+    }
+  }
+}
+
+void PgConnection::fail(std::string message) {
+  if (state_ == State::kClosed) return;
+  bool was_connected = state_ == State::kIdle || state_ == State::kBusy;
+  if (last_error_ != message) {
+    log::warn("database connection failed", log::field("error", message));
+  }
+  last_error_ = message;
+  QueryCallback callback = std::move(callback_);
+  callback_ = nullptr;
+  bool abandoned = abandoned_;
+  abandoned_ = false;
+  last_result_.reset();
+  drop_socket();
+  if (conn_) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  state_ = State::kDisconnected;
+  backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(kMaxBackoffMs, backoff_ms_ * 2);
+  wheel_.schedule_in(retry_timer_, backoff_ms_);
+  ++callback_depth_;
+  observer_.on_lost(*this, was_connected);
+  if (callback && !abandoned && state_ != State::kClosed) {
+    QueryOutcome outcome;
+    outcome.error = QueryError{QueryError::Kind::kConnection, message, ""};
+    callback(outcome);
+  }
+  --callback_depth_;
+  if (state_ == State::kClosed && callback_depth_ == 0) delete this;
+}
+
+void PgConnection::on_retry(void* opaque) { static_cast<PgConnection*>(opaque)->begin_connect(); }
+
+void PgConnection::close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  wheel_.cancel(retry_timer_);
+  callback_ = nullptr;
+  drop_socket();
+  if (conn_) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  // Poll handles close asynchronously but hold no pointer to us any more (owner cleared). From inside
+  // one of our own callbacks the caller up the stack deletes us when it returns.
+  if (callback_depth_ == 0) delete this;
+}
+
+}  // namespace chatstream::db

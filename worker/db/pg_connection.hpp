@@ -1,0 +1,121 @@
+#pragma once
+// One PostgreSQL connection driven by libpq's non-blocking API on the worker's loop: PQconnectStart /
+// PQconnectPoll to connect, PQsendQueryParams + PQflush to send, PQconsumeInput / PQisBusy /
+// PQgetResult to read, PQnotifies for LISTEN — all from a uv_poll_t on PQsocket. No libpq call here
+// ever blocks the loop; cancelling a running query (PQcancel, which does block) runs on libuv's
+// thread pool.
+//
+// The connection reconnects by itself with a backoff (100 ms doubling to 5 s) and tells its observer
+// when it becomes ready or is lost. Parameters are always bound, never spliced into SQL text.
+//
+// Lifetime: owned by whoever created it until close(); after close() it deletes itself once libuv
+// has released its handles.
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/timer_wheel.hpp"
+
+namespace chatstream::db {
+
+struct PgResultDeleter {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+struct QueryError {
+  enum class Kind { kSql, kConnection, kUnavailable, kOverloaded };
+  Kind kind;
+  std::string message;   // for logs; never shown to clients
+  std::string sqlstate;  // for kSql
+};
+
+struct QueryOutcome {
+  PgResult result;  // the last result of the statement (rows or command status)
+  std::optional<QueryError> error;
+  bool ok() const { return !error; }
+  int rows() const { return result ? PQntuples(result.get()) : 0; }
+  bool is_null(int row, int column) const { return PQgetisnull(result.get(), row, column) != 0; }
+  std::string_view text(int row, int column) const {
+    return std::string_view(PQgetvalue(result.get(), row, column),
+                            static_cast<size_t>(PQgetlength(result.get(), row, column)));
+  }
+};
+
+using Params = std::vector<std::optional<std::string>>;  // nullopt = SQL NULL
+using QueryCallback = std::function<void(QueryOutcome&)>;
+
+class PgConnection {
+ public:
+  class Observer {
+   public:
+    virtual void on_ready(PgConnection& connection) = 0;
+    // A statement in flight gets its kConnection error right after this.
+    virtual void on_lost(PgConnection& connection, bool was_connected) = 0;
+    virtual void on_notification(PgConnection&, std::string_view /*channel*/, std::string_view /*payload*/) {}
+
+   protected:
+    ~Observer() = default;
+  };
+
+  PgConnection(uv_loop_t* loop, TimerWheel& wheel, std::string conninfo, Observer& observer);
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  void start();
+  // Connected and no statement in flight.
+  bool ready() const { return state_ == State::kIdle; }
+  bool connected() const { return state_ == State::kIdle || state_ == State::kBusy; }
+  // Sends one statement (precondition: ready()). The callback runs exactly once, with the result or
+  // an error, unless abandon() is called first.
+  void send(const std::string& sql, const Params& params, QueryCallback callback);
+  // The running statement's callback will not be called; the server is asked to cancel it. The
+  // connection becomes ready again when the server has answered.
+  void abandon();
+  // The one close path.
+  void close();
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  enum class State { kDisconnected, kConnecting, kIdle, kBusy, kClosed };
+  struct Poll;
+
+  ~PgConnection() = default;
+  void begin_connect();
+  void continue_connect();
+  void watch(int events);
+  void on_events(int status, int events);
+  void flush_output();
+  void read_input();
+  void fail(std::string message);
+  void drop_socket();
+  static void on_poll(uv_poll_t* handle, int status, int events);
+  static void on_poll_closed(uv_handle_t* handle);
+  static void on_retry(void* self);
+
+  uv_loop_t* loop_;
+  TimerWheel& wheel_;
+  std::string conninfo_;
+  Observer& observer_;
+  PGconn* conn_ = nullptr;
+  Poll* poll_ = nullptr;
+  int polled_fd_ = -1;
+  int polled_events_ = 0;
+  State state_ = State::kDisconnected;
+  PgResult last_result_;
+  QueryCallback callback_;
+  bool abandoned_ = false;
+  bool want_write_ = false;
+  Timer retry_timer_;
+  uint64_t backoff_ms_ = 0;
+  int callback_depth_ = 0;  // > 0 while our callbacks run: close() then defers the delete
+  std::string last_error_;
+};
+
+}  // namespace chatstream::db

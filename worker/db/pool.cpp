@@ -1,0 +1,192 @@
+#include "db/pool.hpp"
+
+#include <algorithm>
+
+#include "obs/log.hpp"
+
+namespace chatstream::db {
+
+Pool::Pool(uv_loop_t* loop, TimerWheel& wheel, PoolSettings settings)
+    : loop_(loop), wheel_(wheel), settings_(std::move(settings)),
+      deadline_timer_(&Pool::on_deadline, this), deferred_timer_(&Pool::on_deferred, this) {}
+
+Pool::~Pool() { close(); }
+
+void Pool::start() {
+  for (size_t i = 0; i < settings_.size; ++i) {
+    connections_.push_back(new PgConnection(loop_, wheel_, settings_.conninfo, *this));
+  }
+  for (PgConnection* connection : connections_) connection->start();
+}
+
+Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callback) {
+  auto job = std::make_unique<Job>(
+      Job{next_ticket_++, std::move(sql), std::move(params), std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms});
+  Ticket ticket = job->ticket;
+  if (closed_) {
+    fail_later(std::move(job), {QueryError::Kind::kUnavailable, "pool closed", ""});
+    return ticket;
+  }
+  if (waiting_.size() >= settings_.max_waiting) {
+    fail_later(std::move(job), {QueryError::Kind::kOverloaded, "too many statements waiting", ""});
+    return ticket;
+  }
+  waiting_.push_back(std::move(job));
+  // Dispatch from the loop, not from inside execute: callers never see their callback re-enter.
+  wheel_.schedule(deferred_timer_, 0);
+  arm_deadline();
+  return ticket;
+}
+
+void Pool::cancel(Ticket ticket) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->ticket == ticket) {
+      waiting_.erase(it);
+      return;
+    }
+  }
+  for (auto it = failed_.begin(); it != failed_.end(); ++it) {
+    if (it->first->ticket == ticket) {
+      failed_.erase(it);
+      return;
+    }
+  }
+  auto running = running_.find(ticket);
+  if (running != running_.end()) {
+    PgConnection* connection = running->second;
+    running_.erase(running);
+    connection->abandon();
+  }
+}
+
+void Pool::listen(std::string channel, NotificationHandler handler) {
+  channels_.emplace_back(std::move(channel), std::move(handler));
+  if (!listener_) {
+    listener_ = new PgConnection(loop_, wheel_, settings_.conninfo, *this);
+    listener_->start();
+  } else if (listener_->ready()) {
+    listening_ = false;
+    on_ready(*listener_);
+  }
+}
+
+std::string_view Pool::state() const {
+  if (connected() > 0) return "connected";
+  return ever_connected_ ? "unavailable" : "connecting";
+}
+
+size_t Pool::connected() const {
+  size_t count = 0;
+  for (const PgConnection* connection : connections_) count += connection->connected() ? 1 : 0;
+  return count;
+}
+
+void Pool::on_ready(PgConnection& connection) {
+  ever_connected_ = true;
+  if (&connection == listener_) {
+    if (listening_) return;  // ready again after our own LISTEN statement
+    listening_ = true;
+    // LISTEN again on every (re)connect; identifiers are ours, quoted all the same.
+    std::string sql;
+    for (const auto& [channel, handler] : channels_) sql += "LISTEN \"" + channel + "\";";
+    if (!sql.empty() && connection.ready()) {
+      connection.send(sql, {}, [](QueryOutcome& outcome) {
+        if (!outcome.ok()) log::warn("LISTEN failed", log::field("error", outcome.error->message));
+      });
+    }
+    return;
+  }
+  dispatch();
+}
+
+void Pool::on_lost(PgConnection& connection, bool) {
+  if (&connection == listener_) listening_ = false;
+  // Statements running on it get their kConnection error from the connection itself.
+  for (auto it = running_.begin(); it != running_.end();) {
+    it = it->second == &connection ? running_.erase(it) : std::next(it);
+  }
+}
+
+void Pool::on_notification(PgConnection&, std::string_view channel, std::string_view payload) {
+  for (const auto& [name, handler] : channels_) {
+    if (name == channel) handler(channel, payload);
+  }
+}
+
+void Pool::dispatch() {
+  for (PgConnection* connection : connections_) {
+    if (waiting_.empty()) break;
+    if (!connection->ready()) continue;
+    std::unique_ptr<Job> job = std::move(waiting_.front());
+    waiting_.pop_front();
+    run(*connection, std::move(job));
+  }
+  arm_deadline();
+}
+
+void Pool::run(PgConnection& connection, std::unique_ptr<Job> job) {
+  Ticket ticket = job->ticket;
+  running_[ticket] = &connection;
+  QueryCallback callback = std::move(job->callback);
+  connection.send(job->sql, job->params, [this, ticket, callback = std::move(callback)](QueryOutcome& outcome) {
+    running_.erase(ticket);
+    if (callback) callback(outcome);
+  });
+}
+
+void Pool::fail_later(std::unique_ptr<Job> job, QueryError error) {
+  failed_.emplace_back(std::move(job), std::move(error));
+  wheel_.schedule(deferred_timer_, 0);
+}
+
+void Pool::on_deferred(void* opaque) {
+  auto* self = static_cast<Pool*>(opaque);
+  std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed;
+  failed.swap(self->failed_);
+  for (auto& [job, error] : failed) {
+    QueryOutcome outcome;
+    outcome.error = std::move(error);
+    if (job->callback) job->callback(outcome);
+  }
+  self->dispatch();
+}
+
+void Pool::arm_deadline() {
+  if (waiting_.empty()) {
+    wheel_.cancel(deadline_timer_);
+    return;
+  }
+  // Every statement waits the same time, so the oldest one has the earliest deadline.
+  wheel_.schedule(deadline_timer_, waiting_.front()->deadline_ms);
+}
+
+void Pool::on_deadline(void* opaque) {
+  auto* self = static_cast<Pool*>(opaque);
+  uint64_t now = self->wheel_.now_ms();
+  bool up = self->connected() > 0;
+  while (!self->waiting_.empty() && self->waiting_.front()->deadline_ms <= now) {
+    std::unique_ptr<Job> job = std::move(self->waiting_.front());
+    self->waiting_.pop_front();
+    QueryOutcome outcome;
+    outcome.error = up ? QueryError{QueryError::Kind::kOverloaded, "no free database connection in time", ""}
+                       : QueryError{QueryError::Kind::kUnavailable, "the database is unavailable", ""};
+    if (job->callback) job->callback(outcome);
+  }
+  self->arm_deadline();
+}
+
+void Pool::close() {
+  if (closed_) return;
+  closed_ = true;
+  wheel_.cancel(deadline_timer_);
+  wheel_.cancel(deferred_timer_);
+  waiting_.clear();
+  failed_.clear();
+  running_.clear();
+  for (PgConnection* connection : connections_) connection->close();
+  connections_.clear();
+  if (listener_) listener_->close();
+  listener_ = nullptr;
+}
+
+}  // namespace chatstream::db

@@ -1,0 +1,95 @@
+#pragma once
+// A small pool of PgConnections per worker with a FIFO of waiting statements. A statement waits at
+// most `wait_timeout_ms` for a free connection, and the queue is bounded: past either limit the
+// caller gets kOverloaded (the HTTP layer answers 503 / error{overloaded} with Retry-After) instead
+// of an unbounded queue. When no connection is up, waiting statements fail with kUnavailable at
+// their deadline; connections keep reconnecting with backoff meanwhile.
+//
+// Also owns one extra connection that LISTENs on the channels given to listen() and reports
+// notifications (cross-worker cancel).
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/timer_wheel.hpp"
+#include "db/pg_connection.hpp"
+
+namespace chatstream::db {
+
+struct PoolSettings {
+  std::string conninfo;
+  size_t size = 4;
+  uint64_t wait_timeout_ms = 2000;
+  size_t max_waiting = 1024;
+};
+
+class Pool final : private PgConnection::Observer {
+ public:
+  using Ticket = uint64_t;
+  using NotificationHandler = std::function<void(std::string_view channel, std::string_view payload)>;
+
+  Pool(uv_loop_t* loop, TimerWheel& wheel, PoolSettings settings);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  ~Pool();
+
+  void start();
+  // Runs `sql` with `params` on the first free connection. The callback runs exactly once (from the
+  // loop, never inside execute) unless cancel(ticket) is called first.
+  Ticket execute(std::string sql, Params params, QueryCallback callback);
+  // Forgets the statement: a waiting one is dropped, a running one is cancelled on the server.
+  void cancel(Ticket ticket);
+
+  // LISTEN on `channel` on the dedicated connection (re-issued after every reconnect).
+  void listen(std::string channel, NotificationHandler handler);
+
+  // "connected", "connecting" (never connected yet) or "unavailable" (was connected, all down now).
+  std::string_view state() const;
+  size_t connected() const;
+  size_t waiting() const { return waiting_.size(); }
+  void close();
+
+ private:
+  struct Job {
+    Ticket ticket;
+    std::string sql;
+    Params params;
+    QueryCallback callback;
+    uint64_t deadline_ms;
+  };
+
+  void on_ready(PgConnection& connection) override;
+  void on_lost(PgConnection& connection, bool was_connected) override;
+  void on_notification(PgConnection& connection, std::string_view channel, std::string_view payload) override;
+  void dispatch();
+  void run(PgConnection& connection, std::unique_ptr<Job> job);
+  void fail_later(std::unique_ptr<Job> job, QueryError error);
+  void arm_deadline();
+  static void on_deadline(void* self);
+  static void on_deferred(void* self);
+
+  uv_loop_t* loop_;
+  TimerWheel& wheel_;
+  PoolSettings settings_;
+  std::vector<PgConnection*> connections_;
+  PgConnection* listener_ = nullptr;
+  std::vector<std::pair<std::string, NotificationHandler>> channels_;
+  std::deque<std::unique_ptr<Job>> waiting_;
+  std::unordered_map<Ticket, PgConnection*> running_;
+  std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed_;  // callbacks deferred to the loop
+  Timer deadline_timer_;
+  Timer deferred_timer_;
+  Ticket next_ticket_ = 1;
+  bool ever_connected_ = false;
+  bool listening_ = false;  // LISTEN sent on the current listener connection
+  bool closed_ = false;
+};
+
+}  // namespace chatstream::db

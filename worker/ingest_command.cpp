@@ -1,0 +1,160 @@
+#include "ingest_command.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "ingest/document.hpp"
+
+namespace chatstream {
+
+namespace {
+namespace fs = std::filesystem;
+
+struct ConnDeleter {
+  void operator()(PGconn* conn) const { PQfinish(conn); }
+};
+struct ResultDeleter {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using Res = std::unique_ptr<PGresult, ResultDeleter>;
+
+bool ingestible(const fs::path& path) {
+  std::string ext = path.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".html" || ext == ".htm" || ext == ".md" || ext == ".markdown" || ext == ".txt";
+}
+
+// FNV-1a, 64 bits: enough to notice that a file changed since it was loaded.
+std::string content_hash(const std::string& bytes) {
+  uint64_t hash = 1469598103934665603ULL;
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+std::string error_of(PGconn* conn) {
+  std::string text = PQerrorMessage(conn);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+Res exec(PGconn* conn, const char* sql, std::initializer_list<const char*> params) {
+  std::vector<const char*> values(params);
+  return Res(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+}
+
+bool ok(const Res& result) {
+  ExecStatusType status = PQresultStatus(result.get());
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+enum class Outcome { kLoaded, kUnchanged, kEmpty, kFailed };
+
+Outcome load_file(PGconn* conn, const fs::path& path, size_t* chunk_count) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "chatstream ingest: cannot read %s\n", path.c_str());
+    return Outcome::kFailed;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  std::string contents = buffer.str();
+  std::string source = path.string();
+  std::string hash = content_hash(contents);
+
+  Res existing = exec(conn, "SELECT content_hash FROM documents WHERE source = $1", {source.c_str()});
+  if (!ok(existing)) {
+    std::fprintf(stderr, "chatstream ingest: %s\n", error_of(conn).c_str());
+    return Outcome::kFailed;
+  }
+  if (PQntuples(existing.get()) == 1 && hash == PQgetvalue(existing.get(), 0, 0)) return Outcome::kUnchanged;
+
+  auto document = ingest::parse_file(source, contents);
+  if (!document) {
+    std::fprintf(stderr, "chatstream ingest: %s: %s\n", source.c_str(), document.error().message.c_str());
+    return Outcome::kFailed;
+  }
+  if (document->chunks.empty()) return Outcome::kEmpty;
+
+  // One transaction per file: a document is replaced whole or not at all.
+  if (!ok(exec(conn, "BEGIN", {}))) return Outcome::kFailed;
+  Res deleted = exec(conn, "DELETE FROM documents WHERE source = $1", {source.c_str()});
+  Res inserted = exec(conn, "INSERT INTO documents (source, title, content_hash) VALUES ($1, $2, $3) RETURNING id",
+                      {source.c_str(), document->title.c_str(), hash.c_str()});
+  if (!ok(deleted) || !ok(inserted)) {
+    std::fprintf(stderr, "chatstream ingest: %s: %s\n", source.c_str(), error_of(conn).c_str());
+    Res rollback = exec(conn, "ROLLBACK", {});
+    return Outcome::kFailed;
+  }
+  std::string document_id = PQgetvalue(inserted.get(), 0, 0);
+  for (size_t i = 0; i < document->chunks.size(); ++i) {
+    const ingest::Chunk& chunk = document->chunks[i];
+    std::string ordinal = std::to_string(i);
+    Res row = exec(conn, "INSERT INTO chunks (document_id, ordinal, heading, content) VALUES ($1, $2, $3, $4)",
+                   {document_id.c_str(), ordinal.c_str(), chunk.heading.c_str(), chunk.content.c_str()});
+    if (!ok(row)) {
+      std::fprintf(stderr, "chatstream ingest: %s: %s\n", source.c_str(), error_of(conn).c_str());
+      Res rollback = exec(conn, "ROLLBACK", {});
+      return Outcome::kFailed;
+    }
+  }
+  if (!ok(exec(conn, "COMMIT", {}))) return Outcome::kFailed;
+  *chunk_count += document->chunks.size();
+  return Outcome::kLoaded;
+}
+}  // namespace
+
+int run_ingest(const Config& config, const std::vector<std::string>& paths) {
+  auto started = std::chrono::steady_clock::now();
+  std::unique_ptr<PGconn, ConnDeleter> conn(PQconnectdb(config.database_url.c_str()));
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    std::fprintf(stderr, "chatstream ingest: cannot connect to the database: %s\n", error_of(conn.get()).c_str());
+    return 1;
+  }
+  std::vector<fs::path> files;
+  for (const std::string& argument : paths) {
+    std::error_code error;
+    fs::path path = fs::absolute(argument, error);
+    if (fs::is_directory(path, error)) {
+      for (const auto& entry : fs::recursive_directory_iterator(path, error)) {
+        if (entry.is_regular_file() && ingestible(entry.path())) files.push_back(entry.path());
+      }
+    } else if (fs::is_regular_file(path, error)) {
+      if (!ingestible(path)) {
+        std::fprintf(stderr, "chatstream ingest: %s: not a .html, .htm, .md, .markdown or .txt file\n", path.c_str());
+        return 1;
+      }
+      files.push_back(path);
+    } else {
+      std::fprintf(stderr, "chatstream ingest: %s: no such file or directory\n", argument.c_str());
+      return 1;
+    }
+  }
+  std::sort(files.begin(), files.end());
+  size_t loaded = 0, unchanged = 0, empty = 0, failed = 0, chunks = 0;
+  for (const fs::path& file : files) {
+    switch (load_file(conn.get(), file, &chunks)) {
+      case Outcome::kLoaded: ++loaded; break;
+      case Outcome::kUnchanged: ++unchanged; break;
+      case Outcome::kEmpty: ++empty; break;
+      case Outcome::kFailed: ++failed; break;
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf("chatstream ingest: %zu file(s) loaded (%zu chunks), %zu unchanged, %zu without text, %zu failed, %.1f s\n",
+              loaded, chunks, unchanged, empty, failed, seconds);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace chatstream
