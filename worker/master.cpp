@@ -237,6 +237,10 @@ int run_master(const Config& config) {
     log::error("cannot map shared metrics", log::field("error", strerror(errno)));
     return 1;
   }
+  if (!config.database_configured) {
+    log::info("no database configured: answers are streamed but not stored, and there is no retrieval "
+              "(set --database-url or DATABASE_URL)");
+  }
   int status = Master(config, *fd, metrics).run();
   if (config.listen.is_unix) unlink(config.listen.host.c_str());
   return status;

@@ -38,7 +38,7 @@ std::optional<Format> format_for_path(std::string_view path);
 
 // HTML (and XHTML): <script>, <style>, <noscript>, <template>, <svg>, <nav>, comments and <head>
 // (except <title>) are dropped, as are the PostgreSQL manual's navigation and tables of contents
-// (div.navheader, div.navfooter, div.toc, and the index's div.indexdiv). Entities are decoded (the
+// (div.navheader, div.navfooter, div.toc, and the book index, div.index). Entities are decoded (the
 // common named ones, &#NNN; and &#xHH;). Block elements end paragraphs, <br>, <li>, <dt>, <dd> and
 // table cells end lines, <pre> keeps its line breaks. <h1>–<h3> start a new section whose heading is
 // their text; <h4>–<h6> stay in the text as a paragraph, and the heading of an admonition

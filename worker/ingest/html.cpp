@@ -180,10 +180,11 @@ bool is_void(std::string_view tag) {
   return std::find(kVoid.begin(), kVoid.end(), tag) != kVoid.end();
 }
 
-// div classes of the PostgreSQL manual (DocBook XSL) that are navigation, not content.
+// div classes of the PostgreSQL manual (DocBook XSL) that are navigation, not content: the links above
+// and below every page, tables of contents, and the book index (thousands of terms, each a link).
 bool is_boilerplate_div(std::string_view classes) {
   return has_class(classes, "navheader") || has_class(classes, "navfooter") || has_class(classes, "toc") ||
-         has_class(classes, "indexdiv");
+         has_class(classes, "index") || has_class(classes, "indexdiv");
 }
 
 bool is_admonition_div(std::string_view classes) {
