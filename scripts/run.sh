@@ -70,11 +70,12 @@ log "loading the knowledge base from $KB (unchanged files are skipped)"
 build/chatstream ingest "$KB" >&2
 # ------------------------------------------------------------------------------------------------------
 
+# The provider: `extractive` (answers from the manual, no network), or `openai` when LLM_BASE_URL
+# (with LLM_MODEL, LLM_API_KEY) is set; CHATSTREAM_PROVIDER forces one.
 # Both run in their own session (setsid): Ctrl-C reaches this script only, which stops them in
 # order. Without job control, setsid execs in place, so $! is the server's own pid.
 setsid build/chatstream serve \
   --listen "unix:$SOCK" \
-  --provider "${CHATSTREAM_PROVIDER:-extractive}" \
   --drain-timeout "${CHATSTREAM_DRAIN_TIMEOUT:-5s}" \
   ${WORKERS:+--workers "$WORKERS"} \
   2>>"$RUN/chatstream.log" &

@@ -86,13 +86,69 @@ const std::vector<Option>& options() {
        [](Config& c, const std::string& v) {
          return assign(parse_integer(v, 1, 256), [&](auto n) { c.workers = static_cast<int>(n); });
        }},
-      {"provider", "NAME", "token source: extractive or scripted (default: extractive with a database, else scripted)",
+      {"provider", "NAME",
+       "token source: openai, extractive or scripted (default: openai when LLM_BASE_URL is set, else extractive "
+       "with a database, else scripted)",
        [](Config& c, const std::string& v) -> Status {
-         if (v != "scripted" && v != "extractive") {
-           return Error{"unknown provider '" + v + "' (available: extractive, scripted)"};
+         if (v != "scripted" && v != "extractive" && v != "openai") {
+           return Error{"unknown provider '" + v + "' (available: openai, extractive, scripted)"};
          }
          c.provider = v;
          return {};
+       }},
+      {"llm-base-url", "URL", "OpenAI-compatible API base, e.g. https://api.openai.com/v1 (also LLM_BASE_URL)",
+       [](Config& c, const std::string& v) -> Status {
+         if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+           return Error{"must start with http:// or https://"};
+         }
+         c.llm_base_url = v;
+         return {};
+       }},
+      {"llm-api-key", "KEY", "API key sent as a Bearer token (also LLM_API_KEY); never logged",
+       [](Config& c, const std::string& v) -> Status {
+         c.llm_api_key = v;
+         return {};
+       }},
+      {"llm-model", "NAME", "model name sent upstream (also LLM_MODEL)",
+       [](Config& c, const std::string& v) -> Status {
+         c.llm_model = v;
+         return {};
+       }},
+      {"llm-headers", "LINES", "extra upstream headers, 'Name: value' separated by newlines or ';' (also LLM_EXTRA_HEADERS)",
+       [](Config& c, const std::string& v) -> Status {
+         c.llm_headers.clear();
+         size_t start = 0;
+         while (start <= v.size()) {
+           size_t end = v.find_first_of(";\n", start);
+           if (end == std::string::npos) end = v.size();
+           std::string header = v.substr(start, end - start);
+           while (!header.empty() && header.front() == ' ') header.erase(0, 1);
+           while (!header.empty() && (header.back() == ' ' || header.back() == '\r')) header.pop_back();
+           if (!header.empty()) {
+             if (header.find(':') == std::string::npos || header.front() == ':') {
+               return Error{"'" + header + "' is not 'Name: value'"};
+             }
+             c.llm_headers.push_back(header);
+           }
+           start = end + 1;
+         }
+         return {};
+       }},
+      {"llm-connect-timeout", "DUR", "upstream connect timeout (default 10s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms == 0) return Error{"must be above 0"};
+         c.llm_connect_timeout_ms = *ms;
+         return {};
+       }},
+      {"llm-max-retries", "N", "retries of a failed upstream request before the first token (default 3)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 10), [&](auto n) { c.llm_max_retries = static_cast<int>(n); });
+       }},
+      {"llm-max-tool-turns", "N", "tool call rounds per answer (default 10)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 50), [&](auto n) { c.llm_max_tool_turns = static_cast<int>(n); });
        }},
       {"database-url", "URL", "PostgreSQL connection URL or conninfo (also DATABASE_URL, or libpq's PG* variables)",
        [](Config& c, const std::string& v) -> Status {
@@ -328,6 +384,16 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   } else if (env.count("PGHOST") || env.count("PGDATABASE") || env.count("PGSERVICE")) {
     config.database_configured = true;  // libpq reads its PG* variables itself
   }
+  // The usual names of OpenAI-compatible clients; CHATSTREAM_LLM_* and the flags win over them.
+  static const std::pair<const char*, const char*> kLlmVariables[] = {
+      {"LLM_BASE_URL", "llm-base-url"}, {"LLM_API_KEY", "llm-api-key"}, {"LLM_MODEL", "llm-model"},
+      {"LLM_EXTRA_HEADERS", "llm-headers"}};
+  for (const auto& [variable, flag] : kLlmVariables) {
+    auto it = env.find(variable);
+    if (it == env.end()) continue;
+    Status status = find_option(flag)->apply(config, it->second);
+    if (!status) return Error{std::string(variable) + ": " + status.error().message};
+  }
   for (const Option& option : options()) {
     auto it = env.find(env_name(option.name));
     if (it == env.end()) continue;
@@ -367,7 +433,13 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   if (parsed.command != Command::kServe && !config.database_configured) {
     return Error{"no database configured: set --database-url, DATABASE_URL or PGHOST/PGDATABASE"};
   }
-  if (!provider_given(env, args)) config.provider = config.database_configured ? "extractive" : "scripted";
+  if (!provider_given(env, args)) {
+    config.provider = !config.llm_base_url.empty() ? "openai" : config.database_configured ? "extractive" : "scripted";
+  }
+  if (parsed.command == Command::kServe && config.provider == "openai") {
+    if (config.llm_base_url.empty()) return Error{"--provider openai needs LLM_BASE_URL (or --llm-base-url)"};
+    if (config.llm_model.empty()) return Error{"--provider openai needs LLM_MODEL (or --llm-model)"};
+  }
   Status status = validate(config);
   if (!status) return status.error();
   return parsed;

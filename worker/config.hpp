@@ -61,6 +61,15 @@ struct Config {
   size_t rerank_keep = 4;           // passages kept after reranking (cited)
   double extractive_rate = 30;      // tokens per second, 0 = as fast as possible
 
+  // OpenAI-compatible upstream (provider openai). The key is never logged nor shown.
+  std::string llm_base_url;
+  std::string llm_api_key;
+  std::string llm_model;
+  std::vector<std::string> llm_headers;  // "Name: value"
+  uint64_t llm_connect_timeout_ms = 10000;
+  int llm_max_retries = 3;
+  int llm_max_tool_turns = 10;
+
   // Process model.
   uint64_t drain_timeout_ms = 30000;
   std::string log_level = "info";

@@ -1,6 +1,8 @@
 // chatstream: see README.md. `chatstream serve` runs the master (master.hpp) and its workers
 // (server.hpp); configuration comes from flags and CHATSTREAM_* variables (config.hpp).
 
+#include <curl/curl.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -29,6 +31,8 @@ std::string allocator_name() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Once, before any worker is forked (libcurl's global state is shared by the workers' copies).
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   std::vector<std::string> args(argv, argv + argc);
   auto parsed = chatstream::parse_command_line(args, environ);
   if (!parsed) {

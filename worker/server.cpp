@@ -7,6 +7,7 @@
 #include "http/deferred_response.hpp"
 #include "json/writer.hpp"
 #include "llm/extractive_provider.hpp"
+#include "llm/openai_provider.hpp"
 #include "llm/scripted_provider.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
@@ -40,7 +41,17 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
   scripted.pace.rate = config.scripted_rate;
   scripted.pace.first_token_delay_ms = config.scripted_first_token_delay_ms;
   scripted.pace.fail_after = config.scripted_fail_after;
-  if (config.provider == "extractive") {
+  if (config.provider == "openai") {
+    llm::OpenAISettings openai;
+    openai.base_url = config.llm_base_url;
+    openai.api_key = config.llm_api_key;
+    openai.model = config.llm_model;
+    openai.extra_headers = config.llm_headers;
+    openai.connect_timeout_ms = config.llm_connect_timeout_ms;
+    openai.max_retries = config.llm_max_retries;
+    openai.max_tool_turns = config.llm_max_tool_turns;
+    provider_ = std::make_unique<llm::OpenAIProvider>(loop_, wheel_, openai);
+  } else if (config.provider == "extractive") {
     llm::Pace pace;
     pace.rate = config.extractive_rate;
     provider_ = std::make_unique<llm::ExtractiveProvider>(wheel_, pace);
@@ -168,6 +179,10 @@ void Server::add_routes() {
   });
   router_.add("GET", "/healthz",
               [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_healthz(c); });
+  router_.add("POST", "/v1/chat/completions",
+              [this](http::Connection& c, http::Request& r, const http::RouteParams&) { handle_openai_completions(c, r); });
+  router_.add("GET", "/v1/models",
+              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_openai_models(c); });
   router_.add("GET", "/sessions/{id}/messages",
               [this](http::Connection& c, http::Request&, const http::RouteParams& p) {
                 handle_session_messages(c, p.get("id"));
@@ -206,6 +221,26 @@ void Server::handle_chat(http::Connection& connection, http::Request& request, c
     return;
   }
   chat::Run::start(*run_env_, connection, std::move(chat_request), mode);
+}
+
+void Server::handle_openai_completions(http::Connection& connection, http::Request& request) {
+  chat::ChatRequest chat_request;
+  if (auto error = chat::parse_openai_request(request, &chat_request)) {
+    connection.respond_error(error->status, error->message);
+    return;
+  }
+  if (draining_) {
+    connection.respond_error(503, "The server is restarting. Please retry shortly.", "Retry-After: 2\r\n");
+    return;
+  }
+  chat::RunMode mode = chat_request.stream ? chat::RunMode::kOpenAIStream : chat::RunMode::kOpenAIJson;
+  chat::Run::start(*run_env_, connection, std::move(chat_request), mode);
+}
+
+void Server::handle_openai_models(http::Connection& connection) {
+  // "chatstream" selects chatstream's own pipeline (retrieval, context, persistence, the provider).
+  connection.respond(200, "application/json",
+                     R"({"object":"list","data":[{"id":"chatstream","object":"model","created":0,"owned_by":"chatstream"}]})");
 }
 
 void Server::handle_cancel(http::Connection& connection, http::Request& request) {
@@ -297,7 +332,8 @@ void Server::handle_healthz(http::Connection& connection) {
       .field("draining", draining_)
       .field("active_streams", obs::gauge_value(obs::Gauge::kActiveStreams))
       .field("connections", static_cast<int64_t>(connection_count_))
-      .field("database", pool_ ? pool_->state() : std::string_view("not_configured"));
+      .field("database", pool_ ? pool_->state() : std::string_view("not_configured"))
+      .field("provider", provider_->name());
   object.close();
   connection.respond(draining_ ? 503 : 200, "application/json", body, "Cache-Control: no-store\r\n");
 }
@@ -388,6 +424,7 @@ void Server::close_handles() {
   wheel_.cancel(drain_force_);
   wheel_.cancel(drain_writes_);
   if (pool_) pool_->close();
+  if (auto* openai = dynamic_cast<llm::OpenAIProvider*>(provider_.get())) openai->close();
   wheel_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

@@ -53,6 +53,8 @@ class Server final : private http::Host {
   void handle_metrics(http::Connection& connection);
   void handle_cancel(http::Connection& connection, http::Request& request);
   void handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode);
+  void handle_openai_completions(http::Connection& connection, http::Request& request);
+  void handle_openai_models(http::Connection& connection);
   void handle_session_messages(http::Connection& connection, std::string_view session_id);
   void on_cancel_notification(std::string_view payload);
   void stop_if_drained();

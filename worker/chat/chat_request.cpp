@@ -96,6 +96,72 @@ std::optional<RequestError> parse_chat_request(http::Request& request, ChatReque
   return std::nullopt;
 }
 
+std::optional<RequestError> parse_openai_request(http::Request& request, ChatRequest* out) {
+  std::vector<llm::Turn> turns;
+  bool has_messages = false;
+  std::string model;
+  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
+                                           -> std::optional<std::string> {
+    if (key == "model") {
+      if (auto problem = read_string(value, key, &model)) return problem;
+    } else if (key == "stream") {
+      if (value.is_null()) return std::nullopt;
+      if (value.get_bool().get(out->stream)) return std::string("'stream' must be a boolean");
+    } else if (key == "stream_options") {
+      if (bool usage; !value["include_usage"].get_bool().get(usage)) out->include_usage = usage;
+    } else if (key == "session_id") {
+      if (value.is_null()) return std::nullopt;
+      std::string text;
+      if (auto problem = read_string(value, key, &text)) return problem;
+      out->session_id = Uuid::parse(text);
+      if (!out->session_id) return std::string("'session_id' must be a UUID");
+    } else if (key == "messages") {
+      simdjson::dom::array messages;
+      if (value.get_array().get(messages)) return std::string("'messages' must be an array");
+      has_messages = true;
+      for (simdjson::dom::element message : messages) {
+        llm::Turn turn;
+        simdjson::dom::element role, content;
+        if (message["role"].get(role)) return std::string("each message needs a 'role'");
+        if (auto problem = read_string(role, "role", &turn.role)) return problem;
+        simdjson::dom::array parts;
+        if (message["content"].get(content)) {
+          turn.content.clear();  // e.g. an assistant message with tool_calls only
+        } else if (!content.get_array().get(parts)) {
+          for (simdjson::dom::element part : parts) {  // [{"type":"text","text":"…"}, …]
+            std::string_view type, text;
+            if (!part["type"].get(type) && type == "text" && !part["text"].get(text)) {
+              if (!json::is_valid_utf8(text)) return std::string("message content is not valid UTF-8");
+              if (!turn.content.empty()) turn.content += "\n";
+              turn.content.append(text);
+            }
+          }
+        } else if (!content.is_null()) {
+          if (auto problem = read_string(content, "content", &turn.content)) return problem;
+        }
+        if (turn.role == "user" || turn.role == "assistant") turns.push_back(std::move(turn));
+        // system and tool messages of the client are not part of chatstream's conversation.
+      }
+    }
+    return std::nullopt;
+  });
+  if (error) return error;
+  if (!out->session_id && !request.session_header.empty()) {
+    out->session_id = Uuid::parse(request.session_header);
+    if (!out->session_id) return RequestError{400, "X-Chatstream-Session-Id must be a UUID"};
+  }
+  if (!model.empty() && model != "chatstream") {
+    return RequestError{404, "The model '" + model + "' does not exist; use \"chatstream\" (see GET /v1/models)"};
+  }
+  if (!has_messages || turns.empty()) return RequestError{400, "'messages' must contain a user message"};
+  if (turns.back().role != "user") return RequestError{400, "the last message must be from the user"};
+  out->message = std::move(turns.back().content);
+  turns.pop_back();
+  if (is_blank(out->message)) return RequestError{400, "the user message must not be empty"};
+  out->prior_turns = std::move(turns);
+  return std::nullopt;
+}
+
 std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out) {
   bool has_run_id = false;
   auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)

@@ -4,9 +4,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/uuid.hpp"
 #include "http/request.hpp"
+#include "llm/provider.hpp"
 
 namespace chatstream::chat {
 
@@ -18,6 +20,11 @@ struct RequestError {
 struct ChatRequest {
   std::string message;
   std::optional<Uuid> session_id;
+  // POST /v1/chat/completions: the messages before the last user message (used as the conversation
+  // when no session_id continues a stored one), and whether the usage chunk was asked for.
+  std::vector<llm::Turn> prior_turns;
+  bool stream = false;
+  bool include_usage = false;
 };
 
 struct CancelRequest {
@@ -26,6 +33,10 @@ struct CancelRequest {
 
 // `request.body` must have simdjson's padding in its capacity (the connection reserves it).
 std::optional<RequestError> parse_chat_request(http::Request& request, ChatRequest* out);
+// The OpenAI Chat Completions request shape: model ("chatstream" or absent), messages (the last one
+// from the user; content a string or an array of text parts), stream, stream_options.include_usage;
+// the session to continue from `session_id` in the body or the X-Chatstream-Session-Id header.
+std::optional<RequestError> parse_openai_request(http::Request& request, ChatRequest* out);
 std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out);
 
 }  // namespace chatstream::chat

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <simdjson.h>
+
 #include "core/clock.hpp"
 #include "http/response.hpp"
 #include "json/writer.hpp"
@@ -53,12 +55,17 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
     : env_(env),
       connection_(&connection),
       mode_(mode),
+      streaming_(mode == RunMode::kStream || mode == RunMode::kOpenAIStream),
+      include_usage_(request.include_usage),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
       message_(std::move(request.message)),
       watchdog_(&Run::on_watchdog, this),
+      tool_timer_(&Run::on_tool_timer, this),
       started_us_(monotonic_us()),
       last_token_ms_(env.wheel.now_ms()) {
+  // An OpenAI-style request carries its own conversation; a stored session's history replaces it.
+  history_ = std::move(request.prior_turns);
   std::string text = id_.to_string();
   std::memcpy(id_text_, text.data(), sizeof id_text_);
   text = session_id_.to_string();
@@ -69,7 +76,7 @@ void Run::begin() {
   env_.registry.add(id_, this);
   obs::gauge_add(obs::Gauge::kActiveRuns, 1);
   std::string_view run_id(id_text_, sizeof id_text_);
-  if (mode_ == RunMode::kStream) {
+  if (streaming_) {
     obs::gauge_add(obs::Gauge::kActiveStreams, 1);
     std::string meta;
     json::Object fields(meta);
@@ -78,8 +85,16 @@ void Run::begin() {
         .field("heartbeat_ms", env_.stream_settings.heartbeat_ms);
     // Only the pairs: the stream writes {"type":"meta", …}.
     std::string pairs = meta.substr(1);
-    stream_.emplace(*connection_, env_.wheel, env_.stream_settings, static_cast<sse::StreamObserver&>(*this));
-    stream_->open(run_id, pairs);
+    bool openai = mode_ == RunMode::kOpenAIStream;
+    stream_.emplace(*connection_, env_.wheel, env_.stream_settings, static_cast<sse::StreamObserver&>(*this),
+                    openai ? sse::Framing::kOpenAI : sse::Framing::kChatstream);
+    std::string headers;
+    if (openai) {
+      headers = "X-Chatstream-Session-Id: ";
+      headers.append(session_text_, sizeof session_text_);
+      headers += "\r\n";
+    }
+    stream_->open(run_id, pairs, headers);
   } else {
     connection_->attach(static_cast<http::ResponseProducer*>(this));
   }
@@ -105,24 +120,35 @@ void Run::on_started(std::optional<StoreError> error, RunStarted& started) {
   }
   persisted_ = true;
   language_ = std::move(started.language);
-  history_ = std::move(started.history);
+  if (!started.history.empty()) history_ = std::move(started.history);
   start_retrieval();
 }
 
-void Run::start_retrieval() {
+std::vector<std::string> Run::earlier_user_messages() const {
   std::vector<std::string> earlier;
   for (const llm::Turn& turn : history_) {
     if (turn.role == "user") earlier.push_back(turn.content);
   }
-  std::string query = rag::search_query(message_, earlier);
+  return earlier;
+}
+
+void Run::start_retrieval() {
+  std::string query = rag::search_query(message_, earlier_user_messages());
   if (query.empty()) {
     start_generation();
     return;
   }
+  search(message_, query);
+}
+
+// retrieval_start → full-text query → retrieval_complete → reranking in C++ → reranking_complete →
+// citations; then generation starts, or the tool call that asked for the search gets its result.
+void Run::search(std::string question, const std::string& query) {
   std::string fields;
-  json::Object(fields).field("query", message_);
+  json::Object(fields).field("query", question);
   on_stage("retrieval_start", std::string_view(fields).substr(1));
   stage_started_us_ = monotonic_us();
+  search_question_ = std::move(question);
   ticket_ = env_.store->retrieve(language_, query, env_.retrieval_candidates,
                                  [this](std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
                                    on_retrieved(std::move(error), candidates);
@@ -146,37 +172,113 @@ void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage
     on_stage("reranking_start", std::string_view(fields).substr(1));
   }
   uint64_t rerank_started = monotonic_us();
-  std::vector<std::string> context;
-  for (const llm::Turn& turn : history_) {
-    if (turn.role == "user") context.push_back(turn.content);
+  std::vector<rag::Ranked> ranked =
+      rag::rerank(search_question_, earlier_user_messages(), candidates, env_.rerank_keep, rag::kMinRerankScore);
+  // Passages accumulate over the run (a tool may search again); [n] always means passages_[n-1].
+  size_t first_new = passages_.size();
+  std::vector<size_t> found;  // citation numbers of this search's passages
+  for (const rag::Ranked& r : ranked) {
+    rag::Passage& passage = candidates[r.index];
+    auto same = std::find_if(passages_.begin(), passages_.end(),
+                             [&](const rag::Passage& p) { return p.chunk_id == passage.chunk_id; });
+    if (same != passages_.end()) {
+      found.push_back(static_cast<size_t>(same - passages_.begin()) + 1);
+      continue;
+    }
+    passages_.push_back(std::move(passage));
+    found.push_back(passages_.size());
   }
-  std::vector<rag::Ranked> ranked = rag::rerank(message_, context, candidates, env_.rerank_keep, rag::kMinRerankScore);
-  passages_.clear();
-  for (const rag::Ranked& r : ranked) passages_.push_back(std::move(candidates[r.index]));
   {
     std::string fields;
-    json::Object(fields).field("kept", static_cast<uint64_t>(passages_.size())).field("ms", elapsed_ms(rerank_started));
+    json::Object(fields).field("kept", static_cast<uint64_t>(ranked.size())).field("ms", elapsed_ms(rerank_started));
     on_stage("reranking_complete", std::string_view(fields).substr(1));
   }
-  if (!passages_.empty()) {
-    std::vector<std::string> terms = rag::terms(message_);
-    std::string list(1, '[');
-    for (size_t i = 0; i < passages_.size(); ++i) {
-      if (i > 0) list.push_back(',');
-      json::Object(list)
+  if (passages_.size() > first_new) {
+    std::vector<std::string> terms = rag::terms(search_question_);
+    for (size_t i = first_new; i < passages_.size(); ++i) {
+      if (i > 0) citations_json_.pop_back();  // reopen the list: "[…]" → "[…"
+      else citations_json_ = "[";
+      if (i > 0) citations_json_.push_back(',');
+      json::Object(citations_json_)
           .field("index", static_cast<uint64_t>(i + 1))
           .field("title", passages_[i].title)
           .field("source", passages_[i].source)
           .field("snippet", rag::make_snippet(passages_[i], terms, rag::kDefaultSnippetChars))
           .close();
+      citations_json_.push_back(']');
     }
-    list.push_back(']');
-    citations_json_ = std::move(list);
+    // Every citations event lists all sources of the run so far.
     std::string fields("\"citations\":");
     fields.append(citations_json_);
     on_stage("citations", fields);
   }
-  start_generation();
+  if (!tool_done_) {
+    start_generation();
+    return;
+  }
+  // The result of search_knowledge_base: the passages found, numbered as cited.
+  std::string result;
+  if (found.empty()) result = "No relevant passages were found in the knowledge base.";
+  for (size_t number : found) {
+    const rag::Passage& p = passages_[number - 1];
+    result += "[" + std::to_string(number) + "] " + p.title;
+    if (!p.heading.empty() && p.heading != p.title) result += " — " + p.heading;
+    result += "\n" + p.content + "\n\n";
+  }
+  llm::ToolRunner::Done done = std::move(tool_done_);
+  tool_done_ = nullptr;
+  done(std::move(result));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Tools offered to the model (openai provider)
+
+std::string Run::tool_definitions() const {
+  if (!env_.store) return {};
+  return R"([{"type":"function","function":{"name":"search_knowledge_base",)"
+         R"("description":"Search the knowledge base for passages relevant to a query. Returns numbered passages to cite as [n].",)"
+         R"("parameters":{"type":"object","properties":{"query":{"type":"string","description":"What to search for"}},"required":["query"]}}}])";
+}
+
+void Run::run_tool(std::string_view name, std::string_view arguments, llm::ToolRunner::Done done) {
+  tool_done_ = std::move(done);
+  if (name != "search_knowledge_base" || !env_.store) {
+    std::string unknown = "Unknown tool: ";
+    unknown.append(name);
+    env_.wheel.schedule(tool_timer_, env_.wheel.now_ms());
+    tool_result_ = std::move(unknown);
+    return;
+  }
+  // {"query": "..."}; a model that sends something else searches for the user's message.
+  std::string query_text = message_;
+  simdjson::dom::parser parser;
+  simdjson::dom::element args;
+  if (!parser.parse(arguments.data(), arguments.size()).get(args)) {
+    if (std::string_view q; !args["query"].get(q) && !q.empty()) query_text = q;
+  }
+  std::string query = rag::search_query(query_text, {});
+  if (query.empty()) {
+    tool_result_ = "The query has no searchable words.";
+    env_.wheel.schedule(tool_timer_, env_.wheel.now_ms());
+    return;
+  }
+  search(query_text, query);
+}
+
+void Run::cancel_tool() {
+  tool_done_ = nullptr;
+  env_.wheel.cancel(tool_timer_);
+  if (ticket_ != 0) {
+    env_.store->cancel(ticket_);
+    ticket_ = 0;
+  }
+}
+
+void Run::on_tool_timer(void* opaque) {
+  auto* self = static_cast<Run*>(opaque);
+  llm::ToolRunner::Done done = std::move(self->tool_done_);
+  self->tool_done_ = nullptr;
+  if (done) done(std::move(self->tool_result_));
 }
 
 void Run::start_generation() {
@@ -187,6 +289,7 @@ void Run::start_generation() {
   context.message = message_;
   context.history = &history_;
   context.passages = &passages_;
+  context.tools = static_cast<llm::ToolRunner*>(this);
   generation_ = env_.provider.start(context, static_cast<llm::EventSink&>(*this));
 }
 
@@ -200,6 +303,13 @@ double Run::elapsed_ms(uint64_t since_us) const {
 void Run::on_stage(std::string_view type, std::string_view fields_json) {
   if (status_ != RunStatus::kRunning) return;
   if (stream_) stream_->send(type, fields_json);
+  if (type == "tool_call" && tool_calls_json_.size() < 64 * 1024) {
+    // Kept for POST /chat's answer.
+    tool_calls_json_.push_back(tool_calls_json_.empty() ? '[' : ',');
+    tool_calls_json_.push_back('{');
+    tool_calls_json_.append(fields_json);
+    tool_calls_json_.push_back('}');
+  }
 }
 
 
@@ -225,6 +335,8 @@ void Run::on_token(std::string_view text) {
 }
 
 void Run::on_complete() { finish(RunStatus::kComplete); }
+
+void Run::on_usage(std::string_view usage_json) { usage_json_ = usage_json; }
 
 void Run::on_error(std::string_view code, std::string_view message) {
   finish(code == "timeout" ? RunStatus::kTimeout : RunStatus::kError, code, message);
@@ -294,6 +406,8 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   if (status_ != RunStatus::kRunning) return;
   status_ = status;
   env_.wheel.cancel(watchdog_);
+  env_.wheel.cancel(tool_timer_);
+  tool_done_ = nullptr;
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
   if (ticket_ != 0) {
     env_.store->cancel(ticket_);  // and no query either
@@ -302,7 +416,7 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   env_.registry.remove(id_);
   obs::gauge_add(obs::Gauge::kActiveRuns, -1);
   if (env_.store && persisted_) {
-    bool client_waits = mode_ == RunMode::kJson ? connection_ != nullptr : stream_ && stream_->attached();
+    bool client_waits = streaming_ ? stream_ && stream_->attached() : connection_ != nullptr;
     if (status == RunStatus::kComplete && client_waits) {
       // `done` means "saved": the terminal event waits for the commit (and carries the message id);
       // a database that went away turns it into a clear error, and the write is retried.
@@ -320,9 +434,11 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
 void Run::end(RunStatus shown, std::string_view error_code, std::string_view message, int64_t message_id) {
   obs::add(status_counter(shown));
   if (!error_code.empty()) obs::add(error_counter(error_code));
-  if (mode_ == RunMode::kStream) {
+  if (streaming_) {
     obs::gauge_add(obs::Gauge::kActiveStreams, -1);
     write_stream_end(shown, error_code, message, message_id);
+  } else if (mode_ == RunMode::kOpenAIJson) {
+    write_openai_json_end(shown, error_code, message);
   } else {
     write_json_end(shown, error_code, message, message_id);
   }
@@ -368,6 +484,7 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
           .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
           .field("duration_ms", elapsed_ms(started_us_));
       if (message_id > 0) object.field("message_id", message_id);
+      if (!usage_json_.empty()) object.raw("usage", usage_json_);
       break;
     case RunStatus::kCancelled:
       type = "cancelled";
@@ -380,7 +497,53 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
       type = "error";
       object.field("code", error_code).field("message", message).field("tokens", tokens_);
   }
-  stream_->close(type, std::string_view(fields).substr(1), error_code == "slow_consumer");
+  std::string usage = include_usage_ ? usage_for_client() : std::string();
+  sse::StreamEnd end{type, std::string_view(fields).substr(1), error_code, message, usage};
+  stream_->close(end, error_code == "slow_consumer");
+}
+
+// The model's own usage when it reported one, else what chatstream counted.
+std::string Run::usage_for_client() const {
+  if (!usage_json_.empty()) return usage_json_;
+  std::string usage;
+  json::Object(usage)
+      .field("prompt_tokens", 0)
+      .field("completion_tokens", tokens_)
+      .field("total_tokens", tokens_)
+      .close();
+  return usage;
+}
+
+void Run::write_openai_json_end(RunStatus status, std::string_view error_code, std::string_view message) {
+  http::Connection* connection = connection_;
+  connection_ = nullptr;
+  if (!connection) return;
+  connection->detach(static_cast<http::ResponseProducer*>(this));
+  if (status == RunStatus::kDisconnected) return;
+  std::string session_header = "X-Chatstream-Session-Id: ";
+  session_header.append(session_text_, sizeof session_text_);
+  session_header += "\r\n";
+  if (status != RunStatus::kComplete && status != RunStatus::kCancelled) {
+    int http_status = http_status_for(error_code);
+    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message),
+                        session_header + (http_status == 503 ? "Retry-After: 1\r\n" : ""));
+    return;
+  }
+  std::string choice;
+  std::string assistant;
+  json::Object(assistant).field("role", "assistant").field("content", answer_).close();
+  json::Object(choice).field("index", 0).raw("message", assistant).field("finish_reason", "stop").close();
+  std::string body;
+  json::Object object(body);
+  object.field("id", "chatcmpl-" + std::string(id_text_, sizeof id_text_))
+      .field("object", "chat.completion")
+      .field("created", static_cast<int64_t>(time(nullptr)))
+      .field("model", "chatstream")
+      .raw("choices", "[" + choice + "]")
+      .raw("usage", usage_for_client())
+      .field("session_id", std::string_view(session_text_, sizeof session_text_));
+  object.close();
+  connection->respond(200, "application/json", body, session_header);
 }
 
 void Run::write_json_end(RunStatus status, std::string_view error_code, std::string_view message,
@@ -406,7 +569,7 @@ void Run::write_json_end(RunStatus status, std::string_view error_code, std::str
       .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
       .field("duration_ms", elapsed_ms(started_us_))
       .raw("citations", citations_json_)
-      .raw("tool_calls", "[]");
+      .raw("tool_calls", tool_calls_json_.empty() ? std::string("[]") : tool_calls_json_ + "]");
   if (message_id > 0) object.field("message_id", message_id);
   object.close();
   connection->respond(200, "application/json", body);

@@ -41,12 +41,15 @@ struct RunEnvironment {
   size_t rerank_keep = 4;
 };
 
-enum class RunMode { kStream, kJson };
+// How the answer is delivered: chatstream's SSE protocol, one JSON object (POST /chat), or OpenAI's
+// chat.completion.chunk stream / chat.completion object (POST /v1/chat/completions).
+enum class RunMode { kStream, kJson, kOpenAIStream, kOpenAIJson };
 
 enum class RunStatus { kRunning, kComplete, kCancelled, kDisconnected, kTimeout, kError };
 
 class Run final : public Reclaimable,
                   private llm::EventSink,
+                  private llm::ToolRunner,
                   private sse::StreamObserver,
                   private http::ResponseProducer {
  public:
@@ -65,6 +68,8 @@ class Run final : public Reclaimable,
   // The pipeline, in order; each stage starts the next when its work is done.
   void on_started(std::optional<StoreError> error, RunStarted& started);
   void start_retrieval();
+  void search(std::string question, const std::string& query);
+  std::vector<std::string> earlier_user_messages() const;
   void on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage>& candidates);
   void start_generation();
   RunEnd make_end(std::string_view error_code) const;
@@ -74,6 +79,8 @@ class Run final : public Reclaimable,
   void write_stream_end(RunStatus status, std::string_view error_code, std::string_view message,
                         int64_t message_id);
   void write_json_end(RunStatus status, std::string_view error_code, std::string_view message, int64_t message_id);
+  void write_openai_json_end(RunStatus status, std::string_view error_code, std::string_view message);
+  std::string usage_for_client() const;
   void arm_watchdog();
   static void on_watchdog(void* self);
   double elapsed_ms(uint64_t since_us) const;
@@ -82,6 +89,12 @@ class Run final : public Reclaimable,
   void on_stage(std::string_view type, std::string_view fields_json) override;
   void on_token(std::string_view text) override;
   void on_complete() override;
+  void on_usage(std::string_view usage_json) override;
+  // llm::ToolRunner
+  std::string tool_definitions() const override;
+  void run_tool(std::string_view name, std::string_view arguments, llm::ToolRunner::Done done) override;
+  void cancel_tool() override;
+  static void on_tool_timer(void* self);
   void on_error(std::string_view code, std::string_view message) override;
   // sse::StreamObserver
   void on_pressure(bool over_cap) override;
@@ -95,6 +108,8 @@ class Run final : public Reclaimable,
   RunEnvironment& env_;
   http::Connection* connection_;
   RunMode mode_;
+  bool streaming_;        // kStream or kOpenAIStream
+  bool include_usage_;    // OpenAI clients that asked for the usage chunk
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
   Uuid session_id_;
@@ -112,6 +127,12 @@ class Run final : public Reclaimable,
   std::optional<sse::Stream> stream_;
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;
+  Timer tool_timer_;              // delivers a tool result that needs no database from the loop
+  llm::ToolRunner::Done tool_done_;
+  std::string tool_result_;
+  std::string search_question_;
+  std::string usage_json_;
+  std::string tool_calls_json_;   // for POST /chat: the tool calls announced, "[{…},{…}" (open)
   uint64_t started_us_;
   uint64_t first_token_us_ = 0;
   uint64_t last_token_ms_;

@@ -9,6 +9,7 @@ void Request::clear() {
   path.clear();
   query.clear();
   content_type.clear();
+  session_header.clear();
   // A long-lived stream should not keep a large request body allocated.
   if (body.capacity() > 1024) std::string().swap(body);
   else body.clear();

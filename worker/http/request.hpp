@@ -11,6 +11,7 @@ struct Request {
   std::string path;          // without the query string
   std::string query;
   std::string content_type;  // as sent, empty when absent
+  std::string session_header;  // X-Chatstream-Session-Id (OpenAI-compatible clients)
   std::string body;          // capacity leaves simdjson's padding after size()
   bool keep_alive = true;
   int http_major = 1;

@@ -87,14 +87,18 @@ Document parse_text(std::string_view text, std::string_view fallback_title) {
 Result<Document> parse_file(std::string_view path, std::string_view contents) {
   std::optional<Format> format = format_for_path(path);
   if (!format) {
-    return Error{"unsupported file type (expected .html, .htm, .md, .markdown or .txt): " + std::string(path)};
+    return Error{"unsupported file type (expected .html, .htm, .md, .markdown or .txt): " +
+                 std::string(path)};
   }
   std::string_view name = file_name(path);
   std::string fallback(name.substr(0, name.rfind('.')));
   switch (*format) {
-    case Format::kHtml: return parse_html(contents, fallback);
-    case Format::kMarkdown: return parse_markdown(contents, fallback);
-    case Format::kText: return parse_text(contents, fallback);
+    case Format::kHtml:
+      return parse_html(contents, fallback);
+    case Format::kMarkdown:
+      return parse_markdown(contents, fallback);
+    case Format::kText:
+      return parse_text(contents, fallback);
   }
   return Error{"unreachable"};
 }

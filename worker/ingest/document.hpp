@@ -60,8 +60,10 @@ Document parse_markdown(std::string_view markdown, std::string_view fallback_tit
 Document parse_text(std::string_view text, std::string_view fallback_title);
 
 // Parses by format_for_path(path), with the file name without its extension as the fallback title.
-// Bytes that are not UTF-8 become U+FFFD, NUL and other control characters are dropped (PostgreSQL
-// text holds neither). An unsupported extension is an error.
+// An unsupported extension is an error.
+//
+// Every parser cleans its input first: bytes that are not UTF-8 become U+FFFD, NUL and other control
+// characters are dropped (PostgreSQL text holds neither), no-break spaces become spaces.
 Result<Document> parse_file(std::string_view path, std::string_view contents);
 
 }  // namespace chatstream::ingest

@@ -17,10 +17,18 @@ namespace {
 using detail::append_utf8;
 using detail::Section;
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_alnum(char c) { return is_alpha(c) || (c >= '0' && c <= '9'); }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_alnum(char c) {
+  return is_alpha(c) || (c >= '0' && c <= '9');
+}
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -31,6 +39,7 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 }
 
 const std::unordered_map<std::string_view, char32_t>& named_entities() {
+  // clang-format off
   static const std::unordered_map<std::string_view, char32_t> map = {
       {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", ' '},
       {"ensp", ' '}, {"emsp", ' '}, {"thinsp", ' '}, {"shy", 0}, {"zwnj", 0}, {"zwj", 0}, {"lrm", 0},
@@ -70,14 +79,17 @@ const std::unordered_map<std::string_view, char32_t>& named_entities() {
       {"ugrave", 0xF9}, {"uacute", 0xFA}, {"ucirc", 0xFB}, {"uuml", 0xFC}, {"yacute", 0xFD},
       {"thorn", 0xFE}, {"yuml", 0xFF},
   };
+  // clang-format on
   return map;
 }
 
 // HTML maps numeric references to 0x80–0x9F as Windows-1252 (what such pages meant).
+// clang-format off
 constexpr std::array<char32_t, 32> kWindows1252 = {
     0x20AC, 0xFFFD, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
     0x2039, 0x0152, 0xFFFD, 0x017D, 0xFFFD, 0xFFFD, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
     0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0xFFFD, 0x017E, 0x0178};
+// clang-format on
 
 // Decodes the character reference at text[0] == '&'. Returns the bytes consumed (0: not a reference,
 // the '&' is literal) and appends the decoded text.
@@ -92,10 +104,14 @@ size_t decode_entity(std::string_view text, std::string& out) {
     uint32_t cp = 0;
     for (char c : digits) {
       int v;
-      if (c >= '0' && c <= '9') v = c - '0';
-      else if (hex && c >= 'a' && c <= 'f') v = c - 'a' + 10;
-      else if (hex && c >= 'A' && c <= 'F') v = c - 'A' + 10;
-      else return 0;
+      if (c >= '0' && c <= '9')
+        v = c - '0';
+      else if (hex && c >= 'a' && c <= 'f')
+        v = c - 'a' + 10;
+      else if (hex && c >= 'A' && c <= 'F')
+        v = c - 'A' + 10;
+      else
+        return 0;
       cp = cp * (hex ? 16 : 10) + static_cast<uint32_t>(v);
     }
     if (cp >= 0x80 && cp <= 0x9F) cp = kWindows1252[cp - 0x80];
@@ -140,9 +156,22 @@ bool has_class(std::string_view classes, std::string_view name) {
   return false;
 }
 
-enum class Kind { kInline, kParagraph, kLine, kPre, kHeading, kSkip, kContainer, kHead, kBody, kRawSkip, kTitle };
+enum class Kind {
+  kInline,
+  kParagraph,
+  kLine,
+  kPre,
+  kHeading,
+  kSkip,
+  kContainer,
+  kHead,
+  kBody,
+  kRawSkip,
+  kTitle
+};
 
 Kind kind_of(std::string_view tag) {
+  // clang-format off
   static const std::unordered_map<std::string_view, Kind> map = {
       {"p", Kind::kParagraph},       {"section", Kind::kParagraph}, {"article", Kind::kParagraph},
       {"aside", Kind::kParagraph},   {"header", Kind::kParagraph},  {"footer", Kind::kParagraph},
@@ -165,6 +194,7 @@ Kind kind_of(std::string_view tag) {
       {"body", Kind::kBody},         {"script", Kind::kRawSkip},    {"style", Kind::kRawSkip},
       {"textarea", Kind::kRawSkip},  {"title", Kind::kTitle},
   };
+  // clang-format on
   auto it = map.find(tag);
   return it == map.end() ? Kind::kInline : it->second;
 }
@@ -174,8 +204,8 @@ bool is_table_row(std::string_view tag) {
 }
 
 bool is_void(std::string_view tag) {
-  static constexpr std::array<std::string_view, 14> kVoid = {"area", "base", "br",    "col",  "embed",
-                                                             "hr",   "img",  "input", "link", "meta",
+  static constexpr std::array<std::string_view, 14> kVoid = {"area",  "base",   "br",    "col",  "embed",
+                                                             "hr",    "img",    "input", "link", "meta",
                                                              "param", "source", "track", "wbr"};
   return std::find(kVoid.begin(), kVoid.end(), tag) != kVoid.end();
 }
@@ -216,7 +246,9 @@ class HtmlReader {
     glue_ = false;
     paragraph_break();
     Document doc;
-    doc.title = !title_.empty() ? title_ : !first_h1_.empty() ? first_h1_ : detail::collapse_whitespace(fallback_title);
+    doc.title = !title_.empty()      ? title_
+                : !first_h1_.empty() ? first_h1_
+                                     : detail::collapse_whitespace(fallback_title);
     doc.chunks = detail::chunk_sections(sections_);
     return doc;
   }
@@ -257,7 +289,8 @@ class HtmlReader {
     Tag tag;
     tag.end = closing;
     size_t i = pos_ + name_at;
-    while (i < html_.size() && (is_alnum(html_[i]) || html_[i] == '-' || html_[i] == ':')) tag.name += lower(html_[i++]);
+    while (i < html_.size() && (is_alnum(html_[i]) || html_[i] == '-' || html_[i] == ':'))
+      tag.name += lower(html_[i++]);
     i = read_attributes(i, tag);
     pos_ = i;
     handle(tag);
@@ -277,7 +310,8 @@ class HtmlReader {
         continue;
       }
       size_t name_begin = i;
-      while (i < html_.size() && !is_space(html_[i]) && html_[i] != '=' && html_[i] != '>' && html_[i] != '/') ++i;
+      while (i < html_.size() && !is_space(html_[i]) && html_[i] != '=' && html_[i] != '>' && html_[i] != '/')
+        ++i;
       std::string name;
       for (size_t k = name_begin; k < i; ++k) name += lower(html_[k]);
       while (i < html_.size() && is_space(html_[i])) ++i;
@@ -312,8 +346,7 @@ class HtmlReader {
         return all;
       }
       std::string_view after = html_.substr(lt + 2);
-      if (starts_with_nocase(after, name) &&
-          (after.size() == name.size() || !is_alnum(after[name.size()]))) {
+      if (starts_with_nocase(after, name) && (after.size() == name.size() || !is_alnum(after[name.size()]))) {
         std::string_view inner = html_.substr(pos_, lt - pos_);
         size_t gt = html_.find('>', lt);
         pos_ = gt == std::string_view::npos ? html_.size() : gt + 1;
@@ -376,8 +409,10 @@ class HtmlReader {
           break;
         }
         if (tag.name == "td" || tag.name == "th") {
-          if (!tag.end) ++cells_;
-          else if (cells_ > 0) --cells_;
+          if (!tag.end)
+            ++cells_;
+          else if (cells_ > 0)
+            --cells_;
         }
         if (!tag.end || tag.name != "br") line_break();
         // A term stays with its definition: the first break of the <dd> that follows is only a line.
@@ -507,7 +542,8 @@ class HtmlReader {
       while (begin <= paragraph_.size()) {
         size_t end = paragraph_.find('\n', begin);
         if (end == std::string::npos) end = paragraph_.size();
-        std::string line = detail::collapse_whitespace(std::string_view(paragraph_).substr(begin, end - begin));
+        std::string line =
+            detail::collapse_whitespace(std::string_view(paragraph_).substr(begin, end - begin));
         if (!line.empty()) {
           if (!cleaned.empty()) cleaned += '\n';
           cleaned += line;

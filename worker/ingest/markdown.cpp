@@ -15,7 +15,9 @@ namespace {
 
 using detail::Section;
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (is_space(s.front()) || s.front() == '\n')) s.remove_prefix(1);
@@ -26,14 +28,19 @@ std::string_view trim(std::string_view s) {
 size_t indent_of(std::string_view line) {
   size_t n = 0;
   for (char c : line) {
-    if (c == ' ') ++n;
-    else if (c == '\t') n += 4 - n % 4;
-    else break;
+    if (c == ' ')
+      ++n;
+    else if (c == '\t')
+      n += 4 - n % 4;
+    else
+      break;
   }
   return n;
 }
 
-bool is_blank(std::string_view line) { return trim(line).empty(); }
+bool is_blank(std::string_view line) {
+  return trim(line).empty();
+}
 
 // "## Heading ##" → level 2, "Heading"; 0 when not an ATX heading.
 int atx_heading(std::string_view line, std::string& text) {
@@ -70,8 +77,10 @@ bool is_thematic_break(std::string_view line) {
   if (mark != '-' && mark != '*' && mark != '_') return false;
   size_t count = 0;
   for (char c : line) {
-    if (c == mark) ++count;
-    else if (!is_space(c)) return false;
+    if (c == mark)
+      ++count;
+    else if (!is_space(c))
+      return false;
   }
   return count >= 3;
 }
@@ -144,7 +153,8 @@ std::string clean_inline(std::string_view s) {
     }
     if (c == '<') {
       size_t close = s.find('>', i + 1);
-      std::string_view inner = close == std::string_view::npos ? std::string_view() : s.substr(i + 1, close - i - 1);
+      std::string_view inner =
+          close == std::string_view::npos ? std::string_view() : s.substr(i + 1, close - i - 1);
       if (inner.starts_with("http://") || inner.starts_with("https://") || inner.starts_with("mailto:")) {
         out += inner;
         i = close + 1;
@@ -253,7 +263,8 @@ class MarkdownReader {
       if (line == "---" || line == "...") return i + 1;
       if (line.starts_with("title:")) {
         std::string_view value = trim(line.substr(6));
-        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+            value.back() == value.front()) {
           value = value.substr(1, value.size() - 2);
         }
         title_ = std::string(value);

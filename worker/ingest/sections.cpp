@@ -8,7 +8,9 @@ namespace chatstream::ingest::detail {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -91,7 +93,9 @@ std::vector<Chunk> chunk_sections(const std::vector<Section>& sections, size_t m
       // End the chunk when the unit would overflow it, or when the chunk is nearer the target size
       // without the unit than with it.
       size_t with = content.size() + u.joiner.size() + u.text.size();
-      if (!content.empty() && (with > max_bytes || (with > target && with - target > target - std::min(target, content.size())))) {
+      if (!content.empty() &&
+          (with > max_bytes ||
+           (with > target && with - target > target - std::min(target, content.size())))) {
         flush();
       }
       if (!content.empty()) content += u.joiner;
@@ -142,11 +146,20 @@ std::string clean_text(std::string_view text) {
       ++i;
       continue;
     }
-    // C1 controls (U+0080–U+009F) are \xC2\x80–\xC2\x9F.
-    if (!(length == 2 && c == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0)) {
-      out.append(text.substr(i, length));
-    }
+    std::string_view sequence = text.substr(i, length);
     i += length;
+    // C1 controls (U+0080–U+009F) are \xC2\x80–\xC2\x9F: dropped.
+    if (length == 2 && c == 0xC2 && static_cast<unsigned char>(sequence[1]) < 0xA0) continue;
+    // No-break and other fixed-width spaces (U+00A0, U+2000–U+200A, U+202F, U+205F, U+3000) become
+    // spaces: the manual writes "11.2.&nbsp;Index Types", and titles, search and answers want a space.
+    if (sequence == "\xC2\xA0" || sequence == "\xE2\x80\xAF" || sequence == "\xE2\x81\x9F" ||
+        sequence == "\xE3\x80\x80" ||
+        (length == 3 && c == 0xE2 && static_cast<unsigned char>(sequence[1]) == 0x80 &&
+         static_cast<unsigned char>(sequence[2]) <= 0x8A)) {
+      out += ' ';
+      continue;
+    }
+    out.append(sequence);
   }
   return out;
 }

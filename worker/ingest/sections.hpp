@@ -25,7 +25,7 @@ struct Section {
 std::vector<Chunk> chunk_sections(const std::vector<Section>& sections, size_t max_bytes = kMaxChunkBytes);
 
 // Valid UTF-8 (ill-formed bytes → U+FFFD), without NUL and other C0/C1 control characters except
-// "\n" and "\t"; "\r\n" and "\r" become "\n".
+// "\n" and "\t"; "\r\n" and "\r" become "\n"; no-break and fixed-width spaces become " ".
 std::string clean_text(std::string_view text);
 
 void append_utf8(std::string& out, char32_t cp);

@@ -10,6 +10,7 @@
 // - pause() stops producing (an upstream transfer stops reading) until resume(); text produced while
 //   paused is never dropped.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,22 @@ struct Turn {
   std::string content;
 };
 
+// Tools a provider may offer the model, run by the pipeline on the loop (search_knowledge_base runs
+// the retrieval and reranking stages and reports them as events).
+class ToolRunner {
+ public:
+  using Done = std::function<void(std::string result)>;
+  // The tool definitions as an OpenAI "tools" JSON array; empty when no tool is available.
+  virtual std::string tool_definitions() const = 0;
+  // Runs tool `name` with JSON `arguments`; `done` is called later from the loop (never inside this
+  // call) with the result text, unless cancel_tool() is called first.
+  virtual void run_tool(std::string_view name, std::string_view arguments, Done done) = 0;
+  virtual void cancel_tool() = 0;
+
+ protected:
+  ~ToolRunner() = default;
+};
+
 struct RunContext {
   std::string_view run_id;
   std::string_view session_id;
@@ -31,6 +48,7 @@ struct RunContext {
   const std::vector<Turn>* history = nullptr;  // earlier turns of the session, oldest first
   // Passages kept by reranking, best first; citation marker [n] refers to passages[n-1].
   const std::vector<rag::Passage>* passages = nullptr;
+  ToolRunner* tools = nullptr;
 };
 
 class EventSink {
@@ -40,6 +58,8 @@ class EventSink {
   virtual void on_stage(std::string_view type, std::string_view fields_json) = 0;
   virtual void on_token(std::string_view text) = 0;
   virtual void on_complete() = 0;
+  // Token usage reported by the model, a JSON object ({"prompt_tokens":…,"completion_tokens":…}).
+  virtual void on_usage(std::string_view /*usage_json*/) {}
   // `code` is one of the stable error codes (upstream, timeout, internal, overloaded, bad_request);
   // `message` is safe to show to a user.
   virtual void on_error(std::string_view code, std::string_view message) = 0;

@@ -35,19 +35,12 @@ namespace chatstream::rag {
 
 namespace {
 
+// Sentence scoring.
 constexpr double kK1 = 1.2;
 constexpr double kB = 0.5;
-constexpr double kHeadingSupport = 0.5;
-constexpr double kRankPrior = 0.15;          // score × 1 / (1 + kRankPrior × passage rank)
-constexpr double kMinCoverage = 0.5;
-constexpr double kRelativeCutoff = 0.45;     // no padding with sentences far weaker than the best
-constexpr double kDuplicateJaccard = 0.6;    // term-set overlap above which two sentences say the same
-constexpr size_t kMinSentenceWords = 3;
-constexpr size_t kMaxSentenceChars = 450;    // longer "sentences" are tables or code dumps
-constexpr size_t kMaxAnswerChars = 1400;
-constexpr size_t kMaxContinuationChars = 300;
-constexpr double kMinOwnCoverage = 0.35;     // of the question, by the sentence itself (not its heading)
-constexpr double kPointsBackPenalty = 0.6;   // "Therefore …", "It …": less self-contained
+constexpr double kHeadingSupport = 0.5;     // a term in the title or heading: half a match
+constexpr double kRankPrior = 0.15;         // score × 1 / (1 + kRankPrior × passage rank)
+constexpr double kPointsBackPenalty = 0.6;  // "Therefore …", "It …": less self-contained
 // A question term among the first two words (it is the topic), or defined ("X is …", "…
 // (Multiversion Concurrency Control, MVCC)"); more so when the question asks what something is.
 struct Boosts {
@@ -55,11 +48,23 @@ struct Boosts {
   double definition;
 };
 constexpr Boosts kBoosts = {1.15, 1.4};
+constexpr Boosts kDefinitionQuestionBoosts = {1.5, 2.0};
 // The first sentences of a section usually say what it is about (the "lead" of summarisation).
 constexpr double kLeadBoost[] = {1.2, 1.1};
 // For "what is X?", a section titled Introduction, Overview, Description… is where X is defined.
 constexpr double kIntroductionBoost = 1.2;
-constexpr Boosts kDefinitionQuestionBoosts = {1.5, 2.0};
+
+// What is an answer.
+constexpr double kMinCoverage = 0.45;     // of the question's IDF weight, with heading support
+constexpr double kMinOwnCoverage = 0.35;  // of it by the sentence itself
+constexpr size_t kMinSentenceWords = 3;
+constexpr size_t kMaxSentenceChars = 450;  // longer "sentences" are tables or code dumps
+
+// What goes in.
+constexpr double kRelativeCutoff = 0.45;   // no padding with sentences far weaker than the best
+constexpr double kDuplicateJaccard = 0.6;  // term-set overlap above which two sentences say the same
+constexpr size_t kMaxAnswerChars = 1400;
+constexpr size_t kMaxContinuationChars = 300;
 
 struct Sentence {
   size_t passage;   // rank in `ranked`
@@ -73,7 +78,9 @@ struct Sentence {
   bool eligible = false;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 bool is_ascii_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
@@ -94,6 +101,9 @@ std::string clean_sentence(std::string_view raw) {
       while (j < raw.size() && raw[j] >= '0' && raw[j] <= '9') ++j;
       if (j > i + 1 && j < raw.size() && raw[j] == ']') {
         i = j + 1;
+        // "plans [3]." → "plans."
+        if (i < raw.size() && std::string_view(".,;:!?)").find(raw[i]) != std::string_view::npos)
+          space = false;
         continue;
       }
     }
@@ -112,24 +122,16 @@ std::string clean_sentence(std::string_view raw) {
   return out;
 }
 
-// A sentence that ends in a letter or digit gets a period, unless it looks like code.
-bool is_code_line(std::string_view sentence);
-
-std::string finish_sentence(std::string text) {
-  if (!text.empty() && is_ascii_alnum(text.back()) && !is_code_line(text)) text += '.';
-  return text;
-}
-
 std::string word_at(std::string_view text, const std::vector<Word>& words, size_t i) {
   return lowercase_ascii(text.substr(words[i].begin, words[i].end - words[i].begin));
 }
 
 bool starts_by_pointing_back(std::string_view sentence) {
   static const std::unordered_set<std::string_view> kWords = {
-      "it",    "its",      "this",      "that",     "these",       "those",     "they",    "their",
-      "such",  "however",  "also",      "therefore", "thus",       "otherwise", "instead", "here",
-      "then",  "likewise", "similarly", "moreover", "furthermore", "but",       "and",     "so",
-      "hence", "accordingly", "consequently", "per", "there",     "he",        "she"};
+      "it",    "its",         "this",         "that",      "these",       "those",     "they",    "their",
+      "such",  "however",     "also",         "therefore", "thus",        "otherwise", "instead", "here",
+      "then",  "likewise",    "similarly",    "moreover",  "furthermore", "but",       "and",     "so",
+      "hence", "accordingly", "consequently", "per",       "there",       "he",        "she"};
   std::vector<Word> words = split_words(sentence);
   return !words.empty() && kWords.contains(word_at(sentence, words, 0));
 }
@@ -159,7 +161,8 @@ bool is_output_line(std::string_view sentence) {
 bool is_code_line(std::string_view sentence) {
   if (sentence.empty()) return true;
   std::string_view end = sentence;
-  while (end.size() > 1 && (end.back() == ')' || end.back() == '"' || end.back() == '\'')) end.remove_suffix(1);
+  while (end.size() > 1 && (end.back() == ')' || end.back() == '"' || end.back() == '\''))
+    end.remove_suffix(1);
   char last = end.back();
   if (last == '.' || last == '!' || last == '?' || last == ':') return false;
   if (sentence.find_first_of("();=_{}<>|$#@\\") != std::string_view::npos) return true;
@@ -169,14 +172,24 @@ bool is_code_line(std::string_view sentence) {
   size_t upper = 0;
   for (const Word& w : words) {
     char c = sentence[w.begin];
-    upper += (c >= 'A' && c <= 'Z' && w.end - w.begin > 1 && sentence[w.begin + 1] >= 'A' && sentence[w.begin + 1] <= 'Z') ? 1 : 0;
+    upper += (c >= 'A' && c <= 'Z' && w.end - w.begin > 1 && sentence[w.begin + 1] >= 'A' &&
+              sentence[w.begin + 1] <= 'Z')
+                 ? 1
+                 : 0;
   }
   return upper * 2 >= words.size();
 }
 
+// A sentence that ends in a letter or digit gets a period, unless it looks like code.
+std::string finish_sentence(std::string text) {
+  if (!text.empty() && is_ascii_alnum(text.back()) && !is_code_line(text)) text += '.';
+  return text;
+}
+
 // The form of the sentence relative to the question terms (stems in `question`): a question term as
 // its subject, defined by a copula after it, or spelled out next to it in parentheses.
-double shape_of(std::string_view sentence, const std::unordered_set<std::string>& question, const Boosts& boosts) {
+double shape_of(std::string_view sentence, const std::unordered_set<std::string>& question,
+                const Boosts& boosts) {
   static const std::unordered_set<std::string_view> kDefining = {
       "is", "are", "means", "refers", "stands", "denotes", "provides", "allows", "lets", "stores"};
   std::vector<Word> words = split_words(sentence);
@@ -188,8 +201,8 @@ double shape_of(std::string_view sentence, const std::unordered_set<std::string>
       if (!kDefining.contains(word_at(sentence, words, j))) continue;
       // "X is currently running", "X is not …": a state, not a definition.
       std::string after = j + 1 < words.size() ? word_at(sentence, words, j + 1) : "";
-      static const std::unordered_set<std::string_view> kNotDefining = {"currently", "now", "being", "not",
-                                                                        "also", "only", "still", "then"};
+      static const std::unordered_set<std::string_view> kNotDefining = {"currently", "now",  "being", "not",
+                                                                        "also",      "only", "still", "then"};
       if (kNotDefining.contains(after) || after.ends_with("ing")) break;
       return boosts.definition;
     }
@@ -260,9 +273,11 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     }
     size_t position = 0;
     for (std::string_view raw : split_sentences(ranked[p].content)) {
+      std::string text = clean_sentence(raw);
+      if (text.empty()) continue;  // it was only a footnote marker
       // Short lines and code stay (they can follow a sentence that announces them) but are not chosen
       // for themselves.
-      Sentence s{p, position++, clean_sentence(raw), std::vector<int>(n, 0)};
+      Sentence s{p, position++, std::move(text), std::vector<int>(n, 0)};
       s.fragment = s.text.size() > kMaxSentenceChars || split_words(s.text).size() < kMinSentenceWords ||
                    is_fragment(s.text) || is_code_line(s.text) || is_output_line(s.text);
       for (const Term& term : extract_terms(s.text)) {
@@ -345,9 +360,9 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     if (s.position < std::size(kLeadBoost)) shape *= kLeadBoost[s.position];
     if (introduction[s.passage]) shape *= kIntroductionBoost;
     s.score = score * shape / (1.0 + kRankPrior * static_cast<double>(s.passage));
-    s.eligible = !s.fragment && own_covered > 0 && coverage_norm > 0 && covered / coverage_norm >= kMinCoverage &&
-                 own_covered / coverage_norm >= kMinOwnCoverage && distinct >= needed_distinct &&
-                 (!needs_context || touches_context);
+    s.eligible = !s.fragment && own_covered > 0 && coverage_norm > 0 &&
+                 covered / coverage_norm >= kMinCoverage && own_covered / coverage_norm >= kMinOwnCoverage &&
+                 distinct >= needed_distinct && (!needs_context || touches_context);
   }
 
   std::vector<size_t> order;
@@ -407,18 +422,14 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   // Readable order: passage by passage, the passage holding the best sentence first (so the answer
   // opens with its best sentence), then by rank; document order inside a passage.
   std::vector<double> passage_best(n_passages, 0.0);
-  for (size_t i : chosen) passage_best[sentences[i].passage] = std::max(passage_best[sentences[i].passage], sentences[i].score);
+  for (size_t i : chosen)
+    passage_best[sentences[i].passage] = std::max(passage_best[sentences[i].passage], sentences[i].score);
   std::sort(chosen.begin(), chosen.end(), [&](size_t a, size_t b) {
     size_t pa = sentences[a].passage, pb = sentences[b].passage;
     if (pa != pb) return passage_best[pa] != passage_best[pb] ? passage_best[pa] > passage_best[pb] : pa < pb;
     return sentences[a].position < sentences[b].position;
   });
 
-  std::vector<std::string> snippet_terms;
-  for (const WeightedTerm& t : query.question) snippet_terms.push_back(t.stem);
-  if (query.follow_up) {
-    for (const WeightedTerm& t : query.context) snippet_terms.push_back(t.stem);
-  }
   std::string text;
   size_t current_passage = SIZE_MAX;
   int citation = 0;
@@ -428,8 +439,10 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       current_passage = s.passage;
       const Passage& p = ranked[s.passage];
       citation = static_cast<int>(answer.citations.size()) + 1;
+      // The snippet shows the first sentence cited: the window with the most of its terms.
+      std::vector<std::string> cited(s.stems.begin(), s.stems.end());
       answer.citations.push_back(
-          {citation, p.title, p.source, make_snippet(p, snippet_terms, kDefaultSnippetChars), p.chunk_id, p.heading});
+          {citation, p.title, p.source, make_snippet(p, cited, kDefaultSnippetChars), p.chunk_id, p.heading});
       if (!text.empty()) text += "\n\n";
     } else {
       text += ' ';

@@ -16,7 +16,7 @@ struct Citation {
   int index;  // the n of the "[n]" markers in the text, from 1
   std::string title;
   std::string source;
-  std::string snippet;  // make_snippet() of the passage for the question
+  std::string snippet;  // make_snippet() of the passage around the first sentence cited from it
   int64_t chunk_id = 0;
   std::string heading;
 };
@@ -27,7 +27,8 @@ struct ExtractiveAnswer {
   bool found = false;
 };
 
-inline constexpr std::string_view kNothingFound = "I could not find anything about that in the knowledge base.";
+inline constexpr std::string_view kNothingFound =
+    "I could not find anything about that in the knowledge base.";
 // Only the best passages are read for sentences.
 inline constexpr size_t kExtractivePassages = 5;
 

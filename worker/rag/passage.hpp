@@ -12,7 +12,7 @@ struct Passage {
   std::string source;   // where the document came from (its path or URL)
   std::string heading;  // the section heading of the chunk, may be empty
   std::string content;
-  double db_rank = 0;   // PostgreSQL's ts_rank, higher is better
+  double db_rank = 0;  // PostgreSQL's ts_rank, higher is better
 };
 
 }  // namespace chatstream::rag

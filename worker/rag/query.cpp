@@ -12,9 +12,9 @@ namespace {
 // Words that refer to something said before, or continue it.
 const std::unordered_set<std::string_view>& back_references() {
   static const std::unordered_set<std::string_view> set = {
-      "it",     "its",   "this",   "that",   "these",  "those", "they",   "them",  "their",
-      "one",    "ones",  "former", "latter", "same",   "above", "previous", "first", "second",
-      "third",  "fourth", "last",  "another", "else",  "there",  "then",  "instead", "also",
+      "it",    "its",    "this",   "that",    "these", "those", "they",     "them",    "their",
+      "one",   "ones",   "former", "latter",  "same",  "above", "previous", "first",   "second",
+      "third", "fourth", "last",   "another", "else",  "there", "then",     "instead", "also",
   };
   return set;
 }
@@ -41,15 +41,17 @@ bool is_follow_up(std::string_view question) {
   // Nothing to search for: a follow-up when it asks something ("why?", "and then?", "tell me more"),
   // not when it is only politeness ("thanks!", "hello").
   if (significant == 0) {
-    static const std::unordered_set<std::string_view> kAsking = {
-        "why", "how", "what", "when", "where", "which", "who", "more", "else", "again", "continue", "go", "then"};
+    static const std::unordered_set<std::string_view> kAsking = {"why",      "how", "what", "when", "where",
+                                                                 "which",    "who", "more", "else", "again",
+                                                                 "continue", "go",  "then"};
     return question.find('?') != std::string_view::npos ||
            std::any_of(words.begin(), words.end(), [](const std::string& w) { return kAsking.contains(w); });
   }
   if (significant > 3) return false;
   if (continuations().contains(words[0])) return true;
   if (words.size() >= 2 && (words[0] == "what" || words[0] == "how") && words[1] == "about") return true;
-  return std::any_of(words.begin(), words.end(), [](const std::string& w) { return back_references().contains(w); });
+  return std::any_of(words.begin(), words.end(),
+                     [](const std::string& w) { return back_references().contains(w); });
 }
 
 Query analyze_query(std::string_view question, const std::vector<std::string>& context_messages) {

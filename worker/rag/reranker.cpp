@@ -35,8 +35,8 @@ namespace chatstream::rag {
 
 namespace {
 
-constexpr double kK1 = 1.2;   // term-frequency saturation: the usual value, a 3rd occurrence adds little
-constexpr double kB = 0.75;   // length normalisation: the usual value; chunks vary from 100 B to 1.2 kB
+constexpr double kK1 = 1.2;  // term-frequency saturation: the usual value, a 3rd occurrence adds little
+constexpr double kB = 0.75;  // length normalisation: the usual value; chunks vary from 100 B to 1.2 kB
 constexpr double kTitleWeight = 2.0;
 constexpr double kHeadingWeight = 2.0;
 constexpr double kProximityWeight = 0.3;
@@ -72,7 +72,10 @@ size_t min_distance(const std::vector<size_t>& a, const std::vector<size_t>& b) 
   while (i < a.size() && j < b.size()) {
     size_t d = a[i] > b[j] ? a[i] - b[j] : b[j] - a[i];
     best = std::min(best, d);
-    if (a[i] < b[j]) ++i; else ++j;
+    if (a[i] < b[j])
+      ++i;
+    else
+      ++j;
   }
   return best;
 }
@@ -128,7 +131,8 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
   if (near_terms.size() > kMaxProximityTerms) near_terms.resize(kMaxProximityTerms);
   double pairs_norm = 0;
   for (size_t x = 0; x < near_terms.size(); ++x) {
-    for (size_t y = x + 1; y < near_terms.size(); ++y) pairs_norm += std::min(idf[near_terms[x]], idf[near_terms[y]]);
+    for (size_t y = x + 1; y < near_terms.size(); ++y)
+      pairs_norm += std::min(idf[near_terms[x]], idf[near_terms[y]]);
   }
 
   auto normalized = [](const Field& f, size_t t, double avg) {
@@ -142,7 +146,8 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     double question_part = 0, context_part = 0;
     for (size_t t = 0; t < n; ++t) {
       double tf = kTitleWeight * normalized(a.title, t, avg_title) +
-                  kHeadingWeight * normalized(a.heading, t, avg_heading) + normalized(a.content, t, avg_content);
+                  kHeadingWeight * normalized(a.heading, t, avg_heading) +
+                  normalized(a.content, t, avg_content);
       if (tf == 0) continue;
       double s = all[t].weight * idf[t] * tf * (kK1 + 1.0) / (kK1 + tf);
       (t < n_question ? question_part : context_part) += s;

@@ -13,7 +13,9 @@ namespace {
 
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";  // …, one character
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // A whitespace-separated piece of the content, made valid UTF-8.
 struct Token {
@@ -146,8 +148,18 @@ std::string make_snippet(const Passage& passage, const std::vector<std::string>&
     }
     end = s + 1;
   }
+  // Widen to the right first (reading on), then to the left by whole sentences, and word by word only
+  // when the window would otherwise stay under half the budget.
   while (end < count && width(s, end + 1) <= max_chars) ++end;
-  while (s > 0 && width(s - 1, end) <= max_chars) --s;
+  while (s > 0) {
+    size_t previous = s - 1;
+    while (previous > 0 && !tokens[previous].sentence_start) --previous;
+    if (width(previous, end) > max_chars) break;
+    s = previous;
+  }
+  if (2 * width(s, end) < max_chars) {
+    while (s > 0 && width(s - 1, end) <= max_chars) --s;
+  }
 
   std::string out;
   if (s > 0) out += kEllipsis;

@@ -13,10 +13,18 @@ namespace {
 bool is_ascii_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-bool is_ascii_lower(char c) { return c >= 'a' && c <= 'z'; }
-bool is_ascii_upper(char c) { return c >= 'A' && c <= 'Z'; }
-bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ascii_lower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool is_ascii_upper(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool is_ascii_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 // Non-ASCII code points that separate words. Not a Unicode database: the blocks where text in a
 // manual actually has punctuation and symbols (Latin-1 punctuation, general punctuation, currency,
@@ -25,7 +33,7 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 bool is_separator(char32_t cp) {
   if (cp < 0x80) return !is_ascii_alnum(static_cast<char>(cp));
   if (cp <= 0xBF) return cp != 0xAA && cp != 0xB5 && cp != 0xBA;  // C1 controls, NBSP, ¡…¿ but ª µ º
-  if (cp == 0xD7 || cp == 0xF7) return true;                       // × ÷
+  if (cp == 0xD7 || cp == 0xF7) return true;                      // × ÷
   if (cp >= 0x2000 && cp <= 0x2BFF) return true;  // punctuation, currency, arrows, maths, shapes
   if (cp >= 0x2E00 && cp <= 0x2E7F) return true;
   if (cp >= 0x3000 && cp <= 0x303F) return true;
@@ -42,6 +50,7 @@ bool is_separator(char32_t cp) {
 const std::unordered_set<std::string_view>& stopwords() {
   // Snowball's English list (PostgreSQL's english.stop), plus the remains of contractions that
   // splitting on the apostrophe leaves behind ("doesn't" → "doesn", "t").
+  // clang-format off
   static const std::unordered_set<std::string_view> set = {
       "i",       "me",       "my",         "myself",  "we",      "our",     "ours",    "ourselves",
       "you",     "your",     "yours",      "yourself", "yourselves", "he",  "him",     "his",
@@ -64,10 +73,12 @@ const std::unordered_set<std::string_view>& stopwords() {
       "didn",    "won",      "wouldn",     "shouldn", "couldn",  "mustn",   "needn",   "ll",
       "re",      "ve",
   };
+  // clang-format on
   return set;
 }
 
 const std::unordered_set<std::string_view>& question_fillers() {
+  // clang-format off
   static const std::unordered_set<std::string_view> set = {
       "please",  "tell",   "explain", "describe", "know",    "want",   "need",  "would",  "could",
       "might",   "may",    "must",    "shall",    "also",    "something", "anything", "everything",
@@ -76,6 +87,7 @@ const std::unordered_set<std::string_view>& question_fillers() {
       "exactly", "else",   "kind",    "whats",    "hows",    "make",   "makes", "possible", "mean",
       "difference", "differences", "compare", "comparison", "versus", "vs",
   };
+  // clang-format on
   return set;
 }
 
@@ -96,9 +108,16 @@ class Stemmer {
  private:
   bool consonant(size_t i) const {
     switch (w_[i]) {
-      case 'a': case 'e': case 'i': case 'o': case 'u': return false;
-      case 'y': return i == 0 || !consonant(i - 1);
-      default: return true;
+      case 'a':
+      case 'e':
+      case 'i':
+      case 'o':
+      case 'u':
+        return false;
+      case 'y':
+        return i == 0 || !consonant(i - 1);
+      default:
+        return true;
     }
   }
   int measure(size_t len) const {
@@ -188,8 +207,8 @@ class Stemmer {
 };
 
 bool starts_with_bullet(std::string_view line, size_t& marker_length) {
-  static constexpr std::array<std::string_view, 6> kMarkers = {"- ", "* ", "+ ", "\xE2\x80\xA2 ",
-                                                               "\xC2\xB7 ", "\xE2\x80\x93 "};
+  static constexpr std::array<std::string_view, 6> kMarkers = {
+      "- ", "* ", "+ ", "\xE2\x80\xA2 ", "\xC2\xB7 ", "\xE2\x80\x93 "};
   for (std::string_view marker : kMarkers) {
     if (line.starts_with(marker)) {
       marker_length = marker.size();
@@ -236,7 +255,8 @@ size_t closer_length(std::string_view s) {
 // Whether the terminal punctuation ending at line[end_of_mark] (exclusive), whose first mark is at
 // `mark`, really ends a sentence, given the text that follows it (after whitespace).
 // `open_parens`: parentheses opened and not closed since the sentence began.
-bool ends_sentence(std::string_view line, size_t mark, size_t end_of_mark, std::string_view next, int open_parens) {
+bool ends_sentence(std::string_view line, size_t mark, size_t end_of_mark, std::string_view next,
+                   int open_parens) {
   if (line[mark] != '.') return true;  // "!" and "?"
   char next_char = next.empty() ? '\0' : next[0];
   // "..." inside parentheses ("(with DROP TYPE ... CASCADE)") or before a lowercase word is an omission.
@@ -247,8 +267,8 @@ bool ends_sentence(std::string_view line, size_t mark, size_t end_of_mark, std::
   }
   std::string word = lowercase_ascii(line.substr(word_begin, mark - word_begin));
   static const std::unordered_set<std::string_view> kNeverEnd = {
-      "e.g", "i.e", "cf", "vs", "viz", "approx", "dr", "mr", "mrs", "ms", "prof", "fig",
-      "st",  "jr",  "sr", "resp", "incl", "esp", "al", "ca",   "eq", "vol", "pp"};
+      "e.g", "i.e", "cf", "vs",   "viz",  "approx", "dr", "mr", "mrs", "ms",  "prof", "fig",
+      "st",  "jr",  "sr", "resp", "incl", "esp",    "al", "ca", "eq",  "vol", "pp"};
   if (kNeverEnd.contains(word)) return false;
   if (word == "etc") return !is_ascii_lower(next_char);
   if (word == "no") return !is_ascii_digit(next_char);
@@ -353,14 +373,17 @@ std::string lowercase_ascii(std::string_view text) {
   return out;
 }
 
-bool is_stopword(std::string_view lowercase_word) { return stopwords().contains(lowercase_word); }
+bool is_stopword(std::string_view lowercase_word) {
+  return stopwords().contains(lowercase_word);
+}
 
 bool is_question_filler(std::string_view lowercase_word) {
   return question_fillers().contains(lowercase_word);
 }
 
 std::string stem(std::string_view lowercase_word) {
-  if (lowercase_word.size() < 3 || !std::all_of(lowercase_word.begin(), lowercase_word.end(), is_ascii_lower)) {
+  if (lowercase_word.size() < 3 ||
+      !std::all_of(lowercase_word.begin(), lowercase_word.end(), is_ascii_lower)) {
     return std::string(lowercase_word);
   }
   return Stemmer(std::string(lowercase_word)).run();

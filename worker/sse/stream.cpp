@@ -2,6 +2,9 @@
 
 #include "obs/metrics.hpp"
 #include "sse/framing.hpp"
+#include "sse/openai_framing.hpp"
+
+#include <ctime>
 
 namespace chatstream::sse {
 
@@ -15,24 +18,35 @@ std::string& scratch() {
 }  // namespace
 
 Stream::Stream(http::Connection& connection, TimerWheel& wheel, const StreamSettings& settings,
-               StreamObserver& observer)
+               StreamObserver& observer, Framing framing)
     : connection_(&connection),
       wheel_(wheel),
       settings_(settings),
       observer_(observer),
+      framing_(framing),
       heartbeat_(&Stream::on_heartbeat, this),
       flush_window_(&Stream::on_flush_window, this),
       grace_(&Stream::on_grace_expired, this) {}
 
 Stream::~Stream() { abandon(); }
 
-void Stream::open(std::string_view run_id, std::string_view meta_fields) {
+void Stream::open(std::string_view run_id, std::string_view meta_fields, std::string_view extra_headers) {
   run_id_ = run_id;
   connection_->attach(this);
-  connection_->begin_stream(kContentType, kStreamHeaders);
+  std::string headers(kStreamHeaders);
+  headers += extra_headers;
+  connection_->begin_stream(kContentType, headers);
   std::string& out = scratch();
-  append_retry(out, settings_.retry_ms);
-  append_event(out, run_id_, seq_++, "meta", meta_fields);
+  if (framing_ == Framing::kOpenAI) {
+    openai_id_ = "chatcmpl-";
+    openai_id_ += run_id;
+    created_ = static_cast<int64_t>(time(nullptr));
+    append_openai_role_chunk(out, {openai_id_, "chatstream", created_});
+    ++seq_;
+  } else {
+    append_retry(out, settings_.retry_ms);
+    append_event(out, run_id_, seq_++, "meta", meta_fields);
+  }
   write(out);
   obs::add(obs::Counter::kEventsSent);
   wheel_.schedule_in(heartbeat_, settings_.heartbeat_ms);
@@ -45,6 +59,7 @@ void Stream::write(std::string_view bytes) {
 void Stream::send(std::string_view type, std::string_view fields_json) {
   if (!connection_) return;
   frame_tokens(true);
+  if (framing_ == Framing::kOpenAI) return;  // stages have no OpenAI equivalent
   std::string& out = scratch();
   append_event(out, run_id_, seq_++, type, fields_json);
   write(out);
@@ -66,7 +81,12 @@ void Stream::frame_tokens(bool final) {
   std::string_view text = tokens_.ready(final);
   if (text.empty()) return;
   std::string& out = scratch();
-  append_token_event(out, run_id_, seq_++, text);
+  if (framing_ == Framing::kOpenAI) {
+    append_openai_content_chunk(out, {openai_id_, "chatstream", created_}, text);
+    ++seq_;
+  } else {
+    append_token_event(out, run_id_, seq_++, text);
+  }
   uint64_t tokens = tokens_.take(text.size());
   write(out);
   obs::add(obs::Counter::kEventsSent);
@@ -136,11 +156,20 @@ void Stream::on_heartbeat(void* opaque) {
   self->wheel_.schedule(self->heartbeat_, self->heartbeat_.deadline_ms() + self->settings_.heartbeat_ms);
 }
 
-void Stream::close(std::string_view type, std::string_view fields_json, bool drop_connection) {
+void Stream::close(const StreamEnd& end, bool drop_connection) {
   if (!connection_) return;
   frame_tokens(true);
   std::string& out = scratch();
-  append_event(out, run_id_, seq_++, type, fields_json);
+  if (framing_ == Framing::kOpenAI) {
+    if (end.type == "error") {
+      append_openai_error(out, end.code, end.message);
+    } else {
+      append_openai_finish(out, {openai_id_, "chatstream", created_}, "stop", end.usage_json);
+    }
+    ++seq_;
+  } else {
+    append_event(out, run_id_, seq_++, end.type, end.fields_json);
+  }
   write(out);
   obs::add(obs::Counter::kEventsSent);
   http::Connection* connection = connection_;

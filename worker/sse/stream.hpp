@@ -22,6 +22,18 @@
 
 namespace chatstream::sse {
 
+// How events are written: chatstream's own protocol (docs/protocol.md) or OpenAI's chunk format.
+enum class Framing { kChatstream, kOpenAI };
+
+// The end of a stream, for either framing.
+struct StreamEnd {
+  std::string_view type;         // done, error or cancelled
+  std::string_view fields_json;  // chatstream framing: the event's fields
+  std::string_view code;         // error code
+  std::string_view message;      // error message
+  std::string_view usage_json;   // OpenAI framing: the usage object, when the client asked for it
+};
+
 struct StreamSettings {
   uint64_t heartbeat_ms = 15000;
   uint64_t flush_ms = 0;
@@ -45,21 +57,22 @@ class StreamObserver {
 class Stream final : public http::ResponseProducer {
  public:
   Stream(http::Connection& connection, TimerWheel& wheel, const StreamSettings& settings,
-         StreamObserver& observer);
+         StreamObserver& observer, Framing framing = Framing::kChatstream);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
   ~Stream();
 
   // Writes the response head, the retry field and the meta event (fields after "type"), and starts
-  // the heartbeat. `run_id` must outlive the stream.
-  void open(std::string_view run_id, std::string_view meta_fields);
+  // the heartbeat. `run_id` must outlive the stream. With the OpenAI framing the meta event is the
+  // first (role) chunk and `extra_headers` may add response headers.
+  void open(std::string_view run_id, std::string_view meta_fields, std::string_view extra_headers = {});
   // Frames an event now (merged token text first).
   void send(std::string_view type, std::string_view fields_json);
   void send_token(std::string_view text);
   // Frames the final event and ends the response. The stream is inert afterwards. With
   // `drop_connection` (a slow consumer) the connection is closed right after one last write attempt
   // instead of waiting for a client that does not read.
-  void close(std::string_view type, std::string_view fields_json, bool drop_connection = false);
+  void close(const StreamEnd& end, bool drop_connection = false);
   // Ends without writing anything more (the connection is being torn down by someone else).
   void abandon();
 
@@ -86,6 +99,9 @@ class Stream final : public http::ResponseProducer {
   const StreamSettings& settings_;
   StreamObserver& observer_;
   std::string_view run_id_;
+  Framing framing_;
+  std::string openai_id_;  // "chatcmpl-<run_id>"
+  int64_t created_ = 0;
   TokenBuffer tokens_;
   Timer heartbeat_;
   Timer flush_window_;
