@@ -31,9 +31,17 @@ bool ingestible(const fs::path& path) {
   return ext == ".html" || ext == ".htm" || ext == ".md" || ext == ".markdown" || ext == ".txt";
 }
 
-// FNV-1a, 64 bits: enough to notice that a file changed since it was loaded.
+// Bumped whenever parsing or chunking changes, so `ingest` reloads files whose bytes did not change.
+constexpr const char* kChunkingVersion = "chunking-1";
+
+// FNV-1a, 64 bits, over the chunking version and the bytes: enough to notice that a file (or the way
+// it is chunked) changed since it was loaded.
 std::string content_hash(const std::string& bytes) {
   uint64_t hash = 1469598103934665603ULL;
+  for (const char* p = kChunkingVersion; *p; ++p) {
+    hash ^= static_cast<unsigned char>(*p);
+    hash *= 1099511628211ULL;
+  }
   for (unsigned char c : bytes) {
     hash ^= c;
     hash *= 1099511628211ULL;
