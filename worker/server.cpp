@@ -183,6 +183,13 @@ void Server::add_routes() {
               [this](http::Connection& c, http::Request& r, const http::RouteParams&) { handle_openai_completions(c, r); });
   router_.add("GET", "/v1/models",
               [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_openai_models(c); });
+  router_.add("GET", "/v1/models/{id}", [](http::Connection& c, http::Request&, const http::RouteParams& p) {
+    if (p.get("id") != "chatstream") {
+      c.respond_error(404, "No such model; the only model is \"chatstream\"");
+      return;
+    }
+    c.respond(200, "application/json", R"({"id":"chatstream","object":"model","created":0,"owned_by":"chatstream"})");
+  });
   router_.add("GET", "/sessions/{id}/messages",
               [this](http::Connection& c, http::Request&, const http::RouteParams& p) {
                 handle_session_messages(c, p.get("id"));

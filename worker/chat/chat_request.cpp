@@ -99,6 +99,7 @@ std::optional<RequestError> parse_chat_request(http::Request& request, ChatReque
 std::optional<RequestError> parse_openai_request(http::Request& request, ChatRequest* out) {
   std::vector<llm::Turn> turns;
   bool has_messages = false;
+  std::string last_role;
   std::string model;
   auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
@@ -139,6 +140,7 @@ std::optional<RequestError> parse_openai_request(http::Request& request, ChatReq
         } else if (!content.is_null()) {
           if (auto problem = read_string(content, "content", &turn.content)) return problem;
         }
+        last_role = turn.role;
         if (turn.role == "user" || turn.role == "assistant") turns.push_back(std::move(turn));
         // system and tool messages of the client are not part of chatstream's conversation.
       }
@@ -154,7 +156,7 @@ std::optional<RequestError> parse_openai_request(http::Request& request, ChatReq
     return RequestError{404, "The model '" + model + "' does not exist; use \"chatstream\" (see GET /v1/models)"};
   }
   if (!has_messages || turns.empty()) return RequestError{400, "'messages' must contain a user message"};
-  if (turns.back().role != "user") return RequestError{400, "the last message must be from the user"};
+  if (last_role != "user") return RequestError{400, "the last message must be from the user"};
   out->message = std::move(turns.back().content);
   turns.pop_back();
   if (is_blank(out->message)) return RequestError{400, "the user message must not be empty"};

@@ -72,6 +72,8 @@ class OpenAIGeneration final : public Generation, private Transfer {
     messages_ += ",";
     json::Object(messages_).field("role", "user").field("content", context.message).close();
     if (tools_) tool_definitions_ = tools_->tool_definitions();
+    start_fields_ = "\"provider\":\"openai\",\"context_messages\":";
+    start_fields_ += std::to_string(context.history ? context.history->size() : 0);
     // The first request starts from the loop, so start() never calls the sink.
     provider_.wheel().schedule(retry_timer_, provider_.wheel().now_ms());
   }
@@ -112,6 +114,11 @@ class OpenAIGeneration final : public Generation, private Transfer {
 
   void send_request() {
     if (finished_) return;
+    if (!started_) {
+      started_ = true;
+      sink_.on_stage("generation_start", start_fields_);
+      if (finished_) return;
+    }
     const OpenAISettings& settings = provider_.settings();
     body_.clear();
     json::Object request(body_);
@@ -368,6 +375,8 @@ class OpenAIGeneration final : public Generation, private Transfer {
   ToolRunner* tools_;
   std::string messages_;  // JSON array text without its closing bracket
   std::string tool_definitions_;
+  std::string start_fields_;
+  bool started_ = false;
   std::string body_;
   std::string url_;
   curl_slist* headers_ = nullptr;
