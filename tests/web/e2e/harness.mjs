@@ -110,9 +110,38 @@ export function tmpDir(prefix) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `chatstream-web-${prefix}-`));
 }
 
+/**
+ * A private PostgreSQL cluster (scripts/pg.sh, durability off) with chatstream's schema: for the
+ * tests that need stored conversations (reload shows the history).
+ */
+export class Postgres {
+  constructor() {
+    this.dir = tmpDir('pg');
+  }
+
+  async start() {
+    const port = await freePort();
+    const env = { ...process.env, PG_FAST: '1' };
+    this.url = execFileSync('bash', [path.join(SOURCE_DIR, 'scripts', 'pg.sh'), 'start', this.dir, String(port)],
+      { encoding: 'utf8', env }).trim().split('\n').pop();
+    execFileSync(BIN, ['migrate', '--database-url', this.url], { encoding: 'utf8' });
+    return this;
+  }
+
+  stop() {
+    try {
+      execFileSync('bash', [path.join(SOURCE_DIR, 'scripts', 'pg.sh'), 'stop', this.dir]);
+    } catch {
+      // already stopped
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 /** One `chatstream serve` master (with --workers 1) on a loopback port. */
 export class Server {
-  constructor({ port, text = ANSWER_TEXT, rate = 10, heartbeat = '1s', extra = [] } = {}) {
+  constructor({ port, text = ANSWER_TEXT, rate = 10, heartbeat = '1s', extra = [], databaseUrl } = {}) {
+    this.databaseUrl = databaseUrl;
     this.port = port;
     this.text = text;
     this.rate = rate;
@@ -125,7 +154,7 @@ export class Server {
   get argv() {
     return [BIN, 'serve', '--listen', `127.0.0.1:${this.port}`, '--workers', '1', '--provider', 'scripted',
       '--scripted-text', this.text, '--scripted-rate', String(this.rate), '--heartbeat', this.heartbeat,
-      '--drain-timeout', '1s', ...this.extra];
+      '--drain-timeout', '1s', ...(this.databaseUrl ? ['--database-url', this.databaseUrl] : []), ...this.extra];
   }
 
   async start() {
@@ -231,7 +260,10 @@ export async function launchBrowser() {
  */
 export async function startStack(serverOptions = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const server = await new Server(serverOptions).start();
+  const { database, ...options } = serverOptions;
+  const postgres = database ? await new Postgres().start() : null;
+  if (postgres) options.databaseUrl = postgres.url;
+  const server = await new Server(options).start();
   const nginx = await new Nginx({ upstream: `127.0.0.1:${server.port}` }).start();
   const browser = await launchBrowser();
   const stack = {
@@ -259,6 +291,7 @@ export async function startStack(serverOptions = {}) {
       await browser.close().catch(() => {});
       await nginx.stop();
       await server.stop();
+      postgres?.stop();
       // Logs stay for a look when CHATSTREAM_E2E_KEEP=1.
       if (process.env.CHATSTREAM_E2E_KEEP !== '1') {
         for (const dir of [nginx.dir, server.dir]) fs.rmSync(dir, { recursive: true, force: true });

@@ -1,24 +1,27 @@
 // The conversation survives a reload: the session id is kept in localStorage and the history comes
-// from GET /sessions/{id}/messages. That endpoint arrives with the sessions issue: until the server
-// answers it, the real-server test is skipped (with the reason) and the page degrades gracefully.
+// from GET /sessions/{id}/messages, stored in a real PostgreSQL. A server without a database answers
+// 404 there, and the page degrades gracefully.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startStack, sendMessage, answerText, waitAnswerState, screenshotPath, captureChatRequests, ANSWER_TEXT,
 } from './harness.mjs';
 
-let stack;
+let stack;       // without a database: no history
+let storedStack; // with PostgreSQL: conversations are stored
 before(async () => {
   stack = await startStack({ rate: 40 });
+  storedStack = await startStack({ rate: 40, database: true });
 });
 after(async () => {
   await stack?.stop();
+  await storedStack?.stop();
 });
 
 const sessionOf = (page) => page.evaluate(() => localStorage.getItem('chatstream.session_id'));
 
-test('a reload shows the conversation (real server history)', async (t) => {
-  const page = await stack.open();
+test('a reload shows the conversation (history stored in PostgreSQL)', async () => {
+  const page = await storedStack.open();
   await sendMessage(page, 'Remember me');
   await waitAnswerState(page, 'done');
   await sendMessage(page, 'And me too');
@@ -26,14 +29,11 @@ test('a reload shows the conversation (real server history)', async (t) => {
   const sessionId = await sessionOf(page);
   assert.ok(sessionId);
 
-  const res = await page.request.get(`${stack.nginx.url}sessions/${sessionId}/messages`);
-  if (res.status() === 404) {
-    t.skip(`GET /sessions/{id}/messages answers 404: the server has no history endpoint yet (sessions issue); `
-      + 'the reload test runs once it answers 200');
-    await page.context().close();
-    return;
-  }
+  const res = await page.request.get(`${storedStack.nginx.url}sessions/${sessionId}/messages`);
   assert.equal(res.status(), 200, await res.text());
+  const stored = await res.json();
+  assert.deepEqual(stored.messages.map((m) => [m.role, m.status]),
+    [['user', 'complete'], ['assistant', 'complete'], ['user', 'complete'], ['assistant', 'complete']]);
 
   await page.reload();
   await page.locator('.msg-assistant').nth(1).waitFor();
