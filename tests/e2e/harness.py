@@ -9,7 +9,11 @@ sanitizer pass tests the sanitizer binary), else $CHATSTREAM_BIN, else <source>/
 
 Pieces:
   Server / start_server(**flags)      one `chatstream serve` master and its workers
+                                      (database_url=URL or a Postgres: with a database)
+  Postgres / start_postgres()         a private PostgreSQL cluster (scripts/pg.sh) on a free port;
+                                      migrate(), ingest(), psql(), rows(), session(), stop()/start()
   Nginx / start_nginx(upstream)       nginx with the rendered config
+  FakeLLM / start_fake_llm(**flags)   bench/fake-llm, the fake OpenAI upstream (stats(), reset())
   Conn, request(), raw_exchange()     HTTP/1.1 over a socket, byte-exact, incl. malformed requests
   ResponseParser                      incremental HTTP response parser (chunked, pipelined, 1xx)
   SSEParser, Stream, open_stream()    Server-Sent Events with the arrival time of every item
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import resource
+import select as select_module
 import selectors
 import shutil
 import signal
@@ -45,6 +50,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("CHATSTREAM_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 BINARY = os.environ.get("CHATSTREAM_BIN") or os.path.join(SOURCE_DIR, "build", "chatstream")
 NGINX = os.environ.get("CHATSTREAM_NGINX") or "/usr/sbin/nginx"
+PSQL = os.environ.get("CHATSTREAM_PSQL") or "/usr/bin/psql"
+# The fake OpenAI upstream (bench/fake-llm): $CHATSTREAM_FAKE_LLM or --fake-llm, else next to the
+# binary, else <source>/build/fake-llm (the sanitizer build has no bench targets; it borrows build/'s).
+FAKE_LLM = os.environ.get("CHATSTREAM_FAKE_LLM")
 
 # Generous waits (process start-up, log flushes) scale with this; contract bounds do not.
 SLOW = float(os.environ.get("CHATSTREAM_E2E_SLOW", "1"))
@@ -59,11 +68,14 @@ SANITIZER_PATTERNS = re.compile(
 
 def main() -> None:
     """Entry point of every test file: `python3 test_x.py [--binary B] [--source-dir S] [unittest args]`."""
-    global BINARY, SOURCE_DIR
+    global BINARY, SOURCE_DIR, FAKE_LLM
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--binary")
     ap.add_argument("--source-dir")
+    ap.add_argument("--fake-llm")
     args, rest = ap.parse_known_args()
+    if args.fake_llm:
+        FAKE_LLM = os.path.abspath(args.fake_llm)
     if args.source_dir:
         SOURCE_DIR = os.path.abspath(args.source_dir)
         if not args.binary and not os.environ.get("CHATSTREAM_BIN"):
@@ -1038,6 +1050,15 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def rss_kib(pid: int) -> int:
+    """VmRSS of a live process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     try:
         os.killpg(pgid, sig)
@@ -1083,12 +1104,23 @@ def _flag_args(flags: dict) -> list[str]:
     return args
 
 
+_DEFAULT_PROVIDER: Any = object()
+_DATABASE_ENV = ("DATABASE_URL", "CHATSTREAM_DATABASE_URL", "PGHOST", "PGDATABASE", "PGSERVICE")
+
+
 class Server:
     """`chatstream serve` in its own session, stderr (JSON logs) into a file in a temp dir."""
 
     def __init__(self, workers: int | None = 1, listen: str | None = None, env: dict | None = None,
-                 args: Iterable[str] = (), provider: str | None = "scripted", binary: str | None = None,
+                 args: Iterable[str] = (), provider: str | None = _DEFAULT_PROVIDER, binary: str | None = None,
                  **flags):
+        # database_url may be a Postgres fixture. Without an explicit provider, a server with a
+        # database gets the server's own default (extractive), one without gets `scripted`.
+        if isinstance(flags.get("database_url"), Postgres):
+            flags["database_url"] = flags["database_url"].url
+        if provider is _DEFAULT_PROVIDER:
+            provider = None if flags.get("database_url") else "scripted"
+        self.database_url = flags.get("database_url")
         self.tmp = tempfile.mkdtemp(prefix="chatstream-e2e-")
         self.binary = binary or BINARY
         if listen == "unix":
@@ -1112,7 +1144,9 @@ class Server:
         if provider:
             self.argv += ["--provider", provider]
         self.argv += _flag_args(flags) + list(args)
-        self.env = dict(os.environ)
+        # A database comes only from database_url= or env=: a DATABASE_URL (or PG*) in the caller's
+        # environment must not turn the database-less tests into database tests.
+        self.env = {k: v for k, v in os.environ.items() if k not in _DATABASE_ENV}
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.env.update(env or {})
@@ -1313,6 +1347,342 @@ def start_nginx(upstream: str, **kw) -> Nginx:
 
 
 # ---------------------------------------------------------------------------------------------------
+# The fake OpenAI upstream
+# ---------------------------------------------------------------------------------------------------
+
+def fake_llm_binary() -> str:
+    if FAKE_LLM:
+        return FAKE_LLM
+    candidates = [os.path.join(os.path.dirname(BINARY), "fake-llm"), os.path.join(SOURCE_DIR, "build", "fake-llm")]
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise AssertionError(f"fake-llm not found in {candidates} (build it: cmake --build build --target fake-llm)")
+
+
+class FakeLLM:
+    """bench/fake-llm on a free loopback port (--listen 127.0.0.1:0; the port is read from its
+    "listening on" line), in its own session. Flags as keywords: FakeLLM(tokens=5, rate=0,
+    fault="500", fail_times=2, split_sse_lines=True). base_url is what --llm-base-url takes."""
+
+    def __init__(self, binary: str | None = None, args: Iterable[str] = (), **flags):
+        self.binary = binary or fake_llm_binary()
+        self.tmp = tempfile.mkdtemp(prefix="chatstream-fake-llm-")
+        self.log_path = os.path.join(self.tmp, "fake-llm.log")
+        self.argv = [self.binary, "--listen", "127.0.0.1:0"] + _flag_args(flags) + list(args)
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.addr: Address = None
+        self.base_url = ""
+
+    def start(self, timeout: float = 10.0) -> "FakeLLM":
+        if not os.path.exists(self.binary):
+            raise AssertionError(f"fake-llm not found: {self.binary}")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        _live_groups.add(self.proc.pid)
+        deadline = now() + timeout * SLOW
+        while True:
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log_text())
+            if m:
+                self.port = int(m.group(1))
+                self.addr = ("127.0.0.1", self.port)
+                self.base_url = f"http://127.0.0.1:{self.port}/v1"
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"fake-llm exited with {self.proc.returncode} at start: {self.argv}\n{self.log_text()}")
+            if now() > deadline:
+                raise AssertionError(f"fake-llm did not say where it listens within {timeout}s\n{self.log_text()}")
+            time.sleep(0.01)
+
+    def stats(self) -> dict:
+        r = request(self.addr, "GET", "/v1/stats")
+        if r.status != 200:
+            raise AssertionError(f"fake-llm GET /stats answered {r!r}")
+        return r.json()
+
+    def reset(self) -> None:
+        r = request(self.addr, "POST", "/v1/reset")
+        if r.status != 200:
+            raise AssertionError(f"fake-llm POST /reset answered {r!r}")
+
+    def wait_stat(self, name: str, at_least: int, timeout: float) -> dict:
+        """Polls /stats until stats[name] >= at_least; returns the stats (AssertionError after timeout)."""
+        last: dict = {}
+
+        def check():
+            last.update(self.stats())
+            return last[name] >= at_least and last
+        try:
+            return wait_until(check, timeout, interval=0.02, what=f"fake-llm {name} >= {at_least}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; stats: { {k: v for k, v in last.items() if k != 'last_request_body'} }")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        kill_group(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.wait()
+        _live_groups.discard(self.proc.pid)
+        if not self._log.closed:
+            self._log.close()
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def start_fake_llm(**kw) -> FakeLLM:
+    return FakeLLM(**kw).start()
+
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------------------------------
+
+# Stops a cluster when the test process dies however it dies (even SIGKILL from a ctest timeout,
+# which atexit never sees): a detached process that waits for EOF on a pipe only we hold open, then
+# stops the cluster and removes its directory. "stopped\n" on the pipe means "done already, just go".
+_PG_GUARD = r"""
+import os, shutil, subprocess, sys
+if os.fork() > 0:
+    os._exit(0)
+os.setsid()
+line = sys.stdin.readline()
+if line != "stopped\n":
+    subprocess.run(["bash", sys.argv[1], "stop", sys.argv[2]], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
+
+
+class Postgres:
+    """A private PostgreSQL 15 cluster made by scripts/pg.sh: data, socket and log in a temp dir,
+    listening on 127.0.0.1:<free port>, database `chatstream`, trust auth. fast=True sets PG_FAST=1
+    (no fsync: throwaway test data). stop()/start() stop and restart the same cluster (an outage);
+    close() stops it and removes the directory. Always stopped at the end: E2ETestCase cleanups,
+    atexit, and a guard process for a test process that is killed."""
+
+    def __init__(self, fast: bool = True, port: int | None = None, binary: str | None = None):
+        self.dir = tempfile.mkdtemp(prefix="chatstream-pg-")
+        self.port = port or free_port()
+        self.fast = fast
+        self.binary = binary or BINARY
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/chatstream?sslmode=disable"
+        self.pg_sh = os.path.join(SOURCE_DIR, "scripts", "pg.sh")
+        self.log_path = os.path.join(self.dir, "postgres.log")
+        self.running = False
+        self._guard: subprocess.Popen | None = None
+        self._sessions: list["PsqlSession"] = []
+
+    def _pg_sh(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env.pop("PG_FAST", None)
+        if self.fast:
+            env["PG_FAST"] = "1"
+        return subprocess.run(["bash", self.pg_sh, *args], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=timeout * SLOW)
+
+    def start(self) -> "Postgres":
+        for tool in (PSQL, "/usr/lib/postgresql/15/bin/pg_ctl"):
+            if not os.path.exists(tool):
+                raise AssertionError(f"{tool} not found (scripts/deps.sh installs PostgreSQL 15)")
+        p = self._pg_sh("start", self.dir, str(self.port))
+        if p.returncode != 0:
+            raise AssertionError(f"scripts/pg.sh start {self.dir} {self.port} failed ({p.returncode}):\n"
+                                 f"{p.stderr}{p.stdout}\n{self.log_tail()}")
+        url = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+        if url != self.url:
+            raise AssertionError(f"scripts/pg.sh printed {url!r}, expected {self.url!r}")
+        self.running = True
+        _live_clusters.add(self)
+        if self._guard is None:
+            self._guard = subprocess.Popen([sys.executable, "-c", _PG_GUARD, self.pg_sh, self.dir],
+                                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, text=True)
+            self._guard.wait()  # the forked guard lives on, holding the pipe's read end
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown (pg_ctl -m fast): every client connection is closed."""
+        for session in list(self._sessions):
+            session.close()
+        p = self._pg_sh("stop", self.dir)
+        if p.returncode != 0:
+            raise AssertionError(f"scripts/pg.sh stop failed ({p.returncode}): {p.stderr}{p.stdout}")
+        self.running = False
+
+    def close(self) -> None:
+        """Stops the cluster (if running) and removes its directory."""
+        try:
+            if self.running:
+                self.stop()
+        finally:
+            _live_clusters.discard(self)
+            if self._guard is not None and self._guard.stdin and not self._guard.stdin.closed:
+                try:
+                    self._guard.stdin.write("stopped\n")
+                    self._guard.stdin.close()
+                except OSError:
+                    pass
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()[-n:]
+        except OSError:
+            lines = []
+        return "\n".join(f"  | {line}" for line in lines) or "  | (no postgres.log)"
+
+    # --- databases ------------------------------------------------------------------------------
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}?sslmode=disable"
+
+    def create_database(self, name: str, migrate: bool = True) -> str:
+        """A fresh database in this cluster (optionally migrated); returns its URL."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"database name {name!r}")
+        self.psql(f"CREATE DATABASE {name}", url=self.url_for("postgres"))
+        url = self.url_for(name)
+        if migrate:
+            self.migrate(url)
+        return url
+
+    def chatstream(self, *args: str, url: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """Runs `chatstream ARGS --database-url URL` (migrate, ingest) and returns what it did."""
+        env = {k: v for k, v in os.environ.items() if k not in _DATABASE_ENV}
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        return subprocess.run([self.binary, *args, "--database-url", url or self.url], capture_output=True,
+                              text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout * SLOW)
+
+    def migrate(self, url: str | None = None) -> str:
+        p = self.chatstream("migrate", url=url)
+        if p.returncode != 0 or SANITIZER_PATTERNS.search(p.stderr):
+            raise AssertionError(f"chatstream migrate failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        return p.stdout
+
+    def ingest(self, *paths: str, url: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        p = self.chatstream("ingest", *paths, url=url)
+        if SANITIZER_PATTERNS.search(p.stderr):
+            raise AssertionError(f"sanitizer report from chatstream ingest:\n{p.stderr}")
+        if check and p.returncode != 0:
+            raise AssertionError(f"chatstream ingest {paths} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
+        return p
+
+    # --- SQL ------------------------------------------------------------------------------------
+
+    def psql(self, sql: str, url: str | None = None, timeout: float = 30.0) -> str:
+        """Runs sql with `psql URL -qtAX -v ON_ERROR_STOP=1` (SQL on stdin); returns stdout."""
+        p = subprocess.run([PSQL, url or self.url, "-qtAX", "-v", "ON_ERROR_STOP=1"], input=sql,
+                           capture_output=True, text=True, timeout=timeout * SLOW)
+        if p.returncode != 0:
+            raise AssertionError(f"psql failed ({p.returncode}) on {sql!r}: {p.stderr.strip()}")
+        return p.stdout
+
+    def rows(self, sql: str, url: str | None = None) -> list[dict]:
+        """The rows of a SELECT as dicts (through json_agg, so text comes back byte-exact, newlines
+        and quotes included; jsonb columns come back parsed)."""
+        out = self.psql(f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q", url)
+        return json.loads(out)
+
+    def scalar(self, sql: str, url: str | None = None) -> Any:
+        """The single value of a one-row, one-column SELECT (None when there is no row)."""
+        rows = self.rows(sql, url)
+        if not rows:
+            return None
+        if len(rows) != 1 or len(rows[0]) != 1:
+            raise AssertionError(f"expected one value from {sql!r}, got {rows!r}")
+        return next(iter(rows[0].values()))
+
+    def session(self, url: str | None = None) -> "PsqlSession":
+        """An open psql session (e.g. to hold a lock); closed by stop() and close()."""
+        s = PsqlSession(url or self.url, self)
+        self._sessions.append(s)
+        return s
+
+
+class PsqlSession:
+    """One psql process kept open: statements are written to its stdin, run() waits for their end."""
+
+    def __init__(self, url: str, owner: Postgres | None = None):
+        self.owner = owner
+        self.proc = subprocess.Popen([PSQL, url, "-qtAX", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self._seq = 0
+        self.output = b""
+
+    def run(self, sql: str, timeout: float = 10.0) -> str:
+        """Sends sql, then a marker SELECT; returns what psql printed before the marker."""
+        self._seq += 1
+        marker = f"__chatstream_marker_{self._seq}__"
+        self.proc.stdin.write(f"{sql.rstrip().rstrip(';')};\nSELECT '{marker}';\n".encode())
+        self.proc.stdin.flush()
+        deadline = now() + timeout * SLOW
+        fd = self.proc.stdout.fileno()
+        while marker.encode() not in self.output:
+            left = deadline - now()
+            if left <= 0:
+                raise AssertionError(f"psql session: no answer to {sql!r} within {timeout}s: {self.output[-500:]!r}")
+            r, _, _ = select_module.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise AssertionError(f"psql session ended: {self.output[-500:]!r}")
+                self.output += chunk
+        head, _, self.output = self.output.partition(marker.encode() + b"\n")
+        return head.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"ROLLBACK;\n\\q\n")
+                self.proc.stdin.close()
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                kill_group(self.proc.pid)
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        if self.owner is not None and self in self.owner._sessions:
+            self.owner._sessions.remove(self)
+
+
+_live_clusters: set[Postgres] = set()
+
+
+def _stop_clusters_at_exit() -> None:
+    for pg in list(_live_clusters):
+        try:
+            pg.close()
+        except Exception:  # exit path: best effort, the guard process is the backstop
+            pass
+
+
+atexit.register(_stop_clusters_at_exit)
+
+
+def start_postgres(**kw) -> Postgres:
+    return Postgres(**kw).start()
+
+
+# ---------------------------------------------------------------------------------------------------
 # unittest glue
 # ---------------------------------------------------------------------------------------------------
 
@@ -1355,6 +1725,47 @@ class E2ETestCase(unittest.TestCase):
         ng = Nginx(upstream, **kw)
         self.addCleanup(self._stop_nginx, ng)
         return ng.start()
+
+    def _stop_fake_llm(self, fake: FakeLLM) -> None:
+        fake.stop()
+        if _test_failed(self):
+            sys.stderr.write(f"\n--- fake-llm log ({' '.join(fake.argv[1:])[:300]}):\n{fake.log_text()[-3000:]}\n")
+        else:
+            shutil.rmtree(fake.tmp, ignore_errors=True)
+
+    def start_fake_llm(self, **kw) -> FakeLLM:
+        """A fake OpenAI upstream for this test, stopped at its end (after the servers started later)."""
+        fake = FakeLLM(**kw)
+        self.addCleanup(self._stop_fake_llm, fake)
+        return fake.start()
+
+    @classmethod
+    def start_class_fake_llm(cls, **kw) -> FakeLLM:
+        fake = FakeLLM(**kw)
+
+        def stop() -> None:
+            fake.stop()
+            shutil.rmtree(fake.tmp, ignore_errors=True)
+        cls.addClassCleanup(stop)
+        return fake.start()
+
+    def _stop_postgres(self, pg: Postgres) -> None:
+        if _test_failed(self):
+            sys.stderr.write(f"\n--- postgres log ({pg.log_path}):\n{pg.log_tail()}\n")
+        pg.close()
+
+    def start_postgres(self, **kw) -> Postgres:
+        """A private cluster for this test, stopped and removed at its end (after the servers the
+        test started later: cleanups run last-in, first-out)."""
+        pg = Postgres(**kw)
+        self.addCleanup(self._stop_postgres, pg)
+        return pg.start()
+
+    @classmethod
+    def start_class_postgres(cls, **kw) -> Postgres:
+        pg = Postgres(**kw)
+        cls.addClassCleanup(pg.close)
+        return pg.start()
 
     @classmethod
     def start_class_server(cls, **kw) -> Server:

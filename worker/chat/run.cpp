@@ -107,6 +107,7 @@ void Run::begin() {
   // session's recent history for the provider.
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
                  env_.history_chars};
+  starting_ = true;
   ticket_ = env_.store->start_run(start, [this](std::optional<StoreError> error, RunStarted& started) {
     on_started(std::move(error), started);
   });
@@ -114,6 +115,7 @@ void Run::begin() {
 
 void Run::on_started(std::optional<StoreError> error, RunStarted& started) {
   ticket_ = 0;
+  starting_ = false;
   if (error) {
     finish(RunStatus::kError, error->code, error->message);
     return;
@@ -303,6 +305,11 @@ double Run::elapsed_ms(uint64_t since_us) const {
 void Run::on_stage(std::string_view type, std::string_view fields_json) {
   if (status_ != RunStatus::kRunning) return;
   if (stream_) stream_->send(type, fields_json);
+  if (type == "citations") {
+    // The latest list is the answer's sources (stored with the message, returned by POST /chat).
+    constexpr std::string_view kPrefix = "\"citations\":";
+    if (fields_json.substr(0, kPrefix.size()) == kPrefix) citations_json_ = fields_json.substr(kPrefix.size());
+  }
   if (type == "tool_call" && tool_calls_json_.size() < 64 * 1024) {
     // Kept for POST /chat's answer.
     tool_calls_json_.push_back(tool_calls_json_.empty() ? '[' : ',');
@@ -409,8 +416,12 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   env_.wheel.cancel(tool_timer_);
   tool_done_ = nullptr;
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
-  if (ticket_ != 0) {
-    env_.store->cancel(ticket_);  // and no query either
+  if (ticket_ != 0 && starting_) {
+    // The start statement may commit the run's row: let it, then write the end.
+    env_.store->abandon_start(ticket_, make_end(error_code));
+    ticket_ = 0;
+  } else if (ticket_ != 0) {
+    env_.store->cancel(ticket_);  // no query goes on either
     ticket_ = 0;
   }
   env_.registry.remove(id_);

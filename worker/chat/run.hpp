@@ -124,6 +124,7 @@ class Run final : public Reclaimable,
   Store::Ticket ticket_ = 0;  // the statement in flight, cancelled if the run ends first
   uint64_t stage_started_us_ = 0;
   bool persisted_ = false;     // the run's row exists: its end must be written
+  bool starting_ = false;      // the start statement is in flight
   std::optional<sse::Stream> stream_;
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;

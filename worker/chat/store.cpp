@@ -105,9 +105,17 @@ Store::Ticket Store::start_run(const RunStart& start,
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
                     std::to_string(getpid()), start.message, std::to_string(start.history_messages)};
   size_t budget = start.history_chars;
-  return pool_.execute(kStartRunSql, std::move(params), [done = std::move(done), budget](db::QueryOutcome& outcome) {
+  auto ticket = std::make_shared<Ticket>(0);
+  *ticket = pool_.execute(kStartRunSql, std::move(params), [this, ticket, done = std::move(done), budget](
+                                                              db::QueryOutcome& outcome) {
     RunStarted started;
     obs::add(obs::Counter::kDbQueries);
+    if (auto abandoned = abandoned_starts_.find(*ticket); abandoned != abandoned_starts_.end()) {
+      RunEnd end = std::move(abandoned->second);
+      abandoned_starts_.erase(abandoned);
+      if (outcome.ok()) finish_run(std::move(end));  // the run's row exists: give it its end
+      return;
+    }
     if (auto error = error_of(outcome)) {
       done(error, started);
       return;
@@ -125,6 +133,12 @@ Store::Ticket Store::start_run(const RunStart& start,
                            std::make_move_iterator(turns.end()));
     done(std::nullopt, started);
   });
+  return *ticket;
+}
+
+void Store::abandon_start(Ticket ticket, RunEnd end) {
+  if (pool_.cancel_if_waiting(ticket)) return;
+  abandoned_starts_.emplace(ticket, std::move(end));
 }
 
 Store::Ticket Store::retrieve(const std::string& language, const std::string& query, size_t limit,

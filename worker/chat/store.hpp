@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/timer_wheel.hpp"
@@ -83,6 +84,10 @@ class Store {
   Ticket session_messages(const Uuid& session_id,
                           std::function<void(std::optional<StoreError>, bool found, std::vector<StoredMessage>&)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
+  // A run that ends while its start statement is in flight: the statement is left to finish (it may
+  // commit the run's row), then `end` is written if it did; the run's own callback is not called.
+  // A statement not sent yet is simply dropped.
+  void abandon_start(Ticket ticket, RunEnd end);
 
   db::Pool& pool() { return pool_; }
   size_t pending_writes() const { return pending_.size(); }
@@ -98,6 +103,7 @@ class Store {
   db::Pool& pool_;
   TimerWheel& wheel_;
   std::deque<RunEnd> pending_;  // finishing writes waiting for the database to come back
+  std::unordered_map<Ticket, RunEnd> abandoned_starts_;
   Timer retry_timer_;
   uint64_t backoff_ms_ = 0;
   size_t in_flight_ = 0;

@@ -1,6 +1,7 @@
 #include "db/pg_connection.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include "obs/log.hpp"
 
@@ -14,6 +15,7 @@ constexpr uint64_t kMaxBackoffMs = 5000;
 struct CancelWork {
   uv_work_t work;
   PGcancel* cancel;
+  std::function<void()> done;
 };
 void run_cancel(uv_work_t* work) {
   auto* job = static_cast<CancelWork*>(work->data);
@@ -23,6 +25,7 @@ void run_cancel(uv_work_t* work) {
 void after_cancel(uv_work_t* work, int) {
   auto* job = static_cast<CancelWork*>(work->data);
   PQfreeCancel(job->cancel);
+  job->done();
   delete job;
 }
 
@@ -170,7 +173,7 @@ void PgConnection::read_input() {
     observer_.on_notification(*this, channel, payload);
     --callback_depth_;
     if (state_ == State::kClosed) {
-      if (callback_depth_ == 0) delete this;
+      delete_if_unused();
       return;
     }
   }
@@ -197,9 +200,9 @@ void PgConnection::read_input() {
       abandoned_ = false;
       ++callback_depth_;
       if (callback && !abandoned) callback(outcome);
-      if (state_ == State::kIdle) observer_.on_ready(*this);
+      if (ready()) observer_.on_ready(*this);
       --callback_depth_;
-      if (state_ == State::kClosed) delete this;  // closed from inside the callback
+      if (state_ == State::kClosed) delete_if_unused();  // closed from inside the callback
       return;
     }
     // Keep the first error, otherwise the last result (a statement yields one result here).
@@ -217,13 +220,30 @@ void PgConnection::abandon() {
   abandoned_ = true;
   callback_ = nullptr;
   if (PGcancel* cancel = PQgetCancel(conn_)) {
-    auto* job = new CancelWork{{}, cancel};
+    // Until the cancel request has been delivered the connection takes no new statement: a late
+    // cancel would hit it instead of the abandoned one.
+    auto* job = new CancelWork{{}, cancel, [this] { on_cancel_done(); }};
     job->work.data = job;
     if (uv_queue_work(loop_, &job->work, &run_cancel, &after_cancel) != 0) {
       PQfreeCancel(cancel);
       delete job;
+      return;
     }
+    ++cancels_in_flight_;
   }
+}
+
+void PgConnection::on_cancel_done() {
+  --cancels_in_flight_;
+  if (state_ == State::kClosed) {
+    delete_if_unused();
+    return;
+  }
+  if (ready()) observer_.on_ready(*this);
+}
+
+void PgConnection::delete_if_unused() {
+  if (callback_depth_ == 0 && cancels_in_flight_ == 0) delete this;
 }
 
 void PgConnection::fail(std::string message) {
@@ -254,7 +274,7 @@ void PgConnection::fail(std::string message) {
     callback(outcome);
   }
   --callback_depth_;
-  if (state_ == State::kClosed && callback_depth_ == 0) delete this;
+  if (state_ == State::kClosed) delete_if_unused();
 }
 
 void PgConnection::on_retry(void* opaque) { static_cast<PgConnection*>(opaque)->begin_connect(); }
@@ -271,7 +291,7 @@ void PgConnection::close() {
   }
   // Poll handles close asynchronously but hold no pointer to us any more (owner cleared). From inside
   // one of our own callbacks the caller up the stack deletes us when it returns.
-  if (callback_depth_ == 0) delete this;
+  delete_if_unused();
 }
 
 }  // namespace chatstream::db

@@ -69,8 +69,9 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   void start();
-  // Connected and no statement in flight.
-  bool ready() const { return state_ == State::kIdle; }
+  // Connected, no statement in flight, and no cancel request of an abandoned statement still on its
+  // way (it could otherwise hit the next statement).
+  bool ready() const { return state_ == State::kIdle && cancels_in_flight_ == 0; }
   bool connected() const { return state_ == State::kIdle || state_ == State::kBusy; }
   // Sends one statement (precondition: ready()). The callback runs exactly once, with the result or
   // an error, unless abandon() is called first.
@@ -98,6 +99,8 @@ class PgConnection {
   static void on_poll(uv_poll_t* handle, int status, int events);
   static void on_poll_closed(uv_handle_t* handle);
   static void on_retry(void* self);
+  void on_cancel_done();
+  void delete_if_unused();
 
   uv_loop_t* loop_;
   TimerWheel& wheel_;
@@ -115,6 +118,7 @@ class PgConnection {
   Timer retry_timer_;
   uint64_t backoff_ms_ = 0;
   int callback_depth_ = 0;  // > 0 while our callbacks run: close() then defers the delete
+  int cancels_in_flight_ = 0;  // PQcancel requests running on the thread pool
   std::string last_error_;
 };
 

@@ -38,6 +38,22 @@ Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callbac
   return ticket;
 }
 
+bool Pool::cancel_if_waiting(Ticket ticket) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->ticket == ticket) {
+      waiting_.erase(it);
+      return true;
+    }
+  }
+  for (auto it = failed_.begin(); it != failed_.end(); ++it) {
+    if (it->first->ticket == ticket) {
+      failed_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
 void Pool::cancel(Ticket ticket) {
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
     if ((*it)->ticket == ticket) {

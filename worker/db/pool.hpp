@@ -46,6 +46,8 @@ class Pool final : private PgConnection::Observer {
   Ticket execute(std::string sql, Params params, QueryCallback callback);
   // Forgets the statement: a waiting one is dropped, a running one is cancelled on the server.
   void cancel(Ticket ticket);
+  // Drops the statement only if it has not been sent yet; true when it was dropped.
+  bool cancel_if_waiting(Ticket ticket);
 
   // LISTEN on `channel` on the dedicated connection (re-issued after every reconnect).
   void listen(std::string channel, NotificationHandler handler);

@@ -14,8 +14,9 @@ constexpr int64_t kMaxTokensPerTick = 64;
 class PacedGeneration final : public Generation {
  public:
   PacedGeneration(TimerWheel& wheel, EventSink& sink, std::string start_fields, int64_t count, TokenSource tokens,
-                  Pace pace)
-      : wheel_(wheel), sink_(sink), start_fields_(std::move(start_fields)), tokens_(std::move(tokens)),
+                  Pace pace, Stages prelude)
+      : wheel_(wheel), sink_(sink), prelude_(std::move(prelude)), start_fields_(std::move(start_fields)),
+        tokens_(std::move(tokens)),
         pace_(pace), timer_(&PacedGeneration::on_timer, this), total_(count) {
     start_ms_ = wheel_.now_ms() + pace_.first_token_delay_ms;
     // The first callback (generation_start) comes from the loop, never from inside start().
@@ -49,6 +50,10 @@ class PacedGeneration final : public Generation {
     if (finished_) return;
     if (!started_) {
       started_ = true;
+      for (const auto& [type, fields] : prelude_) {
+        sink_.on_stage(type, fields);
+        if (finished_ || paused_) return;
+      }
       sink_.on_stage("generation_start", start_fields_);
       if (finished_ || paused_) return;
     }
@@ -75,6 +80,7 @@ class PacedGeneration final : public Generation {
 
   TimerWheel& wheel_;
   EventSink& sink_;
+  Stages prelude_;
   std::string start_fields_;
   TokenSource tokens_;
   Pace pace_;
@@ -90,12 +96,13 @@ class PacedGeneration final : public Generation {
 
 std::unique_ptr<Generation> start_paced_generation(TimerWheel& wheel, EventSink& sink, const RunContext& context,
                                                    std::string provider_name, int64_t count, TokenSource tokens,
-                                                   Pace pace) {
+                                                   Pace pace, Stages prelude) {
   std::string fields = "\"provider\":";
   json::append_string(fields, provider_name);
   fields += ",\"context_messages\":";
   fields += std::to_string(context.history ? context.history->size() : 0);
-  return std::make_unique<PacedGeneration>(wheel, sink, std::move(fields), count, std::move(tokens), pace);
+  return std::make_unique<PacedGeneration>(wheel, sink, std::move(fields), count, std::move(tokens), pace,
+                                           std::move(prelude));
 }
 
 std::vector<std::string> split_words(std::string_view text) {

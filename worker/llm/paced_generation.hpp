@@ -29,9 +29,11 @@ using TokenSource = std::function<std::string_view(int64_t index, std::string& s
 
 // The generation_start event says which provider answers and how many earlier messages of the
 // conversation it was given.
+// `prelude` events (type, fields) are sent just before generation_start.
+using Stages = std::vector<std::pair<std::string, std::string>>;
 std::unique_ptr<Generation> start_paced_generation(TimerWheel& wheel, EventSink& sink, const RunContext& context,
                                                    std::string provider_name, int64_t count, TokenSource tokens,
-                                                   Pace pace);
+                                                   Pace pace, Stages prelude = {});
 
 // Splits text into tokens: each word with the whitespace that follows it.
 std::vector<std::string> split_words(std::string_view text);
