@@ -16,6 +16,14 @@
 #   BENCH_PORT  port the server listens on (default: 19000)
 #   SERVER_CPU, CLIENT_CPU   cores for taskset (default: 0 and 1)
 #   RESULTS     where results and logs go (default: $BUILD/bench-results/<date-time>)
+#   BENCH_PG_PORT  port of the private PostgreSQL cluster of `persist` (default: 19432)
+#   PERSIST_POOL_SIZE  `persist`: --db-pool-size of the server (default: the server's, 4)
+#   FAKE_LLM    the fake OpenAI upstream of `relay` (default: $BUILD/fake-llm)
+#   BENCH_FAKE_PORT  its port (default: 19100)
+#   RELAY_STREAMS, RELAY_TOKENS, RELAY_RATE  `relay`: streams (2000), tokens per answer (400) and
+#               tokens/s (20) of the fake upstream
+#   RELAY_NGINX=0  `relay`: skip the pass through nginx
+#   PERSIST_RAMP       `persist`: sseload --ramp seconds (default 2, as streams5000)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,7 +37,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 RESULTS=${RESULTS:-$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)}
 BASE_URL="http://127.0.0.1:$PORT"
 
-ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk)
+ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk persist relay)
 
 server_pid=""  # the chatstream master
 worker_pid=""  # its (only) worker: the process that holds the streams
@@ -44,9 +52,10 @@ show_json() {
 }
 
 # start_server EXTRA_FLAGS...: starts the server for the current scenario and waits until /healthz
-# answers and its worker exists (at most 10 s).
+# answers and its worker exists (at most 10 s). The provider is $provider (a scenario may set it as a
+# local variable), scripted by default.
 start_server() {
-  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "127.0.0.1:$PORT" --workers 1 --provider scripted \
+  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "127.0.0.1:$PORT" --workers 1 --provider "${provider:-scripted}" \
     --heartbeat 15 --run-timeout 0 "$@" >"$RESULTS/$scenario.server.log" 2>&1 &
   server_pid=$!  # taskset execs the server: this is the master's pid
   local _
@@ -177,7 +186,7 @@ stop_nginx() {
 # start_server_unix EXTRA_FLAGS...: like start_server, but on the unix socket nginx proxies to.
 start_server_unix() {
   local socket="$RESULTS/chatstream.sock"
-  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "unix:$socket" --workers 1 --provider scripted \
+  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "unix:$socket" --workers 1 --provider "${provider:-scripted}" \
     --heartbeat 15 --run-timeout 0 "$@" >"$RESULTS/$scenario.server.log" 2>&1 &
   server_pid=$!
   local _
@@ -244,6 +253,223 @@ scenario_wrk() {
   stop_server
 }
 
+# With PostgreSQL: a private cluster (scripts/pg.sh) in $RESULTS/pg with real durability (PG_FAST
+# unset: fsync and synchronous commits on), so each run's writes cost what they cost in production.
+PG_PORT=${BENCH_PG_PORT:-19432}
+pg_dir=""
+pg_url=""
+
+start_pg() {
+  pg_dir="$RESULTS/pg"
+  if ! pg_url=$(env -u PG_FAST bash scripts/pg.sh start "$pg_dir" "$PG_PORT" 2>"$RESULTS/$scenario.pg.log"); then
+    log "$scenario: PostgreSQL did not start; see $RESULTS/$scenario.pg.log and $pg_dir/postgres.log"
+    pg_dir=""
+    return 1
+  fi
+  if ! "$CHATSTREAM" migrate --database-url "$pg_url" >>"$RESULTS/$scenario.pg.log" 2>&1; then
+    log "$scenario: chatstream migrate failed; see $RESULTS/$scenario.pg.log"
+    stop_pg
+    return 1
+  fi
+}
+
+stop_pg() {
+  [[ -n $pg_dir ]] || return 0
+  bash scripts/pg.sh stop "$pg_dir" || true
+  pg_dir=""
+}
+
+# CPU seconds used by the cluster so far: the postmaster (with the children it reaped) and its live
+# children (backends, WAL writer, checkpointer, ...).
+pg_cpu_seconds() {
+  local postmaster hz
+  postmaster=$(head -n 1 "$pg_dir/data/postmaster.pid")
+  hz=$(getconf CLK_TCK)
+  {
+    awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat"
+    local child
+    for child in $(pgrep -P "$postmaster"); do
+      awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || true
+    done
+  } | awk -v hz="$hz" '{ticks += $1} END {printf "%.2f\n", ticks / hz}'
+}
+
+# metric NAME [LABELS]: one sample of the server's /metrics (0 when absent).
+metric() {
+  local name=$1
+  if [[ -n ${2:-} ]]; then name+="{$2}"; fi
+  curl -fsS --max-time 5 "$BASE_URL/metrics" |
+    awk -v name="$name" '$1 == name {print $2; found = 1} END {if (!found) print 0}'
+}
+
+# pg_rows: what the load left in the database (exact, unlike pg_stat_database's lazily flushed counters).
+pg_rows() {
+  psql "$pg_url" -qtAX -F ' ' -c "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM runs WHERE status = 'complete'),
+    (SELECT count(*) FROM messages WHERE role = 'user'), (SELECT count(*) FROM messages WHERE role = 'assistant')" |
+    awk '{printf "rows: runs %d (complete %d), user messages %d, assistant messages %d\n", $1, $2, $3, $4}'
+}
+
+scenario_persist() {
+  title "streams5000 with PostgreSQL on (durable commits): queries per run, worker and PostgreSQL CPU"
+  if [[ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]] || ! command -v psql >/dev/null; then
+    echo "skipped: PostgreSQL 15 is not installed (scripts/deps.sh installs it)"
+    return 0
+  fi
+  start_pg || return 1
+  # Default pool (4 connections per worker, 2 s wait) unless PERSIST_POOL_SIZE is set: what a
+  # deployment gets without tuning.
+  local pool=()
+  if [[ -n ${PERSIST_POOL_SIZE:-} ]]; then pool=(--db-pool-size "$PERSIST_POOL_SIZE"); fi
+  start_server --database-url "$pg_url" --scripted-tokens 400 --scripted-rate 20 "${pool[@]}" ||
+    { stop_pg; return 1; }
+  local pg_cpu_before pg_cpu_after
+  pg_cpu_before=$(pg_cpu_seconds)
+  run_sseload 90 --streams 5000 --ramp "${PERSIST_RAMP:-2}" --duration 60 --check-order --expect-rate 20 \
+    --pid "$worker_pid"
+  pg_cpu_after=$(pg_cpu_seconds)
+  local queries complete runs
+  queries=$(metric chatstream_db_queries_total)
+  complete=$(metric chatstream_runs_total 'status="complete"')
+  runs=$(curl -fsS --max-time 5 "$BASE_URL/metrics" | awk '$1 ~ /^chatstream_runs_total\{/ {n += $2} END {print n + 0}')
+  echo "-- database (from /metrics; the worker's CPU is server_cpu_seconds above)"
+  awk -v q="$queries" -v c="$complete" -v r="$runs" 'BEGIN {
+    printf "chatstream_db_queries_total: %d\n", q
+    printf "runs: %d, of which complete: %d\n", r, c
+    printf "queries per completed run: %s\n", (c > 0 ? sprintf("%.2f", q / c) : "n/a")
+    printf "queries per run (all endings): %s\n", (r > 0 ? sprintf("%.2f", q / r) : "n/a")
+  }'
+  echo "chatstream_persist_deferred_total: $(metric chatstream_persist_deferred_total)"
+  echo "chatstream_persist_lost_total: $(metric chatstream_persist_lost_total)"
+  echo "chatstream_run_errors_total{code=\"overloaded\"}: $(metric chatstream_run_errors_total 'code="overloaded"')"
+  echo "chatstream_run_errors_total{code=\"internal\"}: $(metric chatstream_run_errors_total 'code="internal"')"
+  pg_rows
+  echo "postgresql cpu seconds during the load: $(awk -v a="$pg_cpu_before" -v b="$pg_cpu_after" 'BEGIN {printf "%.2f", b - a}')"
+  stop_server
+  stop_pg
+}
+
+# The openai provider relaying bench/fake-llm: every stream is an upstream HTTP/1.1 transfer
+# (libcurl on the worker's loop) whose chunks chatstream parses and re-frames. fake-llm runs on the
+# client's core (it is part of the load generator), chatstream's worker on its own.
+FAKE_LLM=${FAKE_LLM:-$BUILD/fake-llm}
+FAKE_PORT=${BENCH_FAKE_PORT:-19100}
+RELAY_STREAMS=${RELAY_STREAMS:-2000}
+RELAY_TOKENS=${RELAY_TOKENS:-400}
+RELAY_RATE=${RELAY_RATE:-20}
+RELAY_PROBE_STREAMS=20
+fake_pid=""
+
+start_fake() {
+  taskset -c "$CLIENT_CPU" "$FAKE_LLM" --listen "127.0.0.1:$FAKE_PORT" --tokens "$RELAY_TOKENS" \
+    --rate "$RELAY_RATE" >"$RESULTS/$scenario.fake-llm.log" 2>&1 &
+  fake_pid=$!
+  local _
+  for _ in $(seq 100); do
+    if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$FAKE_PORT/v1/models" 2>/dev/null; then return 0; fi
+    kill -0 "$fake_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "$scenario: fake-llm did not start; see $RESULTS/$scenario.fake-llm.log"
+  stop_fake
+  return 1
+}
+
+stop_fake() {
+  [[ -n $fake_pid ]] || return 0
+  kill -TERM "$fake_pid" 2>/dev/null || true
+  wait "$fake_pid" 2>/dev/null || true
+  fake_pid=""
+}
+
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / hz}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# relay_pass LABEL URL SSELOAD_PIDS...: one load through URL (chatstream, or nginx in front of it).
+# While sseload runs: the worker's RSS is read once the streams are all open (steady state), and
+# relay_probe.py reads 20 more streams through URL and 20 directly from fake-llm (lateness against
+# the fake's schedule). Then one summary.
+relay_pass() {
+  local label=$1 url=$2
+  shift 2
+  local pid_args=() pid
+  for pid in "$@"; do pid_args+=(--pid "$pid"); done
+  local out="$RESULTS/$scenario.$label"
+  curl -fsS -o /dev/null -X POST "http://127.0.0.1:$FAKE_PORT/v1/reset"
+  local rss_before fake_cpu_before
+  rss_before=$(rss_kib "$worker_pid")
+  fake_cpu_before=$(cpu_seconds "$fake_pid")
+  # Steady state: the 2 s ramp is over, no stream has ended (each lasts RELAY_TOKENS / RELAY_RATE s).
+  (sleep 10; rss_kib "$worker_pid" >"$out.rss_steady") &
+  local sampler=$!
+  local hostport=${url#http://}
+  hostport=${hostport%%/*}
+  (sleep 3; taskset -c "$CLIENT_CPU" python3 bench/relay_probe.py --relay "$hostport" --fake "127.0.0.1:$FAKE_PORT" \
+    --streams "$RELAY_PROBE_STREAMS" --rate "$RELAY_RATE" --seconds 15 >"$out.probe.json" 2>"$out.probe.log") &
+  local probe=$!
+  timeout -s INT -k 10 90 taskset -c "$CLIENT_CPU" "$SSELOAD" --url "$url" --streams "$RELAY_STREAMS" --ramp 2 \
+    --duration 60 --check-order --expect-rate "$RELAY_RATE" "${pid_args[@]}" >"$out.json" 2>"$out.sseload.log" \
+    || log "$scenario: sseload exited with status $?"
+  wait "$sampler" "$probe" || true
+  curl -fsS --max-time 5 "http://127.0.0.1:$FAKE_PORT/v1/stats" >"$out.fake-stats.json" || true
+  echo "fake_cpu_seconds $(awk -v a="$fake_cpu_before" -v b="$(cpu_seconds "$fake_pid")" 'BEGIN {printf "%.2f", b - a}')" \
+    >"$out.fake-cpu"
+  show_json "$out.json"
+  python3 - "$out" "$rss_before" "$RELAY_PROBE_STREAMS" <<'PY'
+import json, sys
+out, rss_before, probe_streams = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = json.load(open(out + ".json"))
+probe = json.load(open(out + ".probe.json"))
+fake = json.load(open(out + ".fake-stats.json"))
+fake_cpu = float(open(out + ".fake-cpu").read().split()[1])
+rss_steady = int(open(out + ".rss_steady").read().strip() or 0)
+streams = s["streams_established"] + probe_streams
+tokens = s["tokens"] + probe["relay"]["tokens"]  # the worker also relayed the probe's streams
+pct = lambda h: f'p50 {h["p50"]} / p99 {h["p99"]} / max {h["max"]}' if h else "n/a"
+print(f'-- summary ({out.rsplit(".", 1)[-1]})')
+print(f'streams completed {s["streams_completed"]} of {s["streams_requested"]}, failed {s["streams_failed"]} '
+      f'{s.get("failures_by_reason") or ""}, order_errors {s["order_errors"]}, on_time_ratio {s["on_time_ratio"]}')
+print(f'gap_ms {pct(s["gap_ms"])}; first_token_ms {pct(s["first_token_ms"])}')
+cpu = s.get("server_cpu_seconds")
+if cpu is not None and tokens:
+    print(f'server cpu {cpu:.2f} s for {tokens} tokens: {cpu / tokens * 1000 * 1000:.1f} ms per 1000 tokens '
+          f'({cpu / s["duration_s"]:.2f} of a core over {s["duration_s"]:.1f} s)')
+print(f'worker rss {rss_before} KiB before, {rss_steady} KiB with {streams} streams open: '
+      f'{(rss_steady - rss_before) * 1024 / max(1, streams):.0f} bytes per stream')
+print(f'fake-llm: {fake["requests"]} requests, max {fake["max_concurrent_streams"]} concurrent, '
+      f'client_closed_early {fake["client_closed_early"]}, paused_detected {fake["paused_detected"]}, '
+      f'cpu {fake_cpu:.2f} s; sseload cpu {s["client_cpu_seconds"]:.2f} s')
+for path in ("relay", "direct"):
+    p = probe.get(path)
+    if p:
+        print(f'probe {path}: {p["streams_with_tokens"]} streams, {p["tokens"]} tokens, order_errors {p["order_errors"]}, '
+              f'lateness_ms {pct(p["lateness_ms"])}, first_token_ms {pct(p["first_token_ms"])}')
+PY
+}
+
+scenario_relay() {
+  title "$RELAY_STREAMS streams relayed from fake-llm (openai provider), $RELAY_TOKENS tokens at $RELAY_RATE tokens/s, direct and through nginx"
+  if [[ ! -x $FAKE_LLM ]]; then
+    log "$scenario: $FAKE_LLM not found (cmake --build $BUILD --target fake-llm)"
+    return 1
+  fi
+  local provider=openai
+  local upstream=(--llm-base-url "http://127.0.0.1:$FAKE_PORT/v1" --llm-model fake-model --llm-api-key sk-bench)
+  start_fake || return 1
+  echo "-- direct"
+  start_server "${upstream[@]}" || { stop_fake; return 1; }
+  relay_pass direct "$BASE_URL/chat/stream" "$worker_pid"
+  stop_server
+  if [[ ${RELAY_NGINX:-1} == 1 ]] && command -v nginx >/dev/null; then
+    echo "-- through nginx (server_cpu_seconds = worker + nginx worker, both on core $SERVER_CPU)"
+    start_server_unix "${upstream[@]}" || { stop_fake; return 1; }
+    start_nginx "unix:$RESULTS/chatstream.sock" || { stop_server; stop_fake; return 1; }
+    relay_pass nginx "http://127.0.0.1:$NGINX_PORT/chat/stream" "$worker_pid" "$nginx_worker_pid"
+    stop_nginx
+    stop_server
+  fi
+  stop_fake
+}
+
 usage() {
   echo "usage: bash bench/run.sh [--list] [scenario...]   scenarios: ${ALL_SCENARIOS[*]}" >&2
 }
@@ -277,7 +503,7 @@ main() {
   fi
   mkdir -p "$RESULTS"
   RESULTS=$(cd "$RESULTS" && pwd)
-  trap 'stop_nginx; stop_server' EXIT
+  trap 'stop_nginx; stop_server; stop_pg; stop_fake' EXIT
   trap 'exit 130' INT TERM
 
   log "results and logs in $RESULTS"

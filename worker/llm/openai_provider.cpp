@@ -151,7 +151,10 @@ class OpenAIGeneration final : public Generation, private Transfer {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_.size()));
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings.connect_timeout_ms));
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    // Over HTTPS, wait for a connection being set up to learn whether it multiplexes (HTTP/2) rather
+    // than open another; plain http:// is HTTP/1.1 here, where waiting would queue runs behind each
+    // other's whole answers.
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, url_.rfind("https://", 0) == 0 ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever the upstream compresses with

@@ -130,16 +130,19 @@ void Stream::check_pressure() {
     if (!grace_.scheduled()) wheel_.schedule_in(grace_, settings_.slow_consumer_grace_ms);
     return;
   }
-  wheel_.cancel(grace_);
+  // The grace time runs from crossing the hard cap until the client has drained back under the
+  // high-water mark (and the source resumed): a client that stops reading after a burst is dropped
+  // even when the first writes brought the backlog just under the cap.
   if (over_cap_ && total < settings_.high_water) {
     over_cap_ = false;
+    wheel_.cancel(grace_);
     observer_.on_pressure(false);
   }
 }
 
 void Stream::on_grace_expired(void* opaque) {
   auto* self = static_cast<Stream*>(opaque);
-  if (self->connection_ && self->unsent() > self->settings_.hard_cap) {
+  if (self->connection_ && self->over_cap_) {
     obs::add(obs::Counter::kSlowConsumerCloses);
     self->observer_.on_slow_consumer();
   }

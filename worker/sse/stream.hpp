@@ -8,8 +8,8 @@
 //   keeps merging;
 // - other events are framed at once, after the token text that precedes them;
 // - unsent bytes + merged text above hard_cap pause the source (observer.on_pressure(true)); below
-//   high_water it resumes; staying above hard_cap for slow_consumer_grace_ms calls
-//   observer.on_slow_consumer().
+//   high_water it resumes; a client that has not drained back under high_water within
+//   slow_consumer_grace_ms of crossing hard_cap is a slow consumer (observer.on_slow_consumer()).
 // Heartbeats are scheduled from the stream's start (absolute deadlines in the worker's timer wheel).
 
 #include <cstdint>
