@@ -110,6 +110,10 @@ Try:
 
 curl -N -X POST http://127.0.0.1:$PORT/chat/stream -H 'Content-Type: application/json' -d '{"message":"hello"}'
 
+or ask the PostgreSQL manual, or open http://127.0.0.1:$PORT/ for the chat page:
+
+curl -N -X POST http://127.0.0.1:$PORT/chat/stream -H 'Content-Type: application/json' -d '{"message":"How do I create a partial index?"}'
+
 Press Ctrl-C to stop.
 EOF
 
