@@ -16,15 +16,18 @@ install -d -o chatstream -g "$NGINX_USER" -m 2750 "$SOCK_DIR"
 rm -f "$SOCK"
 
 export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-unix:$SOCK}"
-export CHATSTREAM_PROVIDER="${CHATSTREAM_PROVIDER:-scripted}"
-if [[ "$CHATSTREAM_PROVIDER" == scripted && -z "${CHATSTREAM_SCRIPTED_TEXT:-}" ]]; then
+# The database is external (DATABASE_URL or CHATSTREAM_DATABASE_URL): its schema is brought up to date
+# at every start (migrations are idempotent and serialized by an advisory lock). Load documents with
+# `docker exec … chatstream ingest PATH`. chatstream picks the provider: openai when LLM_BASE_URL is
+# set, else extractive with a database; with neither, a demonstration answer is streamed.
+if [[ -n "${DATABASE_URL:-}${CHATSTREAM_DATABASE_URL:-}" ]]; then
+  setpriv --reuid=chatstream --regid=chatstream --init-groups --inh-caps=-all /usr/local/bin/chatstream migrate
+elif [[ -z "${LLM_BASE_URL:-}${CHATSTREAM_PROVIDER:-}" ]]; then
+  export CHATSTREAM_PROVIDER=scripted
   CHATSTREAM_SCRIPTED_TEXT="$(cat /usr/share/chatstream/demo-answer.txt)"
   export CHATSTREAM_SCRIPTED_TEXT
   export CHATSTREAM_SCRIPTED_RATE="${CHATSTREAM_SCRIPTED_RATE:-20}"
 fi
-
-# Database hook: the PostgreSQL issue adds CHATSTREAM_DATABASE_URL here (an external database in
-# production; the container does not run one).
 
 chatstream_pid=""
 nginx_pid=""
