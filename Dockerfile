@@ -40,7 +40,7 @@ FROM debian:12-slim
 # Runtime libraries of the build stage's -dev packages, nginx, and curl for the health check.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libpq5 libmimalloc2.0 libsimdjson14 libcurl4 libssl3 ca-certificates postgresql-client \
+      libuv1 libpq5 libmimalloc2.0 libsimdjson14 libcurl4 libssl3 ca-certificates \
       nginx curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin chatstream

@@ -225,7 +225,8 @@ void Completion::pump() {
           timers.schedule(timer_, deadline);
           return;
         }
-        if (now - deadline > kLateUs && !held_back_ && !split_) ++server_.stats().tokens_late;
+        // At rate 0 every token is due at the start: lateness then means nothing.
+        if (plan_.rate > 0 && now - deadline > kLateUs && !held_back_ && !split_) ++server_.stats().tokens_late;
       }
       item_json(next_item_, json);
       emit(json);

@@ -22,7 +22,8 @@ struct Stats {
   uint64_t max_concurrent_streams = 0;
   uint64_t paused_detected = 0;       // a socket's unsent output stayed above 64 KiB for 200 ms
   uint64_t tokens_sent = 0;           // content tokens and tool-call fragments, streamed or whole
-  uint64_t tokens_late = 0;           // streamed > 20 ms after their deadline with the client reading:
+  uint64_t tokens_late = 0;           // streamed > 20 ms after their deadline (rate > 0, no split mode)
+                                      // with the client reading:
                                       // fake-llm itself fell behind (should stay 0 in a benchmark)
   uint64_t tool_call_requests = 0;    // answered with a tool call
   uint64_t tool_result_requests = 0;  // whose last message was a tool result
