@@ -10,15 +10,15 @@
 namespace chatstream::fakellm {
 
 struct ChatRequest {
-  std::string model;               // "" when the request names none
+  std::string model;  // "" when the request names none
   bool stream = false;
-  bool include_usage = false;      // stream_options.include_usage
-  bool has_tools = false;          // a non-empty `tools` array
-  std::string last_role;           // role of the last message
-  std::string last_user_text;      // text of the last user message (the tool call's query)
-  std::string last_tool_content;   // text of the last message when it is a tool result
-  uint32_t tool_turns_done = 0;    // assistant tool-call turns since the last user message
-  uint64_t prompt_words = 0;       // whitespace-separated words over every message (prompt_tokens)
+  bool include_usage = false;     // stream_options.include_usage
+  bool has_tools = false;         // a non-empty `tools` array
+  std::string last_role;          // role of the last message
+  std::string last_user_text;     // text of the last user message (the tool call's query)
+  std::string last_tool_content;  // text of the last message when it is a tool result
+  uint32_t tool_turns_done = 0;   // assistant tool-call turns since the last user message
+  uint64_t prompt_words = 0;      // whitespace-separated words over every message (prompt_tokens)
 };
 
 // Parses `body` (its capacity may be used as simdjson padding). Returns "" on success, else what

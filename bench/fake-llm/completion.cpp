@@ -219,14 +219,16 @@ void Completion::pump() {
 
     if (next_item_ < count) {
       if (plan_.rate > 0 || plan_.first_token_delay_ms > 0) {
-        double offset_us = plan_.rate > 0 ? std::floor(static_cast<double>(next_item_) * 1e6 / plan_.rate) : 0;
+        double offset_us =
+            plan_.rate > 0 ? std::floor(static_cast<double>(next_item_) * 1e6 / plan_.rate) : 0;
         uint64_t deadline = items_start_us_ + static_cast<uint64_t>(offset_us);
         if (deadline > now) {
           timers.schedule(timer_, deadline);
           return;
         }
         // At rate 0 every token is due at the start: lateness then means nothing.
-        if (plan_.rate > 0 && now - deadline > kLateUs && !held_back_ && !split_) ++server_.stats().tokens_late;
+        if (plan_.rate > 0 && now - deadline > kLateUs && !held_back_ && !split_)
+          ++server_.stats().tokens_late;
       }
       item_json(next_item_, json);
       emit(json);

@@ -25,7 +25,7 @@ namespace chatstream::fakellm {
 class Server;
 
 struct AnswerPlan {
-  std::string id;       // "chatcmpl-..."
+  std::string id;  // "chatcmpl-..."
   std::string model;
   uint64_t created = 0;  // unix seconds
   bool stream = false;
@@ -98,8 +98,8 @@ class Completion final : public Producer {
   bool fault_pending_ = false;
   bool stalled_ = false;
   bool waiting_for_drain_ = false;
-  bool held_back_ = false;      // backpressure stopped the stream since its last token
-  bool open_ = false;           // counted in Stats::open_streams
+  bool held_back_ = false;  // backpressure stopped the stream since its last token
+  bool open_ = false;       // counted in Stats::open_streams
   bool connection_gone_ = false;
 
   // Split mode: bytes of the events not yet written, and where to cut them.

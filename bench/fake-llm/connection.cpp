@@ -23,16 +23,26 @@ Connection* connection_of(llhttp_t* parser) {
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    default:
+      return "Unknown";
   }
 }
 
@@ -131,7 +141,8 @@ void Connection::feed(const char* data, size_t length) {
     return;
   }
   size_t consumed = parse(data, length);
-  if (consumed < length && !closing_ && !close_after_output_) input_.append(data + consumed, length - consumed);
+  if (consumed < length && !closing_ && !close_after_output_)
+    input_.append(data + consumed, length - consumed);
 }
 
 void Connection::process_buffered_input() {
@@ -292,14 +303,9 @@ void Connection::dispatch() {
 }
 
 void Connection::reject(int status, std::string_view message) {
-  ++server_.stats().bad_requests;
-  std::string body = R"({"error":{"message":)";
-  append_json_string(body, message);
-  body += R"(,"type":"invalid_request_error","param":null,"code":null}})";
-  body += '\n';
   busy_ = true;
   keep_alive_ = false;  // the parser's state is unknown after an error: this connection is done
-  respond(status, "application/json", body);
+  server_.reject(*this, status, message);
 }
 
 // ---------------------------------------------------------------------------------------------------

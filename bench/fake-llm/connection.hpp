@@ -164,9 +164,9 @@ class Connection {
 
   std::unique_ptr<Producer> producer_;
   Timer paused_timer_;
-  bool paused_counted_ = false;  // this stretch above kPausedMark was counted already
-  uint64_t bytes_taken_ = 0;     // response bytes the kernel has accepted, up to the last check
-  uint64_t bytes_submitted_ = 0; // bytes handed to uv_try_write (accepted) and uv_write (all)
+  bool paused_counted_ = false;   // this stretch above kPausedMark was counted already
+  uint64_t bytes_taken_ = 0;      // response bytes the kernel has accepted, up to the last check
+  uint64_t bytes_submitted_ = 0;  // bytes handed to uv_try_write (accepted) and uv_write (all)
 };
 
 }  // namespace chatstream::fakellm

@@ -101,7 +101,9 @@ bool parse_fault(std::string_view text, Fault& out) {
 }
 
 std::vector<std::string> split_words(std::string_view text) {
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  auto is_space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  };
   std::vector<std::string> words;
   size_t start = 0;
   size_t i = 0;

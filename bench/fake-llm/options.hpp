@@ -25,10 +25,10 @@ struct Options {
   std::string model = "fake-model";  // listed by /v1/models; used when a request names none
 
   // The answer.
-  uint32_t tokens = 50;               // numbered tokens "t0 t1 ..." per answer
-  double rate = 20;                   // tokens per second, 0 = as fast as the socket takes them
-  uint32_t first_token_delay_ms = 0;  // after the role chunk, before token 0
-  std::string text;                   // stream this text word by word instead of numbered tokens
+  uint32_t tokens = 50;                 // numbered tokens "t0 t1 ..." per answer
+  double rate = 20;                     // tokens per second, 0 = as fast as the socket takes them
+  uint32_t first_token_delay_ms = 0;    // after the role chunk, before token 0
+  std::string text;                     // stream this text word by word instead of numbered tokens
   std::vector<std::string> text_words;  // `text` cut into words, each with its following whitespace
 
   // Wire-format variations a client's incremental parser must cope with.

@@ -59,7 +59,8 @@ std::vector<std::string> tool_arguments(std::string_view query) {
 
 }  // namespace
 
-void Server::reject(Connection& connection, int status, std::string_view message, std::string_view extra_headers) {
+void Server::reject(Connection& connection, int status, std::string_view message,
+                    std::string_view extra_headers) {
   ++stats_.bad_requests;
   std::string body = R"({"error":{"message":)";
   append_json_string(body, message);
@@ -111,10 +112,12 @@ void Server::handle_chat(Connection& connection, Request& request) {
   if (!request.fake_fault.empty() && !parse_fault(request.fake_fault, fault)) {
     return reject(connection, 400, "X-Fake-Fault: unknown fault mode " + request.fake_fault);
   }
-  if (!request.fake_fail_times.empty() && !parse_header_uint(request.fake_fail_times, UINT32_MAX, fail_times)) {
+  if (!request.fake_fail_times.empty() &&
+      !parse_header_uint(request.fake_fail_times, UINT32_MAX, fail_times)) {
     return reject(connection, 400, "X-Fake-Fail-Times: expects an integer");
   }
-  if (!request.fake_fault_after.empty() && !parse_header_uint(request.fake_fault_after, kMaxTokens, fault_after)) {
+  if (!request.fake_fault_after.empty() &&
+      !parse_header_uint(request.fake_fault_after, kMaxTokens, fault_after)) {
     return reject(connection, 400, "X-Fake-Fault-After: expects an integer");
   }
   if (!request.fake_tokens.empty() && !parse_header_uint(request.fake_tokens, kMaxTokens, tokens)) {
@@ -163,7 +166,8 @@ void Server::handle_chat(Connection& connection, Request& request) {
   plan.rate = rate;
   plan.first_token_delay_ms = options_.first_token_delay_ms;
   plan.fault = fault;
-  if (fault_after == UINT32_MAX) fault_after = fault == Fault::kStall ? options_.stall_after : options_.fail_after;
+  if (fault_after == UINT32_MAX)
+    fault_after = fault == Fault::kStall ? options_.stall_after : options_.fail_after;
   plan.fault_after = fault_after;
 
   bool call_tool = !options_.tool_call.empty() && chat.has_tools &&

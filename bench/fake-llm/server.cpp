@@ -12,7 +12,8 @@ Server::Server(uv_loop_t* loop, const Options& options)
 int Server::start() {
   sockaddr_storage address{};
   int rc = uv_ip4_addr(options_.address.c_str(), options_.port, reinterpret_cast<sockaddr_in*>(&address));
-  if (rc != 0) rc = uv_ip6_addr(options_.address.c_str(), options_.port, reinterpret_cast<sockaddr_in6*>(&address));
+  if (rc != 0)
+    rc = uv_ip6_addr(options_.address.c_str(), options_.port, reinterpret_cast<sockaddr_in6*>(&address));
   uv_tcp_init(loop_, &listener_);
   listener_.data = this;
   if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&address), 0);

@@ -45,6 +45,9 @@ class Server {
 
   // Answers a complete request (routes.cpp).
   void dispatch(Connection& connection, Request& request);
+  // Answers with an OpenAI-shaped error ({"error":{"message","type","param","code"}}), counted as bad.
+  void reject(Connection& connection, int status, std::string_view message,
+              std::string_view extra_headers = {});
 
   // Scratch space reused by whoever runs now (one thread, nothing kept across callbacks).
   std::string& read_buffer() { return read_buffer_; }
@@ -62,7 +65,6 @@ class Server {
   void stop();
 
   void handle_chat(Connection& connection, Request& request);
-  void reject(Connection& connection, int status, std::string_view message, std::string_view extra_headers = {});
   // Whether the fault selected for a request applies (--fail-times / X-Fake-Fail-Times per key).
   bool fault_applies(const std::string& key, uint32_t fail_times);
   std::string next_id(const char* prefix);

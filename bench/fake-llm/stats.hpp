@@ -13,12 +13,12 @@ namespace chatstream::fakellm {
 struct Stats {
   static constexpr size_t kMaxBodyShown = 4096;  // last_request_body is cut to this many bytes
 
-  uint64_t requests = 0;              // POST /v1/chat/completions, whatever the outcome
-  uint64_t streams_started = 0;       // 200 text/event-stream answers begun
-  uint64_t streams_completed = 0;     // ... that reached "data: [DONE]"
-  uint64_t answers_completed = 0;     // stream:false answers sent whole
-  uint64_t client_closed_early = 0;   // the client closed while a response was still in progress
-  uint64_t open_streams = 0;          // streams begun and not yet ended (a stalled one stays open)
+  uint64_t requests = 0;             // POST /v1/chat/completions, whatever the outcome
+  uint64_t streams_started = 0;      // 200 text/event-stream answers begun
+  uint64_t streams_completed = 0;    // ... that reached "data: [DONE]"
+  uint64_t answers_completed = 0;    // stream:false answers sent whole
+  uint64_t client_closed_early = 0;  // the client closed while a response was still in progress
+  uint64_t open_streams = 0;         // streams begun and not yet ended (a stalled one stays open)
   uint64_t max_concurrent_streams = 0;
   uint64_t paused_detected = 0;       // a socket's unsent output stayed above 64 KiB for 200 ms
   uint64_t tokens_sent = 0;           // content tokens and tool-call fragments, streamed or whole
@@ -31,8 +31,8 @@ struct Stats {
   uint64_t connections_accepted = 0;
   uint64_t open_connections = 0;
   std::array<uint64_t, kFaultCount> faults{};  // injected, by mode (index 0, "none", unused)
-  std::string last_request_body;                // of the last chat completion request, cut
-  uint64_t last_request_body_bytes = 0;         // its whole length
+  std::string last_request_body;               // of the last chat completion request, cut
+  uint64_t last_request_body_bytes = 0;        // its whole length
   std::optional<std::string> last_authorization;
 
   void stream_opened() {
