@@ -61,11 +61,10 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
       message_(std::move(request.message)),
       watchdog_(&Run::on_watchdog, this),
-      tool_timer_(&Run::on_tool_timer, this),
       started_us_(monotonic_us()),
       last_token_ms_(env.wheel.now_ms()) {
   // An OpenAI-style request carries its own conversation; a stored session's history replaces it.
-  history_ = std::move(request.prior_turns);
+  if (!request.prior_turns.empty()) pipeline().history = std::move(request.prior_turns);
   std::string text = id_.to_string();
   std::memcpy(id_text_, text.data(), sizeof id_text_);
   text = session_id_.to_string();
@@ -121,14 +120,15 @@ void Run::on_started(std::optional<StoreError> error, RunStarted& started) {
     return;
   }
   persisted_ = true;
-  language_ = std::move(started.language);
-  if (!started.history.empty()) history_ = std::move(started.history);
+  pipeline().language = std::move(started.language);
+  if (!started.history.empty()) pipeline().history = std::move(started.history);
   start_retrieval();
 }
 
 std::vector<std::string> Run::earlier_user_messages() const {
   std::vector<std::string> earlier;
-  for (const llm::Turn& turn : history_) {
+  if (!pipeline_) return earlier;
+  for (const llm::Turn& turn : pipeline_->history) {
     if (turn.role == "user") earlier.push_back(turn.content);
   }
   return earlier;
@@ -150,8 +150,8 @@ void Run::search(std::string question, const std::string& query) {
   json::Object(fields).field("query", question);
   on_stage("retrieval_start", std::string_view(fields).substr(1));
   stage_started_us_ = monotonic_us();
-  search_question_ = std::move(question);
-  ticket_ = env_.store->retrieve(language_, query, env_.retrieval_candidates,
+  pipeline().search_question = std::move(question);
+  ticket_ = env_.store->retrieve(pipeline().language, query, env_.retrieval_candidates,
                                  [this](std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
                                    on_retrieved(std::move(error), candidates);
                                  });
@@ -175,37 +175,37 @@ void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage
   }
   uint64_t rerank_started = monotonic_us();
   std::vector<rag::Ranked> ranked =
-      rag::rerank(search_question_, earlier_user_messages(), candidates, env_.rerank_keep, rag::kMinRerankScore);
-  // Passages accumulate over the run (a tool may search again); [n] always means passages_[n-1].
-  size_t first_new = passages_.size();
+      rag::rerank(pipeline().search_question, earlier_user_messages(), candidates, env_.rerank_keep, rag::kMinRerankScore);
+  // Passages accumulate over the run (a tool may search again); [n] always means pipeline().passages[n-1].
+  size_t first_new = pipeline().passages.size();
   std::vector<size_t> found;  // citation numbers of this search's passages
   for (const rag::Ranked& r : ranked) {
     rag::Passage& passage = candidates[r.index];
-    auto same = std::find_if(passages_.begin(), passages_.end(),
+    auto same = std::find_if(pipeline().passages.begin(), pipeline().passages.end(),
                              [&](const rag::Passage& p) { return p.chunk_id == passage.chunk_id; });
-    if (same != passages_.end()) {
-      found.push_back(static_cast<size_t>(same - passages_.begin()) + 1);
+    if (same != pipeline().passages.end()) {
+      found.push_back(static_cast<size_t>(same - pipeline().passages.begin()) + 1);
       continue;
     }
-    passages_.push_back(std::move(passage));
-    found.push_back(passages_.size());
+    pipeline().passages.push_back(std::move(passage));
+    found.push_back(pipeline().passages.size());
   }
   {
     std::string fields;
     json::Object(fields).field("kept", static_cast<uint64_t>(ranked.size())).field("ms", elapsed_ms(rerank_started));
     on_stage("reranking_complete", std::string_view(fields).substr(1));
   }
-  if (passages_.size() > first_new) {
-    std::vector<std::string> terms = rag::terms(search_question_);
-    for (size_t i = first_new; i < passages_.size(); ++i) {
+  if (pipeline().passages.size() > first_new) {
+    std::vector<std::string> terms = rag::terms(pipeline().search_question);
+    for (size_t i = first_new; i < pipeline().passages.size(); ++i) {
       if (i > 0) citations_json_.pop_back();  // reopen the list: "[…]" → "[…"
       else citations_json_ = "[";
       if (i > 0) citations_json_.push_back(',');
       json::Object(citations_json_)
           .field("index", static_cast<uint64_t>(i + 1))
-          .field("title", passages_[i].title)
-          .field("source", passages_[i].source)
-          .field("snippet", rag::make_snippet(passages_[i], terms, rag::kDefaultSnippetChars))
+          .field("title", pipeline().passages[i].title)
+          .field("source", pipeline().passages[i].source)
+          .field("snippet", rag::make_snippet(pipeline().passages[i], terms, rag::kDefaultSnippetChars))
           .close();
       citations_json_.push_back(']');
     }
@@ -214,7 +214,7 @@ void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage
     fields.append(citations_json_);
     on_stage("citations", fields);
   }
-  if (!tool_done_) {
+  if (!pipeline().tool_done) {
     start_generation();
     return;
   }
@@ -222,13 +222,13 @@ void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage
   std::string result;
   if (found.empty()) result = "No relevant passages were found in the knowledge base.";
   for (size_t number : found) {
-    const rag::Passage& p = passages_[number - 1];
+    const rag::Passage& p = pipeline().passages[number - 1];
     result += "[" + std::to_string(number) + "] " + p.title;
     if (!p.heading.empty() && p.heading != p.title) result += " — " + p.heading;
     result += "\n" + p.content + "\n\n";
   }
-  llm::ToolRunner::Done done = std::move(tool_done_);
-  tool_done_ = nullptr;
+  llm::ToolRunner::Done done = std::move(pipeline().tool_done);
+  pipeline().tool_done = nullptr;
   done(std::move(result));
 }
 
@@ -243,12 +243,12 @@ std::string Run::tool_definitions() const {
 }
 
 void Run::run_tool(std::string_view name, std::string_view arguments, llm::ToolRunner::Done done) {
-  tool_done_ = std::move(done);
+  pipeline().tool_done = std::move(done);
   if (name != "search_knowledge_base" || !env_.store) {
     std::string unknown = "Unknown tool: ";
     unknown.append(name);
-    env_.wheel.schedule(tool_timer_, env_.wheel.now_ms());
-    tool_result_ = std::move(unknown);
+    env_.wheel.schedule(pipeline().tool_timer, env_.wheel.now_ms());
+    pipeline().tool_result = std::move(unknown);
     return;
   }
   // {"query": "..."}; a model that sends something else searches for the user's message.
@@ -260,16 +260,17 @@ void Run::run_tool(std::string_view name, std::string_view arguments, llm::ToolR
   }
   std::string query = rag::search_query(query_text, {});
   if (query.empty()) {
-    tool_result_ = "The query has no searchable words.";
-    env_.wheel.schedule(tool_timer_, env_.wheel.now_ms());
+    pipeline().tool_result = "The query has no searchable words.";
+    env_.wheel.schedule(pipeline().tool_timer, env_.wheel.now_ms());
     return;
   }
   search(query_text, query);
 }
 
 void Run::cancel_tool() {
-  tool_done_ = nullptr;
-  env_.wheel.cancel(tool_timer_);
+  if (!pipeline_) return;
+  pipeline_->tool_done = nullptr;
+  env_.wheel.cancel(pipeline_->tool_timer);
   if (ticket_ != 0) {
     env_.store->cancel(ticket_);
     ticket_ = 0;
@@ -278,9 +279,10 @@ void Run::cancel_tool() {
 
 void Run::on_tool_timer(void* opaque) {
   auto* self = static_cast<Run*>(opaque);
-  llm::ToolRunner::Done done = std::move(self->tool_done_);
-  self->tool_done_ = nullptr;
-  if (done) done(std::move(self->tool_result_));
+  Pipeline& pipeline = self->pipeline();
+  llm::ToolRunner::Done done = std::move(pipeline.tool_done);
+  pipeline.tool_done = nullptr;
+  if (done) done(std::move(pipeline.tool_result));
 }
 
 void Run::start_generation() {
@@ -289,8 +291,8 @@ void Run::start_generation() {
   context.run_id = std::string_view(id_text_, sizeof id_text_);
   context.session_id = std::string_view(session_text_, sizeof session_text_);
   context.message = message_;
-  context.history = &history_;
-  context.passages = &passages_;
+  context.history = pipeline_ ? &pipeline_->history : nullptr;
+  context.passages = pipeline_ ? &pipeline_->passages : nullptr;
   context.tools = static_cast<llm::ToolRunner*>(this);
   generation_ = env_.provider.start(context, static_cast<llm::EventSink&>(*this));
 }
@@ -310,12 +312,12 @@ void Run::on_stage(std::string_view type, std::string_view fields_json) {
     constexpr std::string_view kPrefix = "\"citations\":";
     if (fields_json.substr(0, kPrefix.size()) == kPrefix) citations_json_ = fields_json.substr(kPrefix.size());
   }
-  if (type == "tool_call" && tool_calls_json_.size() < 64 * 1024) {
+  if (type == "tool_call" && pipeline().tool_calls_json.size() < 64 * 1024) {
     // Kept for POST /chat's answer.
-    tool_calls_json_.push_back(tool_calls_json_.empty() ? '[' : ',');
-    tool_calls_json_.push_back('{');
-    tool_calls_json_.append(fields_json);
-    tool_calls_json_.push_back('}');
+    pipeline().tool_calls_json.push_back(pipeline().tool_calls_json.empty() ? '[' : ',');
+    pipeline().tool_calls_json.push_back('{');
+    pipeline().tool_calls_json.append(fields_json);
+    pipeline().tool_calls_json.push_back('}');
   }
 }
 
@@ -343,7 +345,7 @@ void Run::on_token(std::string_view text) {
 
 void Run::on_complete() { finish(RunStatus::kComplete); }
 
-void Run::on_usage(std::string_view usage_json) { usage_json_ = usage_json; }
+void Run::on_usage(std::string_view usage_json) { pipeline().usage_json = usage_json; }
 
 void Run::on_error(std::string_view code, std::string_view message) {
   finish(code == "timeout" ? RunStatus::kTimeout : RunStatus::kError, code, message);
@@ -413,8 +415,10 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   if (status_ != RunStatus::kRunning) return;
   status_ = status;
   env_.wheel.cancel(watchdog_);
-  env_.wheel.cancel(tool_timer_);
-  tool_done_ = nullptr;
+  if (pipeline_) {
+    env_.wheel.cancel(pipeline_->tool_timer);
+    pipeline_->tool_done = nullptr;
+  }
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
   if (ticket_ != 0 && starting_) {
     // The start statement may commit the run's row: let it, then write the end.
@@ -495,7 +499,7 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
           .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
           .field("duration_ms", elapsed_ms(started_us_));
       if (message_id > 0) object.field("message_id", message_id);
-      if (!usage_json_.empty()) object.raw("usage", usage_json_);
+      if (pipeline_ && !pipeline_->usage_json.empty()) object.raw("usage", pipeline_->usage_json);
       break;
     case RunStatus::kCancelled:
       type = "cancelled";
@@ -515,7 +519,7 @@ void Run::write_stream_end(RunStatus status, std::string_view error_code, std::s
 
 // The model's own usage when it reported one, else what chatstream counted.
 std::string Run::usage_for_client() const {
-  if (!usage_json_.empty()) return usage_json_;
+  if (pipeline_ && !pipeline_->usage_json.empty()) return pipeline_->usage_json;
   std::string usage;
   json::Object(usage)
       .field("prompt_tokens", 0)
@@ -580,7 +584,8 @@ void Run::write_json_end(RunStatus status, std::string_view error_code, std::str
       .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
       .field("duration_ms", elapsed_ms(started_us_))
       .raw("citations", citations_json_)
-      .raw("tool_calls", tool_calls_json_.empty() ? std::string("[]") : tool_calls_json_ + "]");
+      .raw("tool_calls", !pipeline_ || pipeline_->tool_calls_json.empty() ? std::string("[]")
+                                                                          : pipeline_->tool_calls_json + "]");
   if (message_id > 0) object.field("message_id", message_id);
   object.close();
   connection->respond(200, "application/json", body);

@@ -117,9 +117,6 @@ class Run final : public Reclaimable,
   char session_text_[36];
   std::string message_;
   std::string answer_;  // the text produced so far (persisted, and the whole answer of POST /chat)
-  std::string language_;
-  std::vector<llm::Turn> history_;
-  std::vector<rag::Passage> passages_;  // kept after reranking, in citation order
   std::string citations_json_ = "[]";
   Store::Ticket ticket_ = 0;  // the statement in flight, cancelled if the run ends first
   uint64_t stage_started_us_ = 0;
@@ -128,12 +125,25 @@ class Run final : public Reclaimable,
   std::optional<sse::Stream> stream_;
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;
-  Timer tool_timer_;              // delivers a tool result that needs no database from the loop
-  llm::ToolRunner::Done tool_done_;
-  std::string tool_result_;
-  std::string search_question_;
-  std::string usage_json_;
-  std::string tool_calls_json_;   // for POST /chat: the tool calls announced, "[{…},{…}" (open)
+  // What only the database, retrieval and tool paths use, allocated when first needed: a held
+  // scripted stream without a database stays small (bench/run.sh hold).
+  struct Pipeline {
+    explicit Pipeline(Run* run) : tool_timer(&Run::on_tool_timer, run) {}
+    std::string language;
+    std::vector<llm::Turn> history;
+    std::vector<rag::Passage> passages;  // kept after reranking, in citation order
+    Timer tool_timer;                    // delivers a tool result that needs no database from the loop
+    llm::ToolRunner::Done tool_done;
+    std::string tool_result;
+    std::string search_question;
+    std::string usage_json;
+    std::string tool_calls_json;         // for POST /chat: the tool calls announced, "[{…},{…}" (open)
+  };
+  Pipeline& pipeline() {
+    if (!pipeline_) pipeline_ = std::make_unique<Pipeline>(this);
+    return *pipeline_;
+  }
+  std::unique_ptr<Pipeline> pipeline_;
   uint64_t started_us_;
   uint64_t first_token_us_ = 0;
   uint64_t last_token_ms_;

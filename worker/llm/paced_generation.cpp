@@ -13,10 +13,10 @@ constexpr int64_t kMaxTokensPerTick = 64;
 
 class PacedGeneration final : public Generation {
  public:
-  PacedGeneration(TimerWheel& wheel, EventSink& sink, std::string start_fields, int64_t count, TokenSource tokens,
-                  Pace pace, Stages prelude)
-      : wheel_(wheel), sink_(sink), prelude_(std::move(prelude)), start_fields_(std::move(start_fields)),
-        tokens_(std::move(tokens)),
+  PacedGeneration(TimerWheel& wheel, EventSink& sink, std::string_view provider_name, size_t context_messages,
+                  int64_t count, TokenSource tokens, Pace pace, Stages prelude)
+      : wheel_(wheel), sink_(sink), prelude_(std::move(prelude)), provider_name_(provider_name),
+        context_messages_(context_messages), tokens_(std::move(tokens)),
         pace_(pace), timer_(&PacedGeneration::on_timer, this), total_(count) {
     start_ms_ = wheel_.now_ms() + pace_.first_token_delay_ms;
     // The first callback (generation_start) comes from the loop, never from inside start().
@@ -54,7 +54,12 @@ class PacedGeneration final : public Generation {
         sink_.on_stage(type, fields);
         if (finished_ || paused_) return;
       }
-      sink_.on_stage("generation_start", start_fields_);
+      // Built here, not kept: a held stream's generation stays small.
+      std::string fields = "\"provider\":";
+      json::append_string(fields, provider_name_);
+      fields += ",\"context_messages\":";
+      fields += std::to_string(context_messages_);
+      sink_.on_stage("generation_start", fields);
       if (finished_ || paused_) return;
     }
     uint64_t now = wheel_.now_ms();
@@ -81,7 +86,8 @@ class PacedGeneration final : public Generation {
   TimerWheel& wheel_;
   EventSink& sink_;
   Stages prelude_;
-  std::string start_fields_;
+  std::string_view provider_name_;
+  size_t context_messages_;
   TokenSource tokens_;
   Pace pace_;
   Timer timer_;
@@ -95,14 +101,11 @@ class PacedGeneration final : public Generation {
 }  // namespace
 
 std::unique_ptr<Generation> start_paced_generation(TimerWheel& wheel, EventSink& sink, const RunContext& context,
-                                                   std::string provider_name, int64_t count, TokenSource tokens,
+                                                   std::string_view provider_name, int64_t count, TokenSource tokens,
                                                    Pace pace, Stages prelude) {
-  std::string fields = "\"provider\":";
-  json::append_string(fields, provider_name);
-  fields += ",\"context_messages\":";
-  fields += std::to_string(context.history ? context.history->size() : 0);
-  return std::make_unique<PacedGeneration>(wheel, sink, std::move(fields), count, std::move(tokens), pace,
-                                           std::move(prelude));
+  size_t context_messages = context.history ? context.history->size() : 0;
+  return std::make_unique<PacedGeneration>(wheel, sink, provider_name, context_messages, count, std::move(tokens),
+                                           pace, std::move(prelude));
 }
 
 std::vector<std::string> split_words(std::string_view text) {

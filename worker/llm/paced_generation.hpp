@@ -31,8 +31,9 @@ using TokenSource = std::function<std::string_view(int64_t index, std::string& s
 // conversation it was given.
 // `prelude` events (type, fields) are sent just before generation_start.
 using Stages = std::vector<std::pair<std::string, std::string>>;
+// `provider_name` must outlive the generation (a literal).
 std::unique_ptr<Generation> start_paced_generation(TimerWheel& wheel, EventSink& sink, const RunContext& context,
-                                                   std::string provider_name, int64_t count, TokenSource tokens,
+                                                   std::string_view provider_name, int64_t count, TokenSource tokens,
                                                    Pace pace, Stages prelude = {});
 
 // Splits text into tokens: each word with the whitespace that follows it.
