@@ -367,15 +367,7 @@ void Server::begin_drain() {
     listening_ = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   }
-  std::vector<http::Connection*> all;
-  all.reserve(static_cast<size_t>(connection_count_));
-  IntrusiveList kept;
-  while (ListNode* node = connections_.pop_front()) {
-    all.push_back(static_cast<OwnedNode<http::Connection>*>(node)->owner);
-    kept.push_back(*node);
-  }
-  connections_.splice_back(kept);
-  for (http::Connection* connection : all) connection->begin_drain();
+  for (http::Connection* connection : connection_snapshot()) connection->begin_drain();
   if (config_.drain_timeout_ms == 0) on_drain_deadline(this);
   else wheel_.schedule_in(drain_deadline_, config_.drain_timeout_ms);
   stop_if_drained();
@@ -391,14 +383,20 @@ void Server::on_drain_deadline(void* opaque) {
 
 void Server::on_drain_force(void* opaque) {
   auto* self = static_cast<Server*>(opaque);
+  for (http::Connection* connection : self->connection_snapshot()) connection->close();
+}
+
+// A copy of the connection list: draining or closing a connection unlinks it from the list.
+std::vector<http::Connection*> Server::connection_snapshot() {
   std::vector<http::Connection*> all;
+  all.reserve(static_cast<size_t>(connection_count_));
   IntrusiveList kept;
-  while (ListNode* node = self->connections_.pop_front()) {
+  while (ListNode* node = connections_.pop_front()) {
     all.push_back(static_cast<OwnedNode<http::Connection>*>(node)->owner);
     kept.push_back(*node);
   }
-  self->connections_.splice_back(kept);
-  for (http::Connection* connection : all) connection->close();
+  connections_.splice_back(kept);
+  return all;
 }
 
 // How long a draining worker waits for its last conversation writes once every connection is gone

@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "chat/run.hpp"
 #include "chat/run_registry.hpp"
@@ -58,6 +59,7 @@ class Server final : private http::Host {
   void handle_session_messages(http::Connection& connection, std::string_view session_id);
   void on_cancel_notification(std::string_view payload);
   void stop_if_drained();
+  std::vector<http::Connection*> connection_snapshot();
   void close_handles();
 
   static void on_connection(uv_stream_t* listener, int status);
