@@ -120,10 +120,15 @@ scenario_hold() {
 }
 
 scenario_ttfe() {
-  title "time to first event: 1,000 streams in flight, 20,000 in all, 5-token answers at once"
-  start_server --scripted-tokens 5 --scripted-rate 0 || return 1
+  title "time to first event: 1,000 streams in flight (1 s answers at 20 tokens/s), replaced as they finish, 20,000 in all"
+  start_server --scripted-tokens 20 --scripted-rate 20 || return 1
   # Each finished stream's connection is closed by the client and sits in TIME_WAIT on its side:
   # four source addresses keep 20,000 of them far from the ~28k ephemeral ports of one address.
+  run_sseload 150 --streams 1000 --total 20000 --ramp 1 --duration 120 --check-order --sources 4 \
+    --pid "$worker_pid"
+  stop_server
+  echo "-- worst case: 5-token answers at once, so every stream is a new connection (~17,000/s)"
+  start_server --scripted-tokens 5 --scripted-rate 0 || return 1
   run_sseload 150 --streams 1000 --total 20000 --ramp 1 --duration 120 --check-order --sources 4 \
     --pid "$worker_pid"
   stop_server
