@@ -10,7 +10,10 @@ struct CurlLoop::Socket {
   CurlLoop* owner;
 };
 
-Transfer::Transfer() : easy_(curl_easy_init()) {
+Transfer::Transfer() : easy_(curl_easy_init()) { reset_handle(); }
+
+void Transfer::reset_handle() {
+  curl_easy_reset(easy_);
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
   curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);

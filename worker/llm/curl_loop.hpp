@@ -27,6 +27,9 @@ class Transfer {
 
   CURL* easy() const { return easy_; }
   bool active() const { return loop_ != nullptr; }
+  // Resets the easy handle (curl_easy_reset) and installs the callbacks that route its body to
+  // on_body: for a transfer reused for another request.
+  void reset_handle();
 
  protected:
   // Body bytes as they arrive. Return false to abort the transfer (on_done then reports an error).

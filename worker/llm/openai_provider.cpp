@@ -135,12 +135,8 @@ class OpenAIGeneration final : public Generation, private Transfer {
     finish_reason_.clear();
     done_seen_ = false;
 
+    reset_handle();
     CURL* easy = this->easy();
-    curl_easy_reset(easy);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, static_cast<Transfer*>(this));
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &OpenAIGeneration::write_trampoline);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, static_cast<Transfer*>(this));
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &OpenAIGeneration::on_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
     url_ = settings.base_url;
@@ -169,12 +165,6 @@ class OpenAIGeneration final : public Generation, private Transfer {
     for (const std::string& header : settings.extra_headers) headers_ = curl_slist_append(headers_, header.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers_);
     if (!provider_.curl().add(*this)) fail("The language model service could not be reached.", "curl add failed");
-  }
-
-  static size_t write_trampoline(char* data, size_t size, size_t count, void* self) {
-    auto* generation = static_cast<OpenAIGeneration*>(static_cast<Transfer*>(self));
-    size_t length = size * count;
-    return generation->on_body(data, length) ? length : 0;
   }
 
   static size_t on_header(char* data, size_t size, size_t count, void* self) {
