@@ -10,6 +10,10 @@
 #include "json/writer.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "rag/reranker.hpp"
+#include "rag/search_query.hpp"
+#include "rag/snippet.hpp"
+#include "rag/text.hpp"
 
 namespace chatstream::chat {
 

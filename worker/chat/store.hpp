@@ -20,10 +20,7 @@
 #include "core/uuid.hpp"
 #include "db/pool.hpp"
 #include "llm/provider.hpp"
-#include "rag/reranker.hpp"
-#include "rag/search_query.hpp"
-#include "rag/snippet.hpp"
-#include "rag/text.hpp"
+#include "rag/passage.hpp"
 
 namespace chatstream::chat {
 
