@@ -4,8 +4,6 @@
 
 #include <vector>
 
-#include "http/deferred_response.hpp"
-#include "json/writer.hpp"
 #include "llm/extractive_provider.hpp"
 #include "llm/openai_provider.hpp"
 #include "llm/scripted_provider.hpp"
@@ -63,7 +61,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
     settings.conninfo = config.database_url;
     settings.size = config.db_pool_size;
     settings.wait_timeout_ms = config.db_wait_timeout_ms;
-    pool_ = std::make_unique<db::Pool>(loop_, wheel_, settings);
+    pool_ = std::make_unique<db::Pool>(loop_, wheel_, graveyard_, settings);
     store_ = std::make_unique<chat::Store>(*pool_, wheel_);
   }
 
@@ -93,7 +91,9 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
   uv_signal_init(loop_, &sigint_);
   sigint_.data = this;
   uv_signal_start(&sigint_, &Server::on_signal, SIGINT);
-  add_routes();
+  handler_context_.reset(new handler::HandlerContext{*run_env_, registry_, store_.get(), pool_.get(), *provider_,
+                                                     graveyard_, static_cast<const handler::WorkerState&>(*this)});
+  handler::add_routes(router_, *handler_context_);
 }
 
 Server::~Server() { graveyard_.reclaim(); }
@@ -141,7 +141,7 @@ void Server::on_connection(uv_stream_t* listener, int status) {
   obs::add(obs::Counter::kConnectionsAccepted);
   if (self->connection_count_ > self->config_.max_connections) {
     obs::add(obs::Counter::kConnectionsRejected);
-    connection->reject(503, "The server is at its connection limit. Please retry shortly.", "Retry-After: 1\r\n");
+    connection->reject(Errc::kConnectionLimit, "The server is at its connection limit. Please retry shortly.");
   }
 }
 
@@ -165,190 +165,16 @@ void Server::on_prepare(uv_prepare_t* handle) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Routes
-
-void Server::add_routes() {
-  router_.add("POST", "/chat/stream", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
-    handle_chat(c, r, chat::RunMode::kStream);
-  });
-  router_.add("POST", "/chat", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
-    handle_chat(c, r, chat::RunMode::kJson);
-  });
-  router_.add("POST", "/chat/cancel", [this](http::Connection& c, http::Request& r, const http::RouteParams&) {
-    handle_cancel(c, r);
-  });
-  router_.add("GET", "/healthz",
-              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_healthz(c); });
-  router_.add("POST", "/v1/chat/completions",
-              [this](http::Connection& c, http::Request& r, const http::RouteParams&) { handle_openai_completions(c, r); });
-  router_.add("GET", "/v1/models",
-              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_openai_models(c); });
-  router_.add("GET", "/v1/models/{id}", [](http::Connection& c, http::Request&, const http::RouteParams& p) {
-    if (p.get("id") != "chatstream") {
-      c.respond_error(404, "No such model; the only model is \"chatstream\"");
-      return;
-    }
-    c.respond(200, "application/json", R"({"id":"chatstream","object":"model","created":0,"owned_by":"chatstream"})");
-  });
-  router_.add("GET", "/sessions/{id}/messages",
-              [this](http::Connection& c, http::Request&, const http::RouteParams& p) {
-                handle_session_messages(c, p.get("id"));
-              });
-  router_.add("GET", "/metrics",
-              [this](http::Connection& c, http::Request&, const http::RouteParams&) { handle_metrics(c); });
-}
+// Requests (handlers in handler/)
 
 void Server::dispatch(http::Connection& connection, http::Request& request) {
-  http::RouteMatch match = router_.match(request.method, request.path);
-  switch (match.kind) {
-    case http::RouteMatch::Kind::kFound:
-      (*match.handler)(connection, request, match.params);
-      return;
-    case http::RouteMatch::Kind::kMethodNotAllowed:
-      connection.respond_error(405, request.method + " is not allowed on " + request.path + " (allowed: " +
-                                        match.allow + ")",
-                               "Allow: " + match.allow + "\r\n");
-      return;
-    case http::RouteMatch::Kind::kNotFound: {
-      std::string path = request.path.size() > 200 ? request.path.substr(0, 200) + "…" : request.path;
-      connection.respond_error(404, "No such endpoint: " + request.method + " " + path);
-      return;
-    }
-  }
-}
-
-void Server::handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode) {
-  chat::ChatRequest chat_request;
-  if (auto error = chat::parse_chat_request(request, &chat_request)) {
-    connection.respond_error(error->status, error->message);
-    return;
-  }
-  if (draining_) {
-    connection.respond_error(503, "The server is restarting. Please retry shortly.", "Retry-After: 2\r\n");
-    return;
-  }
-  chat::Run::start(*run_env_, connection, std::move(chat_request), mode);
-}
-
-void Server::handle_openai_completions(http::Connection& connection, http::Request& request) {
-  chat::ChatRequest chat_request;
-  if (auto error = chat::parse_openai_request(request, &chat_request)) {
-    connection.respond_error(error->status, error->message);
-    return;
-  }
-  if (draining_) {
-    connection.respond_error(503, "The server is restarting. Please retry shortly.", "Retry-After: 2\r\n");
-    return;
-  }
-  chat::RunMode mode = chat_request.stream ? chat::RunMode::kOpenAIStream : chat::RunMode::kOpenAIJson;
-  chat::Run::start(*run_env_, connection, std::move(chat_request), mode);
-}
-
-void Server::handle_openai_models(http::Connection& connection) {
-  // "chatstream" selects chatstream's own pipeline (retrieval, context, persistence, the provider).
-  connection.respond(200, "application/json",
-                     R"({"object":"list","data":[{"id":"chatstream","object":"model","created":0,"owned_by":"chatstream"}]})");
-}
-
-void Server::handle_cancel(http::Connection& connection, http::Request& request) {
-  chat::CancelRequest cancel;
-  if (auto error = chat::parse_cancel_request(request, &cancel)) {
-    connection.respond_error(error->status, error->message);
-    return;
-  }
-  std::string body;
-  json::Object(body).field("run_id", cancel.run_id.to_string()).field("cancelled", true).close();
-  if (chat::Run* run = registry_.find(cancel.run_id)) {
-    run->cancel();
-    connection.respond(200, "application/json", body);
-    return;
-  }
-  if (!store_) {
-    connection.respond_error(404, "No run in progress with this run_id");
-    return;
-  }
-  // Another worker may own it: PostgreSQL tells every worker (NOTIFY), the owner cancels.
-  auto response = http::DeferredResponse::attach(connection);
-  store_->cancel_everywhere(cancel.run_id, [response, body](std::optional<chat::StoreError> error, bool found) {
-    http::Connection* connection = response->take();
-    if (!connection) return;
-    if (error) {
-      connection->respond_error(503, error->message, "Retry-After: 1\r\n");
-    } else if (!found) {
-      connection->respond_error(404, "No run in progress with this run_id");
-    } else {
-      connection->respond(200, "application/json", body);
-    }
-  });
+  handler::dispatch(router_, connection, request);
 }
 
 void Server::on_cancel_notification(std::string_view payload) {
   auto id = Uuid::parse(payload);
   if (!id) return;
   if (chat::Run* run = registry_.find(*id)) run->cancel();
-}
-
-void Server::handle_session_messages(http::Connection& connection, std::string_view session_text) {
-  auto session_id = Uuid::parse(session_text);
-  if (!session_id || !store_) {
-    connection.respond_error(404, store_ ? "No such session" : "Conversations are not kept: no database configured");
-    return;
-  }
-  auto response = http::DeferredResponse::attach(connection);
-  std::string id_text = session_id->to_string();
-  store_->session_messages(*session_id, [response, id_text](std::optional<chat::StoreError> error, bool found,
-                                                            std::vector<chat::StoredMessage>& messages) {
-    http::Connection* connection = response->take();
-    if (!connection) return;
-    if (error) {
-      connection->respond_error(503, error->message, "Retry-After: 1\r\n");
-      return;
-    }
-    if (!found) {
-      connection->respond_error(404, "No such session");
-      return;
-    }
-    std::string body;
-    json::Object object(body);
-    object.field("session_id", id_text);
-    std::string list = "[";
-    for (size_t i = 0; i < messages.size(); ++i) {
-      const chat::StoredMessage& m = messages[i];
-      if (i > 0) list += ",";
-      json::Object(list)
-          .field("id", static_cast<int64_t>(m.id))
-          .field("role", m.role)
-          .field("content", m.content)
-          .field("status", m.status)
-          .field("created_at", m.created_at)
-          .raw("citations", m.citations_json)
-          .close();
-    }
-    list += "]";
-    object.raw("messages", list).close();
-    connection->respond(200, "application/json", body, "Cache-Control: no-store\r\n");
-  });
-}
-
-void Server::handle_healthz(http::Connection& connection) {
-  std::string body;
-  json::Object object(body);
-  object.field("status", draining_ ? "draining" : "ok")
-      .field("pid", static_cast<int64_t>(getpid()))
-      .field("worker", worker_index_)
-      .field("draining", draining_)
-      .field("active_streams", obs::gauge_value(obs::Gauge::kActiveStreams))
-      .field("connections", static_cast<int64_t>(connection_count_))
-      .field("database", pool_ ? pool_->state() : std::string_view("not_configured"))
-      .field("provider", provider_->name());
-  object.close();
-  connection.respond(draining_ ? 503 : 200, "application/json", body, "Cache-Control: no-store\r\n");
-}
-
-void Server::handle_metrics(http::Connection& connection) {
-  obs::SharedMetrics* shared = obs::shared_metrics();
-  std::string body = shared ? shared->render_prometheus() : std::string();
-  connection.respond(200, "text/plain; version=0.0.4; charset=utf-8", body, "Cache-Control: no-store\r\n");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -429,7 +255,7 @@ void Server::close_handles() {
   wheel_.cancel(drain_force_);
   wheel_.cancel(drain_writes_);
   if (pool_) pool_->close();
-  if (auto* openai = dynamic_cast<llm::OpenAIProvider*>(provider_.get())) openai->close();
+  provider_->close();
   wheel_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

@@ -1,6 +1,7 @@
 #pragma once
 // One worker process: a libuv loop, the inherited listening socket, every connection, the flush pass
-// that writes once per loop turn, the routes, the runs, and the drain on SIGTERM/SIGINT.
+// that writes once per loop turn, the deferred-free list, and the drain on SIGTERM/SIGINT. Route
+// handlers live in handler/.
 //
 // Drain: stop accepting (close our copy of the listener), close idle keep-alive connections, answer
 // the requests in progress with `Connection: close`, let streams run for --drain-timeout, then end the
@@ -17,6 +18,7 @@
 #include "chat/store.hpp"
 #include "db/pool.hpp"
 #include "config.hpp"
+#include "handler/context.hpp"
 #include "core/graveyard.hpp"
 #include "core/intrusive_list.hpp"
 #include "core/timer_wheel.hpp"
@@ -26,7 +28,7 @@
 
 namespace chatstream {
 
-class Server final : private http::Host {
+class Server final : private http::Host, private handler::WorkerState {
  public:
   Server(uv_loop_t* loop, const Config& config, int worker_index);
   Server(const Server&) = delete;
@@ -43,20 +45,16 @@ class Server final : private http::Host {
   // http::Host
   const http::Limits& limits() const override { return limits_; }
   TimerWheel& wheel() override { return wheel_; }
-  bool draining() const override { return draining_; }
   void dispatch(http::Connection& connection, http::Request& request) override;
   void schedule_flush(http::Connection& connection) override { flush_list_.push_back(connection.flush_node); }
   void on_connection_closed(http::Connection& connection) override;
   uv_buf_t read_buffer() override { return uv_buf_init(read_buffer_.get(), kReadBufferSize); }
 
-  void add_routes();
-  void handle_healthz(http::Connection& connection);
-  void handle_metrics(http::Connection& connection);
-  void handle_cancel(http::Connection& connection, http::Request& request);
-  void handle_chat(http::Connection& connection, http::Request& request, chat::RunMode mode);
-  void handle_openai_completions(http::Connection& connection, http::Request& request);
-  void handle_openai_models(http::Connection& connection);
-  void handle_session_messages(http::Connection& connection, std::string_view session_id);
+  // handler::WorkerState
+  bool draining() const override { return draining_; }
+  int64_t connection_count() const override { return connection_count_; }
+  int worker_index() const override { return worker_index_; }
+
   void on_cancel_notification(std::string_view payload);
   void stop_if_drained();
   std::vector<http::Connection*> connection_snapshot();
@@ -94,6 +92,7 @@ class Server final : private http::Host {
   std::unique_ptr<chat::Store> store_;
   Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
   std::unique_ptr<chat::RunEnvironment> run_env_;
+  std::unique_ptr<handler::HandlerContext> handler_context_;
   std::unique_ptr<char[]> read_buffer_;
   Timer drain_deadline_;
   Timer drain_force_;

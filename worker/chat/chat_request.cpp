@@ -23,27 +23,27 @@ std::string describe(simdjson::error_code error) {
 // an error message to reject the request. The DOM parser validates the whole document (also the
 // fields we ignore), so malformed JSON anywhere is refused.
 template <typename Visit>
-std::optional<RequestError> for_each_field(http::Request& request, Visit&& visit) {
+Status for_each_field(http::Request& request, Visit&& visit) {
   if (!http::is_json_content_type(request.content_type)) {
-    return RequestError{415, request.content_type.empty() ? "Content-Type must be application/json (it is missing)"
+    return Error{Errc::kUnsupportedMediaType, request.content_type.empty() ? "Content-Type must be application/json (it is missing)"
                                                           : "Content-Type must be application/json"};
   }
-  if (!json::is_valid_utf8(request.body)) return RequestError{400, "Request body is not valid UTF-8"};
+  if (!json::is_valid_utf8(request.body)) return Error{Errc::kBadRequest, "Request body is not valid UTF-8"};
   if (request.body.capacity() < request.body.size() + simdjson::SIMDJSON_PADDING) {
     request.body.reserve(request.body.size() + simdjson::SIMDJSON_PADDING);
   }
   static thread_local simdjson::dom::parser parser;
   simdjson::dom::element document;
   if (auto error = parser.parse(request.body.data(), request.body.size(), false).get(document)) {
-    return RequestError{400, describe(error)};
+    return Error{Errc::kBadRequest, describe(error)};
   }
   simdjson::dom::object object;
-  if (auto error = document.get_object().get(object)) return RequestError{400, describe(error)};
+  if (auto error = document.get_object().get(object)) return Error{Errc::kBadRequest, describe(error)};
   for (auto [key, value] : object) {
     std::optional<std::string> problem = visit(key, value);
-    if (problem) return RequestError{400, *problem};
+    if (problem) return Error{Errc::kBadRequest, *problem};
   }
-  return std::nullopt;
+  return {};
 }
 
 // "'name' <problem>" (built by appending: GCC 12 reports a false -Wrestrict on operator+ chains here).
@@ -74,9 +74,9 @@ bool is_blank(std::string_view text) {
 
 }  // namespace
 
-std::optional<RequestError> parse_chat_request(http::Request& request, ChatRequest* out) {
+Status parse_chat_request(http::Request& request, ChatRequest* out) {
   bool has_message = false;
-  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
+  Status parsed = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
     if (key == "message") {
       if (auto problem = read_string(value, key, &out->message)) return problem;
@@ -90,18 +90,18 @@ std::optional<RequestError> parse_chat_request(http::Request& request, ChatReque
     }
     return std::nullopt;  // unknown fields are ignored (forward compatibility)
   });
-  if (error) return error;
-  if (!has_message) return RequestError{400, "'message' is required"};
-  if (is_blank(out->message)) return RequestError{400, "'message' must not be empty"};
-  return std::nullopt;
+  if (!parsed) return parsed;
+  if (!has_message) return Error{Errc::kBadRequest, "'message' is required"};
+  if (is_blank(out->message)) return Error{Errc::kBadRequest, "'message' must not be empty"};
+  return {};
 }
 
-std::optional<RequestError> parse_openai_request(http::Request& request, ChatRequest* out) {
+Status parse_openai_request(http::Request& request, ChatRequest* out) {
   std::vector<llm::Turn> turns;
   bool has_messages = false;
   std::string last_role;
   std::string model;
-  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
+  Status parsed = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
     if (key == "model") {
       if (auto problem = read_string(value, key, &model)) return problem;
@@ -147,26 +147,26 @@ std::optional<RequestError> parse_openai_request(http::Request& request, ChatReq
     }
     return std::nullopt;
   });
-  if (error) return error;
+  if (!parsed) return parsed;
   if (!out->session_id && !request.session_header.empty()) {
     out->session_id = Uuid::parse(request.session_header);
-    if (!out->session_id) return RequestError{400, "X-Chatstream-Session-Id must be a UUID"};
+    if (!out->session_id) return Error{Errc::kBadRequest, "X-Chatstream-Session-Id must be a UUID"};
   }
   if (!model.empty() && model != "chatstream") {
-    return RequestError{404, "The model '" + model + "' does not exist; use \"chatstream\" (see GET /v1/models)"};
+    return Error{Errc::kNotFound, "The model '" + model + "' does not exist; use \"chatstream\" (see GET /v1/models)"};
   }
-  if (!has_messages || turns.empty()) return RequestError{400, "'messages' must contain a user message"};
-  if (last_role != "user") return RequestError{400, "the last message must be from the user"};
+  if (!has_messages || turns.empty()) return Error{Errc::kBadRequest, "'messages' must contain a user message"};
+  if (last_role != "user") return Error{Errc::kBadRequest, "the last message must be from the user"};
   out->message = std::move(turns.back().content);
   turns.pop_back();
-  if (is_blank(out->message)) return RequestError{400, "the user message must not be empty"};
+  if (is_blank(out->message)) return Error{Errc::kBadRequest, "the user message must not be empty"};
   out->prior_turns = std::move(turns);
-  return std::nullopt;
+  return {};
 }
 
-std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out) {
+Status parse_cancel_request(http::Request& request, CancelRequest* out) {
   bool has_run_id = false;
-  auto error = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
+  Status parsed = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
                                            -> std::optional<std::string> {
     if (key != "run_id") return std::nullopt;
     std::string text;
@@ -177,9 +177,9 @@ std::optional<RequestError> parse_cancel_request(http::Request& request, CancelR
     has_run_id = true;
     return std::nullopt;
   });
-  if (error) return error;
-  if (!has_run_id) return RequestError{400, "'run_id' is required"};
-  return std::nullopt;
+  if (!parsed) return parsed;
+  if (!has_run_id) return Error{Errc::kBadRequest, "'run_id' is required"};
+  return {};
 }
 
 }  // namespace chatstream::chat

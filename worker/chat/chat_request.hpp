@@ -1,21 +1,17 @@
 #pragma once
-// Validation of the JSON bodies of the chat endpoints. Every failure carries the HTTP status and a
-// message safe to show (docs/protocol.md: 400 bad_request, 415 unsupported_media_type).
+// Validation of the JSON bodies of the chat endpoints. Every failure is an Error with its Errc
+// (bad_request, unsupported_media_type, not_found for an unknown model) and a message safe to show.
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/result.hpp"
 #include "core/uuid.hpp"
 #include "http/request.hpp"
 #include "llm/provider.hpp"
 
 namespace chatstream::chat {
-
-struct RequestError {
-  int status;
-  std::string message;
-};
 
 struct ChatRequest {
   std::string message;
@@ -32,11 +28,11 @@ struct CancelRequest {
 };
 
 // `request.body` must have simdjson's padding in its capacity (the connection reserves it).
-std::optional<RequestError> parse_chat_request(http::Request& request, ChatRequest* out);
+Status parse_chat_request(http::Request& request, ChatRequest* out);
 // The OpenAI Chat Completions request shape: model ("chatstream" or absent), messages (the last one
 // from the user; content a string or an array of text parts), stream, stream_options.include_usage;
 // the session to continue from `session_id` in the body or the X-Chatstream-Session-Id header.
-std::optional<RequestError> parse_openai_request(http::Request& request, ChatRequest* out);
-std::optional<RequestError> parse_cancel_request(http::Request& request, CancelRequest* out);
+Status parse_openai_request(http::Request& request, ChatRequest* out);
+Status parse_cancel_request(http::Request& request, CancelRequest* out);
 
 }  // namespace chatstream::chat

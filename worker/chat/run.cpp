@@ -1,12 +1,13 @@
 #include "chat/run.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include <simdjson.h>
 
+#include "chat/run_registry.hpp"
 #include "core/clock.hpp"
-#include "http/response.hpp"
 #include "json/writer.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
@@ -21,24 +22,6 @@ namespace {
 // POST /chat keeps the whole answer in memory; beyond this the client must stream.
 constexpr size_t kMaxJsonAnswerBytes = 8 << 20;
 
-int http_status_for(std::string_view code) {
-  if (code == "timeout") return 504;
-  if (code == "upstream") return 502;
-  if (code == "overloaded" || code == "shutdown") return 503;
-  if (code == "bad_request") return 400;
-  return 500;
-}
-
-obs::Counter error_counter(std::string_view code) {
-  if (code == "timeout") return obs::Counter::kErrorTimeout;
-  if (code == "upstream") return obs::Counter::kErrorUpstream;
-  if (code == "bad_request") return obs::Counter::kErrorBadRequest;
-  if (code == "overloaded") return obs::Counter::kErrorOverloaded;
-  if (code == "shutdown") return obs::Counter::kErrorShutdown;
-  if (code == "slow_consumer") return obs::Counter::kErrorSlowConsumer;
-  return obs::Counter::kErrorInternal;
-}
-
 obs::Counter status_counter(RunStatus status) {
   switch (status) {
     case RunStatus::kComplete: return obs::Counter::kRunsComplete;
@@ -51,16 +34,13 @@ obs::Counter status_counter(RunStatus status) {
 }  // namespace
 
 void Run::start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode) {
-  auto* run = new Run(env, connection, std::move(request), mode);
-  run->begin();
+  Run& run = env.registry.add(std::unique_ptr<Run>(new Run(env, connection, std::move(request), mode)));
+  run.begin();
 }
 
 Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode)
     : env_(env),
-      connection_(&connection),
-      mode_(mode),
-      streaming_(mode == RunMode::kStream || mode == RunMode::kOpenAIStream),
-      include_usage_(request.include_usage),
+      streaming_(is_streaming(mode)),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
       message_(std::move(request.message)),
@@ -73,34 +53,16 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
   std::memcpy(id_text_, text.data(), sizeof id_text_);
   text = session_id_.to_string();
   std::memcpy(session_text_, text.data(), sizeof session_text_);
+  writer_ = make_run_writer(mode, connection, env.wheel, env.stream_settings, static_cast<sse::StreamObserver&>(*this),
+                            WriterSettings{request.include_usage});
 }
 
 void Run::begin() {
-  env_.registry.add(id_, this);
+  assert(env_.registry.find(id_) == this);
   obs::gauge_add(obs::Gauge::kActiveRuns, 1);
-  std::string_view run_id(id_text_, sizeof id_text_);
-  if (streaming_) {
-    obs::gauge_add(obs::Gauge::kActiveStreams, 1);
-    std::string meta;
-    json::Object fields(meta);
-    fields.field("run_id", run_id)
-        .field("session_id", std::string_view(session_text_, sizeof session_text_))
-        .field("heartbeat_ms", env_.stream_settings.heartbeat_ms);
-    // Only the pairs: the stream writes {"type":"meta", …}.
-    std::string pairs = meta.substr(1);
-    bool openai = mode_ == RunMode::kOpenAIStream;
-    stream_.emplace(*connection_, env_.wheel, env_.stream_settings, static_cast<sse::StreamObserver&>(*this),
-                    openai ? sse::Framing::kOpenAI : sse::Framing::kChatstream);
-    std::string headers;
-    if (openai) {
-      headers = "X-Chatstream-Session-Id: ";
-      headers.append(session_text_, sizeof session_text_);
-      headers += "\r\n";
-    }
-    stream_->open(run_id, pairs, headers);
-  } else {
-    connection_->attach(static_cast<http::ResponseProducer*>(this));
-  }
+  if (streaming_) obs::gauge_add(obs::Gauge::kActiveStreams, 1);
+  writer_->open(RunOpening{std::string_view(id_text_, sizeof id_text_),
+                           std::string_view(session_text_, sizeof session_text_), env_.stream_settings.heartbeat_ms});
   arm_watchdog();
   if (!env_.store) {
     start_generation();
@@ -111,21 +73,19 @@ void Run::begin() {
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
                  env_.history_chars};
   starting_ = true;
-  ticket_ = env_.store->start_run(start, [this](std::optional<StoreError> error, RunStarted& started) {
-    on_started(std::move(error), started);
-  });
+  ticket_ = env_.store->start_run(start, [this](Result<RunStarted>& started) { on_started(started); });
 }
 
-void Run::on_started(std::optional<StoreError> error, RunStarted& started) {
+void Run::on_started(Result<RunStarted>& started) {
   ticket_ = 0;
   starting_ = false;
-  if (error) {
-    finish(RunStatus::kError, error->code, error->message);
+  if (!started) {
+    fail(started.error());
     return;
   }
   persisted_ = true;
-  pipeline().language = std::move(started.language);
-  if (!started.history.empty()) pipeline().history = std::move(started.history);
+  pipeline().language = std::move(started->language);
+  if (!started->history.empty()) pipeline().history = std::move(started->history);
   start_retrieval();
 }
 
@@ -156,17 +116,16 @@ void Run::search(std::string question, const std::string& query) {
   stage_started_us_ = monotonic_us();
   pipeline().search_question = std::move(question);
   ticket_ = env_.store->retrieve(pipeline().language, query, env_.retrieval_candidates,
-                                 [this](std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
-                                   on_retrieved(std::move(error), candidates);
-                                 });
+                                 [this](Result<std::vector<rag::Passage>>& candidates) { on_retrieved(candidates); });
 }
 
-void Run::on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage>& candidates) {
+void Run::on_retrieved(Result<std::vector<rag::Passage>>& found_passages) {
   ticket_ = 0;
-  if (error) {
-    finish(RunStatus::kError, error->code, error->message);
+  if (!found_passages) {
+    fail(found_passages.error());
     return;
   }
+  std::vector<rag::Passage>& candidates = *found_passages;
   {
     std::string fields;
     json::Object(fields).field("count", static_cast<uint64_t>(candidates.size())).field("ms", elapsed_ms(stage_started_us_));
@@ -310,18 +269,11 @@ double Run::elapsed_ms(uint64_t since_us) const {
 
 void Run::on_stage(std::string_view type, std::string_view fields_json) {
   if (status_ != RunStatus::kRunning) return;
-  if (stream_) stream_->send(type, fields_json);
+  writer_->stage(type, fields_json);
   if (type == "citations") {
     // The latest list is the answer's sources (stored with the message, returned by POST /chat).
     constexpr std::string_view kPrefix = "\"citations\":";
     if (fields_json.substr(0, kPrefix.size()) == kPrefix) citations_json_ = fields_json.substr(kPrefix.size());
-  }
-  if (type == "tool_call" && pipeline().tool_calls_json.size() < 64 * 1024) {
-    // Kept for POST /chat's answer.
-    pipeline().tool_calls_json.push_back(pipeline().tool_calls_json.empty() ? '[' : ',');
-    pipeline().tool_calls_json.push_back('{');
-    pipeline().tool_calls_json.append(fields_json);
-    pipeline().tool_calls_json.push_back('}');
   }
 }
 
@@ -334,25 +286,21 @@ void Run::on_token(std::string_view text) {
     first_token_us_ = monotonic_us();
     obs::observe_ttft(static_cast<double>(first_token_us_ - started_us_) / 1e6);
   }
-  if (stream_) {
-    stream_->send_token(text);
-    // Kept for persistence; without a database only POST /chat needs the text.
-    if (env_.store) answer_.append(text);
-  } else {
-    if (answer_.size() + text.size() > kMaxJsonAnswerBytes) {
-      finish(RunStatus::kError, "upstream", "The answer is too long for POST /chat; use /chat/stream.");
-      return;
-    }
-    answer_.append(text);
+  if (!streaming_ && answer_.size() + text.size() > kMaxJsonAnswerBytes) {
+    finish(RunStatus::kError, Errc::kUpstream, "The answer is too long for POST /chat; use /chat/stream.");
+    return;
   }
+  writer_->token(text);
+  // Kept for persistence and for the answers written whole; a stream without a database needs none.
+  if (env_.store || !streaming_) answer_.append(text);
 }
 
 void Run::on_complete() { finish(RunStatus::kComplete); }
 
 void Run::on_usage(std::string_view usage_json) { pipeline().usage_json = usage_json; }
 
-void Run::on_error(std::string_view code, std::string_view message) {
-  finish(code == "timeout" ? RunStatus::kTimeout : RunStatus::kError, code, message);
+void Run::on_error(Errc code, std::string_view message) {
+  finish(code == Errc::kTimeout ? RunStatus::kTimeout : RunStatus::kError, code, message);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -370,20 +318,15 @@ void Run::on_pressure(bool over_cap) {
 }
 
 void Run::on_slow_consumer() {
-  finish(RunStatus::kError, "slow_consumer", "The connection was too slow to receive the answer.");
+  finish(RunStatus::kError, Errc::kSlowConsumer, "The connection was too slow to receive the answer.");
 }
 
 void Run::on_client_gone() { finish(RunStatus::kDisconnected); }
 
-void Run::on_connection_lost() {
-  connection_ = nullptr;
-  finish(RunStatus::kDisconnected);
-}
-
 void Run::cancel() { finish(RunStatus::kCancelled); }
 
 void Run::shut_down() {
-  finish(RunStatus::kError, "shutdown", "The server is restarting. Please send your message again.");
+  finish(RunStatus::kError, Errc::kShutdown, "The server is restarting. Please send your message again.");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -402,11 +345,11 @@ void Run::on_watchdog(void* opaque) {
   uint64_t now = self->env_.wheel.now_ms();
   const RunEnvironment& env = self->env_;
   if (env.run_timeout_ms > 0 && now >= self->started_us_ / 1000 + env.run_timeout_ms) {
-    self->finish(RunStatus::kTimeout, "timeout", "The answer took too long and was stopped.");
+    self->finish(RunStatus::kTimeout, Errc::kTimeout, "The answer took too long and was stopped.");
     return;
   }
   if (env.token_timeout_ms > 0 && !self->paused_ && now >= self->last_token_ms_ + env.token_timeout_ms) {
-    self->finish(RunStatus::kTimeout, "timeout", "The language model stopped responding.");
+    self->finish(RunStatus::kTimeout, Errc::kTimeout, "The language model stopped responding.");
     return;
   }
   self->arm_watchdog();
@@ -415,8 +358,9 @@ void Run::on_watchdog(void* opaque) {
 // ---------------------------------------------------------------------------------------------------
 // The one way out
 
-void Run::finish(RunStatus status, std::string_view error_code, std::string_view message) {
+void Run::finish(RunStatus status, Errc error, std::string_view message) {
   if (status_ != RunStatus::kRunning) return;
+  assert(status != RunStatus::kRunning);
   status_ = status;
   env_.wheel.cancel(watchdog_);
   if (pipeline_) {
@@ -426,51 +370,57 @@ void Run::finish(RunStatus status, std::string_view error_code, std::string_view
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
   if (ticket_ != 0 && starting_) {
     // The start statement may commit the run's row: let it, then write the end.
-    env_.store->abandon_start(ticket_, make_end(error_code));
+    env_.store->abandon_start(ticket_, make_end(error));
     ticket_ = 0;
   } else if (ticket_ != 0) {
     env_.store->cancel(ticket_);  // no query goes on either
     ticket_ = 0;
   }
-  env_.registry.remove(id_);
+  env_.registry.finished(id_);
   obs::gauge_add(obs::Gauge::kActiveRuns, -1);
   if (env_.store && persisted_) {
-    bool client_waits = streaming_ ? stream_ && stream_->attached() : connection_ != nullptr;
-    if (status == RunStatus::kComplete && client_waits) {
+    if (status == RunStatus::kComplete && writer_->attached()) {
       // `done` means "saved": the terminal event waits for the commit (and carries the message id);
       // a database that went away turns it into a clear error, and the write is retried.
-      env_.store->finish_run(make_end(error_code), [this](std::optional<StoreError> error, int64_t message_id) {
-        if (error) end(RunStatus::kError, error->code, error->message, 0);
-        else end(RunStatus::kComplete, {}, {}, message_id);
+      env_.store->finish_run(make_end(error), [this](Result<int64_t> message_id) {
+        if (!message_id) end(RunStatus::kError, message_id.error().code, message_id.error().message, 0);
+        else end(RunStatus::kComplete, Errc::kInternal, {}, *message_id);
       });
       return;
     }
-    env_.store->finish_run(make_end(error_code));
+    env_.store->finish_run(make_end(error));
   }
-  end(status, error_code, message, 0);
+  end(status, error, message, 0);
 }
 
-void Run::end(RunStatus shown, std::string_view error_code, std::string_view message, int64_t message_id) {
+void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t message_id) {
+  assert(status_ != RunStatus::kRunning && shown != RunStatus::kRunning);
+  bool failed = shown == RunStatus::kError || shown == RunStatus::kTimeout;
   obs::add(status_counter(shown));
-  if (!error_code.empty()) obs::add(error_counter(error_code));
-  if (streaming_) {
-    obs::gauge_add(obs::Gauge::kActiveStreams, -1);
-    write_stream_end(shown, error_code, message, message_id);
-  } else if (mode_ == RunMode::kOpenAIJson) {
-    write_openai_json_end(shown, error_code, message);
-  } else {
-    write_json_end(shown, error_code, message, message_id);
-  }
+  if (failed) obs::count_run_error(error);
+  if (streaming_) obs::gauge_add(obs::Gauge::kActiveStreams, -1);
+  RunOutcome outcome;
+  outcome.status = shown;
+  outcome.error = error;
+  outcome.message = message;
+  outcome.message_id = message_id;
+  outcome.tokens = tokens_;
+  outcome.ttft_ms = first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0;
+  outcome.duration_ms = elapsed_ms(started_us_);
+  outcome.answer = answer_;
+  outcome.citations_json = citations_json_;
+  if (pipeline_) outcome.model_usage = pipeline_->usage_json;
+  writer_->end(outcome);
   if (log::enabled(log::Level::kDebug)) {
     log::debug("run finished", log::field("run_id", std::string_view(id_text_, sizeof id_text_)) + "," +
                                    log::field("tokens", static_cast<long long>(tokens_)));
   }
-  env_.graveyard.bury(this);
+  env_.graveyard.bury(env_.registry.release(this).release());
 }
 
 // The assistant message is stored whatever the ending — with its status and the text produced so far
 // — once the run's row exists (the start statement succeeded).
-RunEnd Run::make_end(std::string_view error_code) const {
+RunEnd Run::make_end(Errc error) const {
   RunEnd end;
   end.run_id = id_;
   end.session_id = session_id_;
@@ -480,119 +430,13 @@ RunEnd Run::make_end(std::string_view error_code) const {
     case RunStatus::kCancelled: end.run_status = "cancelled"; end.message_status = "cancelled"; break;
     case RunStatus::kDisconnected: end.run_status = "disconnected"; end.message_status = "cancelled"; break;
     case RunStatus::kTimeout: end.run_status = "timeout"; end.message_status = "timeout"; end.error_code = "timeout"; break;
-    default: end.run_status = "error"; end.message_status = "error"; end.error_code = error_code; break;
+    default: end.run_status = "error"; end.message_status = "error"; end.error_code = error_code(error); break;
   }
   end.citations_json = citations_json_;
   end.tokens = tokens_;
   if (first_token_us_) end.first_token_ms = static_cast<double>(first_token_us_ - started_us_) / 1000.0;
   end.duration_ms = elapsed_ms(started_us_);
   return end;
-}
-
-void Run::write_stream_end(RunStatus status, std::string_view error_code, std::string_view message,
-                           int64_t message_id) {
-  if (!stream_ || !stream_->attached()) return;
-  std::string fields;
-  json::Object object(fields);
-  std::string_view type;
-  switch (status) {
-    case RunStatus::kComplete:
-      type = "done";
-      object.field("status", "complete")
-          .field("tokens", tokens_)
-          .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
-          .field("duration_ms", elapsed_ms(started_us_));
-      if (message_id > 0) object.field("message_id", message_id);
-      if (pipeline_ && !pipeline_->usage_json.empty()) object.raw("usage", pipeline_->usage_json);
-      break;
-    case RunStatus::kCancelled:
-      type = "cancelled";
-      object.field("reason", "cancel_request").field("tokens", tokens_);
-      break;
-    case RunStatus::kDisconnected:
-      stream_->abandon();
-      return;
-    default:
-      type = "error";
-      object.field("code", error_code).field("message", message).field("tokens", tokens_);
-  }
-  std::string usage = include_usage_ ? usage_for_client() : std::string();
-  sse::StreamEnd end{type, std::string_view(fields).substr(1), error_code, message, usage};
-  stream_->close(end, error_code == "slow_consumer");
-}
-
-// The model's own usage when it reported one, else what chatstream counted.
-std::string Run::usage_for_client() const {
-  if (pipeline_ && !pipeline_->usage_json.empty()) return pipeline_->usage_json;
-  std::string usage;
-  json::Object(usage)
-      .field("prompt_tokens", 0)
-      .field("completion_tokens", tokens_)
-      .field("total_tokens", tokens_)
-      .close();
-  return usage;
-}
-
-void Run::write_openai_json_end(RunStatus status, std::string_view error_code, std::string_view message) {
-  http::Connection* connection = connection_;
-  connection_ = nullptr;
-  if (!connection) return;
-  connection->detach(static_cast<http::ResponseProducer*>(this));
-  if (status == RunStatus::kDisconnected) return;
-  std::string session_header = "X-Chatstream-Session-Id: ";
-  session_header.append(session_text_, sizeof session_text_);
-  session_header += "\r\n";
-  if (status != RunStatus::kComplete && status != RunStatus::kCancelled) {
-    int http_status = http_status_for(error_code);
-    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message),
-                        session_header + (http_status == 503 ? "Retry-After: 1\r\n" : ""));
-    return;
-  }
-  std::string choice;
-  std::string assistant;
-  json::Object(assistant).field("role", "assistant").field("content", answer_).close();
-  json::Object(choice).field("index", 0).raw("message", assistant).field("finish_reason", "stop").close();
-  std::string body;
-  json::Object object(body);
-  object.field("id", "chatcmpl-" + std::string(id_text_, sizeof id_text_))
-      .field("object", "chat.completion")
-      .field("created", static_cast<int64_t>(time(nullptr)))
-      .field("model", "chatstream")
-      .raw("choices", "[" + choice + "]")
-      .raw("usage", usage_for_client())
-      .field("session_id", std::string_view(session_text_, sizeof session_text_));
-  object.close();
-  connection->respond(200, "application/json", body, session_header);
-}
-
-void Run::write_json_end(RunStatus status, std::string_view error_code, std::string_view message,
-                         int64_t message_id) {
-  http::Connection* connection = connection_;
-  connection_ = nullptr;
-  if (!connection) return;
-  connection->detach(static_cast<http::ResponseProducer*>(this));
-  if (status == RunStatus::kDisconnected) return;
-  if (status != RunStatus::kComplete && status != RunStatus::kCancelled) {
-    int http_status = http_status_for(error_code);
-    connection->respond(http_status, "application/json", http::error_body(http_status, error_code, message),
-                        http_status == 503 ? "Retry-After: 1\r\n" : "");
-    return;
-  }
-  std::string body;
-  json::Object object(body);
-  object.field("run_id", std::string_view(id_text_, sizeof id_text_))
-      .field("session_id", std::string_view(session_text_, sizeof session_text_))
-      .field("status", status == RunStatus::kComplete ? "complete" : "cancelled")
-      .field("answer", answer_)
-      .field("tokens", tokens_)
-      .field("ttft_ms", first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0)
-      .field("duration_ms", elapsed_ms(started_us_))
-      .raw("citations", citations_json_)
-      .raw("tool_calls", !pipeline_ || pipeline_->tool_calls_json.empty() ? std::string("[]")
-                                                                          : pipeline_->tool_calls_json + "]");
-  if (message_id > 0) object.field("message_id", message_id);
-  object.close();
-  connection->respond(200, "application/json", body);
 }
 
 }  // namespace chatstream::chat

@@ -1,12 +1,14 @@
 #pragma once
-// A run: one answer to one chat request, from the meta event to exactly one of done / error /
-// cancelled. It drives the provider's Generation, enforces the run and token-gap timeouts, turns
-// provider events into SSE events (stream mode) or one JSON answer (POST /chat), passes output
-// pressure back to the provider, and ends the work at once when the client goes away.
+// A run: one answer to one chat request, from its opening to exactly one outcome (complete,
+// cancelled, disconnected, timeout, error). It drives the pipeline (store the question, retrieve,
+// rerank, cite) and the provider's Generation, enforces the run and token-gap timeouts, passes output
+// pressure back to the provider, and ends the work at once when the client goes away. It says what
+// happens to its RunWriter (chat/run_writer.hpp); the writer decides how that looks on the wire.
 //
-// Lifetime: created by start(); registered in the RunRegistry until it finishes; finish() is the one
-// way out (every end path goes through it exactly once) and the object is deleted on the next loop
-// turn through the Graveyard, never inside its own callbacks.
+// Lifetime: created by start() and owned by the worker's RunRegistry; finish() is the one way out
+// (every end path goes through it exactly once); after its last word (end(), possibly after the save)
+// the registry hands it to the Graveyard, which deletes it on the next loop turn, never inside its own
+// callbacks. The Run owns its writer and its generation.
 
 #include <cstdint>
 #include <memory>
@@ -14,7 +16,7 @@
 #include <string>
 
 #include "chat/chat_request.hpp"
-#include "chat/run_registry.hpp"
+#include "chat/run_writer.hpp"
 #include "chat/store.hpp"
 #include "core/graveyard.hpp"
 #include "core/timer_wheel.hpp"
@@ -24,6 +26,8 @@
 #include "sse/stream.hpp"
 
 namespace chatstream::chat {
+
+class RunRegistry;
 
 // What all runs of a worker share.
 struct RunEnvironment {
@@ -41,17 +45,10 @@ struct RunEnvironment {
   size_t rerank_keep = 4;
 };
 
-// How the answer is delivered: chatstream's SSE protocol, one JSON object (POST /chat), or OpenAI's
-// chat.completion.chunk stream / chat.completion object (POST /v1/chat/completions).
-enum class RunMode { kStream, kJson, kOpenAIStream, kOpenAIJson };
-
-enum class RunStatus { kRunning, kComplete, kCancelled, kDisconnected, kTimeout, kError };
-
 class Run final : public Reclaimable,
                   private llm::EventSink,
                   private llm::ToolRunner,
-                  private sse::StreamObserver,
-                  private http::ResponseProducer {
+                  private sse::StreamObserver {
  public:
   static void start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
 
@@ -66,21 +63,17 @@ class Run final : public Reclaimable,
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
   void begin();
   // The pipeline, in order; each stage starts the next when its work is done.
-  void on_started(std::optional<StoreError> error, RunStarted& started);
+  void on_started(Result<RunStarted>& started);
   void start_retrieval();
   void search(std::string question, const std::string& query);
   std::vector<std::string> earlier_user_messages() const;
-  void on_retrieved(std::optional<StoreError> error, std::vector<rag::Passage>& candidates);
+  void on_retrieved(Result<std::vector<rag::Passage>>& candidates);
   void start_generation();
-  RunEnd make_end(std::string_view error_code) const;
+  RunEnd make_end(Errc error) const;
   // What the client sees at the end (after the save, for a complete run with a database).
-  void end(RunStatus shown, std::string_view error_code, std::string_view message, int64_t message_id);
-  void finish(RunStatus status, std::string_view error_code = {}, std::string_view message = {});
-  void write_stream_end(RunStatus status, std::string_view error_code, std::string_view message,
-                        int64_t message_id);
-  void write_json_end(RunStatus status, std::string_view error_code, std::string_view message, int64_t message_id);
-  void write_openai_json_end(RunStatus status, std::string_view error_code, std::string_view message);
-  std::string usage_for_client() const;
+  void end(RunStatus shown, Errc error, std::string_view message, int64_t message_id);
+  void finish(RunStatus status, Errc error = Errc::kInternal, std::string_view message = {});
+  void fail(const Error& error) { finish(RunStatus::kError, error.code, error.message); }
   void arm_watchdog();
   static void on_watchdog(void* self);
   double elapsed_ms(uint64_t since_us) const;
@@ -95,21 +88,14 @@ class Run final : public Reclaimable,
   void run_tool(std::string_view name, std::string_view arguments, llm::ToolRunner::Done done) override;
   void cancel_tool() override;
   static void on_tool_timer(void* self);
-  void on_error(std::string_view code, std::string_view message) override;
+  void on_error(Errc code, std::string_view message) override;
   // sse::StreamObserver
   void on_pressure(bool over_cap) override;
   void on_slow_consumer() override;
   void on_client_gone() override;
-  // http::ResponseProducer (JSON mode)
-  void on_flush() override {}
-  void on_output_drained() override {}
-  void on_connection_lost() override;
 
   RunEnvironment& env_;
-  http::Connection* connection_;
-  RunMode mode_;
   bool streaming_;        // kStream or kOpenAIStream
-  bool include_usage_;    // OpenAI clients that asked for the usage chunk
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
   Uuid session_id_;
@@ -122,7 +108,7 @@ class Run final : public Reclaimable,
   uint64_t stage_started_us_ = 0;
   bool persisted_ = false;     // the run's row exists: its end must be written
   bool starting_ = false;      // the start statement is in flight
-  std::optional<sse::Stream> stream_;
+  std::unique_ptr<RunWriter> writer_;
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;
   // What only the database, retrieval and tool paths use, allocated when first needed: a held
@@ -137,7 +123,6 @@ class Run final : public Reclaimable,
     std::string tool_result;
     std::string search_question;
     std::string usage_json;
-    std::string tool_calls_json;         // for POST /chat: the tool calls announced, "[{…},{…}" (open)
   };
   Pipeline& pipeline() {
     if (!pipeline_) pipeline_ = std::make_unique<Pipeline>(this);

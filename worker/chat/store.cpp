@@ -14,25 +14,25 @@ namespace {
 // At most this many finishing writes wait for an outage to end (a few MB at worst).
 constexpr size_t kMaxPendingWrites = 10000;
 constexpr uint64_t kMaxRetryBackoffMs = 5000;
+constexpr const char* kSavedLater = "The answer could not be saved yet; it will be when the database is back.";
 
-std::optional<StoreError> error_of(const db::QueryOutcome& outcome) {
-  if (outcome.ok()) return std::nullopt;
-  switch (outcome.error->kind) {
-    case db::QueryError::Kind::kOverloaded:
-      return StoreError{"overloaded", "The server is busy. Please retry in a moment."};
-    case db::QueryError::Kind::kUnavailable:
-    case db::QueryError::Kind::kConnection:
-      return StoreError{"internal", "The database is unavailable. Please retry in a moment."};
-    case db::QueryError::Kind::kSql:
-      log::error("database statement failed", log::field("error", outcome.error->message) + "," +
-                                                  log::field("sqlstate", outcome.error->sqlstate));
-      return StoreError{"internal", "Something went wrong while saving the conversation."};
+// What a client is told about a failed statement (the details go to the log).
+Error error_of(const db::QueryError& error) {
+  switch (error.code) {
+    case Errc::kOverloaded:
+      return Error{Errc::kOverloaded, "The server is busy. Please retry in a moment."};
+    case Errc::kDatabaseUnavailable:
+      return Error{Errc::kDatabaseUnavailable, "The database is unavailable. Please retry in a moment."};
+    default:
+      log::error("database statement failed",
+                 log::field("error", error.message) + "," + log::field("sqlstate", error.sqlstate));
+      return Error{Errc::kInternal, "Something went wrong while saving the conversation."};
   }
-  return StoreError{"internal", "Something went wrong."};
 }
 
+// A write that failed for lack of a database (not because the statement is wrong) is kept and retried.
 bool retryable(const db::QueryOutcome& outcome) {
-  return outcome.error && outcome.error->kind != db::QueryError::Kind::kSql;
+  return outcome.error && outcome.error->code != Errc::kInternal;
 }
 
 std::string number(double value) {
@@ -100,15 +100,13 @@ Store::~Store() {
   }
 }
 
-Store::Ticket Store::start_run(const RunStart& start,
-                               std::function<void(std::optional<StoreError>, RunStarted&)> done) {
+Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done) {
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
                     std::to_string(getpid()), start.message, std::to_string(start.history_messages)};
   size_t budget = start.history_chars;
   auto ticket = std::make_shared<Ticket>(0);
   *ticket = pool_.execute(kStartRunSql, std::move(params), [this, ticket, done = std::move(done), budget](
                                                               db::QueryOutcome& outcome) {
-    RunStarted started;
     obs::add(obs::Counter::kDbQueries);
     if (auto abandoned = abandoned_starts_.find(*ticket); abandoned != abandoned_starts_.end()) {
       RunEnd end = std::move(abandoned->second);
@@ -116,10 +114,12 @@ Store::Ticket Store::start_run(const RunStart& start,
       if (outcome.ok()) finish_run(std::move(end));  // the run's row exists: give it its end
       return;
     }
-    if (auto error = error_of(outcome)) {
-      done(error, started);
+    if (!outcome.ok()) {
+      Result<RunStarted> failed = error_of(*outcome.error);
+      done(failed);
       return;
     }
+    RunStarted started;
     if (outcome.rows() > 0) started.language = std::string(outcome.text(0, 0));
     // Rows are oldest first; keep the newest ones that fit the character budget.
     std::vector<llm::Turn> turns;
@@ -131,7 +131,8 @@ Store::Ticket Store::start_run(const RunStart& start,
     while (first > 0 && used + turns[first - 1].content.size() <= budget) used += turns[--first].content.size();
     started.history.assign(std::make_move_iterator(turns.begin() + static_cast<std::ptrdiff_t>(first)),
                            std::make_move_iterator(turns.end()));
-    done(std::nullopt, started);
+    Result<RunStarted> result = std::move(started);
+    done(result);
   });
   return *ticket;
 }
@@ -142,15 +143,16 @@ void Store::abandon_start(Ticket ticket, RunEnd end) {
 }
 
 Store::Ticket Store::retrieve(const std::string& language, const std::string& query, size_t limit,
-                              std::function<void(std::optional<StoreError>, std::vector<rag::Passage>&)> done) {
+                              std::function<void(Result<std::vector<rag::Passage>>&)> done) {
   db::Params params{language.empty() ? "english" : language, query, std::to_string(limit)};
   return pool_.execute(kRetrieveSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
-    std::vector<rag::Passage> passages;
     obs::add(obs::Counter::kDbQueries);
-    if (auto error = error_of(outcome)) {
-      done(error, passages);
+    if (!outcome.ok()) {
+      Result<std::vector<rag::Passage>> failed = error_of(*outcome.error);
+      done(failed);
       return;
     }
+    std::vector<rag::Passage> passages;
     passages.reserve(static_cast<size_t>(outcome.rows()));
     for (int row = 0; row < outcome.rows(); ++row) {
       rag::Passage passage;
@@ -163,17 +165,15 @@ Store::Ticket Store::retrieve(const std::string& language, const std::string& qu
       passage.db_rank = std::strtod(std::string(outcome.text(row, 5)).c_str(), nullptr);
       passages.push_back(std::move(passage));
     }
-    done(std::nullopt, passages);
+    Result<std::vector<rag::Passage>> result = std::move(passages);
+    done(result);
   });
 }
 
 void Store::finish_run(RunEnd end, SavedCallback saved) {
   if (!pending_.empty()) {
     // The database was away: keep the order of writes, behind the ones already waiting.
-    if (saved) {
-      StoreError error{"internal", "The answer could not be saved yet; it will be when the database is back."};
-      saved(error, 0);
-    }
+    if (saved) saved(Error{Errc::kDatabaseUnavailable, kSavedLater});
     if (pending_.size() >= kMaxPendingWrites) {
       obs::add(obs::Counter::kPersistLost);
       log::error("conversation write lost: too many writes waiting for the database",
@@ -211,13 +211,9 @@ void Store::write(RunEnd end, SavedCallback saved) {
         std::string_view id = outcome.text(0, 0);
         std::from_chars(id.data(), id.data() + id.size(), message_id);
       }
-      std::optional<StoreError> error;
-      if (!outcome.ok()) {
-        error = retryable(outcome)
-                    ? StoreError{"internal", "The answer could not be saved yet; it will be when the database is back."}
-                    : StoreError{"internal", "The answer could not be saved."};
-      }
-      saved(error, message_id);
+      if (outcome.ok()) saved(message_id);
+      else if (retryable(outcome)) saved(Error{Errc::kDatabaseUnavailable, kSavedLater});
+      else saved(Error{Errc::kInternal, "The answer could not be saved."});
     }
     if (outcome.ok()) {
       backoff_ms_ = 0;
@@ -255,26 +251,26 @@ void Store::on_retry(void* opaque) {
   self->write(std::move(end), nullptr);
 }
 
-Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::function<void(std::optional<StoreError>, bool)> done) {
+Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done) {
   return pool_.execute(kCancelSql, {run_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
-    if (auto error = error_of(outcome)) {
-      done(error, false);
-      return;
-    }
-    done(std::nullopt, outcome.rows() > 0);
+    if (!outcome.ok()) done(error_of(*outcome.error));
+    else if (outcome.rows() == 0) done(Error{Errc::kNotFound, "No run in progress with this run_id"});
+    else done(Status{});
   });
 }
 
 Store::Ticket Store::session_messages(
-    const Uuid& session_id, std::function<void(std::optional<StoreError>, bool, std::vector<StoredMessage>&)> done) {
+    const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done) {
   return pool_.execute(kMessagesSql, {session_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
-    std::vector<StoredMessage> messages;
     obs::add(obs::Counter::kDbQueries);
-    if (auto error = error_of(outcome)) {
-      done(error, false, messages);
+    if (!outcome.ok() || outcome.rows() == 0) {
+      Result<std::vector<StoredMessage>> failed =
+          outcome.ok() ? Error{Errc::kNotFound, "No such session"} : error_of(*outcome.error);
+      done(failed);
       return;
     }
+    std::vector<StoredMessage> messages;
     for (int row = 0; row < outcome.rows(); ++row) {
       if (outcome.is_null(row, 0)) continue;  // a session without messages
       StoredMessage message;
@@ -287,7 +283,8 @@ Store::Ticket Store::session_messages(
       message.citations_json = outcome.text(row, 5);
       messages.push_back(std::move(message));
     }
-    done(std::nullopt, outcome.rows() > 0, messages);
+    Result<std::vector<StoredMessage>> result = std::move(messages);
+    done(result);
   });
 }
 

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/result.hpp"
 #include "core/timer_wheel.hpp"
 #include "core/uuid.hpp"
 #include "db/pool.hpp"
@@ -23,11 +24,6 @@
 #include "rag/passage.hpp"
 
 namespace chatstream::chat {
-
-struct StoreError {
-  std::string code;     // overloaded (pool exhausted) or internal (database unavailable or failing)
-  std::string message;  // safe to show
-};
 
 struct RunStart {
   Uuid run_id;
@@ -67,19 +63,20 @@ class Store {
   ~Store();
 
   using Ticket = db::Pool::Ticket;
-  Ticket start_run(const RunStart& start, std::function<void(std::optional<StoreError>, RunStarted&)> done);
+  // Every callback gets a Result: the value, or an Error whose Errc is kOverloaded (no free
+  // connection in time), kDatabaseUnavailable or kInternal (the statement failed), or kNotFound.
+  Ticket start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done);
   Ticket retrieve(const std::string& language, const std::string& query, size_t limit,
-                  std::function<void(std::optional<StoreError>, std::vector<rag::Passage>&)> done);
+                  std::function<void(Result<std::vector<rag::Passage>>&)> done);
   // Stores the assistant message and the run's end. `saved` (optional) hears once whether this first
   // attempt committed (with the message id); a write that failed for lack of a database is kept and
   // retried all the same.
-  using SavedCallback = std::function<void(std::optional<StoreError>, int64_t message_id)>;
+  using SavedCallback = std::function<void(Result<int64_t> message_id)>;
   void finish_run(RunEnd end, SavedCallback saved = nullptr);
-  // NOTIFY the worker that owns `run_id`; `done(found)` is false when no such run is running.
-  Ticket cancel_everywhere(const Uuid& run_id, std::function<void(std::optional<StoreError>, bool found)> done);
-  // Messages of a session, oldest first; `found` is false for an unknown session.
-  Ticket session_messages(const Uuid& session_id,
-                          std::function<void(std::optional<StoreError>, bool found, std::vector<StoredMessage>&)> done);
+  // NOTIFY the worker that owns `run_id`; kNotFound when no such run is running.
+  Ticket cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done);
+  // Messages of a session, oldest first; kNotFound for an unknown session.
+  Ticket session_messages(const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
   // A run that ends while its start statement is in flight: the statement is left to finish (it may
   // commit the run's row), then `end` is written if it did; the run's own callback is not called.

@@ -1,16 +1,25 @@
 #pragma once
 // The one error convention of chatstream: a fallible call returns Result<T> (or Status), which holds
-// either the value or an Error. libuv calls keep their negative codes at the call site and are
-// turned into an Error (with uv_strerror) where they cross into our own code.
+// either the value or an Error: an Errc (core/errc.hpp: what the client sees, the HTTP status, whether
+// to retry) and a message. Asynchronous calls hand their callback a Result<T>/Status the same way.
+// libuv calls keep their negative codes at the call site and are turned into an Error (with
+// uv_strerror) where they cross into our own code.
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 
+#include "core/errc.hpp"
+
 namespace chatstream {
 
 struct Error {
-  std::string message;
+  Error(Errc code, std::string message) : code(code), message(std::move(message)) {}
+  // Failures that never reach a client (configuration, start-up) need no code of their own.
+  explicit Error(std::string message) : message(std::move(message)) {}
+  Errc code = Errc::kInternal;
+  std::string message;  // safe to show to a user when the error reaches a client
 };
 
 template <typename T>
@@ -34,15 +43,14 @@ class [[nodiscard]] Result {
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+  Status(Error error) : error_(std::move(error)) {}  // NOLINT
   static Status success() { return Status(); }
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  const Error& error() const { return error_; }
+  bool ok() const { return !error_; }
+  explicit operator bool() const { return ok(); }
+  const Error& error() const { return *error_; }
 
  private:
-  Error error_;
-  bool ok_ = true;
+  std::optional<Error> error_;
 };
 
 }  // namespace chatstream

@@ -1,6 +1,7 @@
 #include "db/pg_connection.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
 
 #include "obs/log.hpp"
@@ -10,24 +11,6 @@ namespace chatstream::db {
 namespace {
 constexpr uint64_t kFirstBackoffMs = 100;
 constexpr uint64_t kMaxBackoffMs = 5000;
-
-// PQcancel blocks (it opens a connection to the server): it runs on libuv's thread pool.
-struct CancelWork {
-  uv_work_t work;
-  PGcancel* cancel;
-  std::function<void()> done;
-};
-void run_cancel(uv_work_t* work) {
-  auto* job = static_cast<CancelWork*>(work->data);
-  char error[256];
-  PQcancel(job->cancel, error, sizeof error);
-}
-void after_cancel(uv_work_t* work, int) {
-  auto* job = static_cast<CancelWork*>(work->data);
-  PQfreeCancel(job->cancel);
-  job->done();
-  delete job;
-}
 
 std::string trim_message(const char* message) {
   std::string text = message ? message : "";
@@ -41,9 +24,32 @@ struct PgConnection::Poll {
   PgConnection* owner;
 };
 
-PgConnection::PgConnection(uv_loop_t* loop, TimerWheel& wheel, std::string conninfo, Observer& observer)
-    : loop_(loop), wheel_(wheel), conninfo_(std::move(conninfo)), observer_(observer),
+// PQcancel blocks (it opens a connection to the server): it runs on libuv's thread pool. The work
+// request owns itself and is freed in its after-work callback; `owner` is cleared if the connection
+// closes first.
+struct PgConnection::CancelWork {
+  uv_work_t work;
+  PGcancel* cancel;
+  PgConnection* owner;
+};
+
+void PgConnection::run_cancel(uv_work_t* work) {
+  auto* job = static_cast<CancelWork*>(work->data);
+  char error[256];
+  PQcancel(job->cancel, error, sizeof error);
+}
+
+PgConnection::PgConnection(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, std::string conninfo,
+                           Observer& observer)
+    : loop_(loop), wheel_(wheel), graveyard_(graveyard), conninfo_(std::move(conninfo)), observer_(observer),
       retry_timer_(&PgConnection::on_retry, this) {}
+
+void PgConnection::on_cancel_finished(uv_work_t* work, int) {
+  auto* job = static_cast<CancelWork*>(work->data);
+  PQfreeCancel(job->cancel);
+  if (job->owner) job->owner->on_cancel_done(job);
+  delete job;
+}
 
 void PgConnection::start() { begin_connect(); }
 
@@ -137,6 +143,7 @@ void PgConnection::continue_connect() {
 }
 
 void PgConnection::send(const std::string& sql, const Params& params, QueryCallback callback) {
+  assert(ready());
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& param : params) values.push_back(param ? param->c_str() : nullptr);
@@ -169,13 +176,8 @@ void PgConnection::read_input() {
   while (PGnotify* notify = PQnotifies(conn_)) {
     std::string channel = notify->relname, payload = notify->extra;
     PQfreemem(notify);
-    ++callback_depth_;
     observer_.on_notification(*this, channel, payload);
-    --callback_depth_;
-    if (state_ == State::kClosed) {
-      delete_if_unused();
-      return;
-    }
+    if (state_ == State::kClosed) return;
   }
   if (state_ != State::kBusy) return;
   while (!PQisBusy(conn_)) {
@@ -192,17 +194,14 @@ void PgConnection::read_input() {
         ExecStatusType status = PQresultStatus(outcome.result.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
           const char* state = PQresultErrorField(outcome.result.get(), PG_DIAG_SQLSTATE);
-          outcome.error = QueryError{QueryError::Kind::kSql, trim_message(PQresultErrorMessage(outcome.result.get())),
+          outcome.error = QueryError{Errc::kInternal, trim_message(PQresultErrorMessage(outcome.result.get())),
                                      state ? state : ""};
         }
       }
       bool abandoned = abandoned_;
       abandoned_ = false;
-      ++callback_depth_;
       if (callback && !abandoned) callback(outcome);
-      if (ready()) observer_.on_ready(*this);
-      --callback_depth_;
-      if (state_ == State::kClosed) delete_if_unused();  // closed from inside the callback
+      if (ready()) observer_.on_ready(*this);  // not after a close from inside the callback
       return;
     }
     // Keep the first error, otherwise the last result (a statement yields one result here).
@@ -222,28 +221,21 @@ void PgConnection::abandon() {
   if (PGcancel* cancel = PQgetCancel(conn_)) {
     // Until the cancel request has been delivered the connection takes no new statement: a late
     // cancel would hit it instead of the abandoned one.
-    auto* job = new CancelWork{{}, cancel, [this] { on_cancel_done(); }};
+    auto* job = new CancelWork{{}, cancel, this};
     job->work.data = job;
-    if (uv_queue_work(loop_, &job->work, &run_cancel, &after_cancel) != 0) {
+    if (uv_queue_work(loop_, &job->work, &PgConnection::run_cancel, &PgConnection::on_cancel_finished) != 0) {
       PQfreeCancel(cancel);
       delete job;
       return;
     }
-    ++cancels_in_flight_;
+    cancels_.push_back(job);
   }
 }
 
-void PgConnection::on_cancel_done() {
-  --cancels_in_flight_;
-  if (state_ == State::kClosed) {
-    delete_if_unused();
-    return;
-  }
+void PgConnection::on_cancel_done(CancelWork* work) {
+  assert(state_ != State::kClosed);  // close() detaches its cancels
+  cancels_.erase(std::find(cancels_.begin(), cancels_.end(), work));
   if (ready()) observer_.on_ready(*this);
-}
-
-void PgConnection::delete_if_unused() {
-  if (callback_depth_ == 0 && cancels_in_flight_ == 0) delete this;
 }
 
 void PgConnection::fail(std::string message) {
@@ -266,15 +258,12 @@ void PgConnection::fail(std::string message) {
   state_ = State::kDisconnected;
   backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(kMaxBackoffMs, backoff_ms_ * 2);
   wheel_.schedule_in(retry_timer_, backoff_ms_);
-  ++callback_depth_;
   observer_.on_lost(*this, was_connected);
   if (callback && !abandoned && state_ != State::kClosed) {
     QueryOutcome outcome;
-    outcome.error = QueryError{QueryError::Kind::kConnection, message, ""};
+    outcome.error = QueryError{Errc::kDatabaseUnavailable, message, ""};
     callback(outcome);
   }
-  --callback_depth_;
-  if (state_ == State::kClosed) delete_if_unused();
 }
 
 void PgConnection::on_retry(void* opaque) { static_cast<PgConnection*>(opaque)->begin_connect(); }
@@ -289,9 +278,11 @@ void PgConnection::close() {
     PQfinish(conn_);
     conn_ = nullptr;
   }
-  // Poll handles close asynchronously but hold no pointer to us any more (owner cleared). From inside
-  // one of our own callbacks the caller up the stack deletes us when it returns.
-  delete_if_unused();
+  // The poll handle closes asynchronously but holds no pointer to us any more (owner cleared); the
+  // cancels still running on the thread pool forget us too.
+  for (CancelWork* work : cancels_) work->owner = nullptr;
+  cancels_.clear();
+  graveyard_.bury(this);
 }
 
 }  // namespace chatstream::db

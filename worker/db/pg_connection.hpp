@@ -8,8 +8,10 @@
 // The connection reconnects by itself with a backoff (100 ms doubling to 5 s) and tells its observer
 // when it becomes ready or is lost. Parameters are always bound, never spliced into SQL text.
 //
-// Lifetime: owned by whoever created it until close(); after close() it deletes itself once libuv
-// has released its handles.
+// Lifetime: owned by whoever created it until close(), which hands it to the worker's deferred-free
+// list (Graveyard): it is deleted at the start of the next loop turn, never inside a callback. Its
+// poll handle is a separate object freed in its own close callback; a cancel request still running
+// on the thread pool is detached from it first.
 
 #include <libpq-fe.h>
 #include <uv.h>
@@ -20,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "core/errc.hpp"
+#include "core/graveyard.hpp"
 #include "core/timer_wheel.hpp"
 
 namespace chatstream::db {
@@ -29,11 +33,14 @@ struct PgResultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
+// Why a statement failed, in the one vocabulary of core/errc.hpp: kInternal (the server refused the
+// statement: `sqlstate` says why, retrying it would fail the same way), kDatabaseUnavailable (no
+// connection, or it broke: the statement may succeed once the database is back) or kOverloaded (no
+// free connection within the wait deadline, or too many statements waiting).
 struct QueryError {
-  enum class Kind { kSql, kConnection, kUnavailable, kOverloaded };
-  Kind kind;
+  Errc code;
   std::string message;   // for logs; never shown to clients
-  std::string sqlstate;  // for kSql
+  std::string sqlstate;  // set for kInternal
 };
 
 struct QueryOutcome {
@@ -51,7 +58,7 @@ struct QueryOutcome {
 using Params = std::vector<std::optional<std::string>>;  // nullopt = SQL NULL
 using QueryCallback = std::function<void(QueryOutcome&)>;
 
-class PgConnection {
+class PgConnection final : public Reclaimable {
  public:
   class Observer {
    public:
@@ -64,14 +71,14 @@ class PgConnection {
     ~Observer() = default;
   };
 
-  PgConnection(uv_loop_t* loop, TimerWheel& wheel, std::string conninfo, Observer& observer);
+  PgConnection(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, std::string conninfo, Observer& observer);
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
 
   void start();
   // Connected, no statement in flight, and no cancel request of an abandoned statement still on its
   // way (it could otherwise hit the next statement).
-  bool ready() const { return state_ == State::kIdle && cancels_in_flight_ == 0; }
+  bool ready() const { return state_ == State::kIdle && cancels_.empty(); }
   bool connected() const { return state_ == State::kIdle || state_ == State::kBusy; }
   // Sends one statement (precondition: ready()). The callback runs exactly once, with the result or
   // an error, unless abandon() is called first.
@@ -79,15 +86,15 @@ class PgConnection {
   // The running statement's callback will not be called; the server is asked to cancel it. The
   // connection becomes ready again when the server has answered.
   void abandon();
-  // The one close path.
+  // The one close path: no callback runs after it; the object is freed on the next loop turn.
   void close();
   const std::string& last_error() const { return last_error_; }
 
  private:
   enum class State { kDisconnected, kConnecting, kIdle, kBusy, kClosed };
   struct Poll;
+  struct CancelWork;
 
-  ~PgConnection() = default;
   void begin_connect();
   void continue_connect();
   void watch(int events);
@@ -99,11 +106,13 @@ class PgConnection {
   static void on_poll(uv_poll_t* handle, int status, int events);
   static void on_poll_closed(uv_handle_t* handle);
   static void on_retry(void* self);
-  void on_cancel_done();
-  void delete_if_unused();
+  void on_cancel_done(CancelWork* work);
+  static void run_cancel(uv_work_t* work);
+  static void on_cancel_finished(uv_work_t* work, int status);
 
   uv_loop_t* loop_;
   TimerWheel& wheel_;
+  Graveyard& graveyard_;
   std::string conninfo_;
   Observer& observer_;
   PGconn* conn_ = nullptr;
@@ -117,8 +126,7 @@ class PgConnection {
   bool want_write_ = false;
   Timer retry_timer_;
   uint64_t backoff_ms_ = 0;
-  int callback_depth_ = 0;  // > 0 while our callbacks run: close() then defers the delete
-  int cancels_in_flight_ = 0;  // PQcancel requests running on the thread pool
+  std::vector<CancelWork*> cancels_;  // PQcancel requests running on the thread pool
   std::string last_error_;
 };
 

@@ -1,20 +1,21 @@
 #include "db/pool.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #include "obs/log.hpp"
 
 namespace chatstream::db {
 
-Pool::Pool(uv_loop_t* loop, TimerWheel& wheel, PoolSettings settings)
-    : loop_(loop), wheel_(wheel), settings_(std::move(settings)),
+Pool::Pool(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, PoolSettings settings)
+    : loop_(loop), wheel_(wheel), graveyard_(graveyard), settings_(std::move(settings)),
       deadline_timer_(&Pool::on_deadline, this), deferred_timer_(&Pool::on_deferred, this) {}
 
 Pool::~Pool() { close(); }
 
 void Pool::start() {
   for (size_t i = 0; i < settings_.size; ++i) {
-    connections_.push_back(new PgConnection(loop_, wheel_, settings_.conninfo, *this));
+    connections_.push_back(new PgConnection(loop_, wheel_, graveyard_, settings_.conninfo, *this));
   }
   for (PgConnection* connection : connections_) connection->start();
 }
@@ -24,11 +25,11 @@ Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callbac
       Job{next_ticket_++, std::move(sql), std::move(params), std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms});
   Ticket ticket = job->ticket;
   if (closed_) {
-    fail_later(std::move(job), {QueryError::Kind::kUnavailable, "pool closed", ""});
+    fail_later(std::move(job), {Errc::kDatabaseUnavailable, "pool closed", ""});
     return ticket;
   }
   if (waiting_.size() >= settings_.max_waiting) {
-    fail_later(std::move(job), {QueryError::Kind::kOverloaded, "too many statements waiting", ""});
+    fail_later(std::move(job), {Errc::kOverloaded, "too many statements waiting", ""});
     return ticket;
   }
   waiting_.push_back(std::move(job));
@@ -69,7 +70,7 @@ void Pool::cancel(Ticket ticket) {
   }
   auto running = running_.find(ticket);
   if (running != running_.end()) {
-    PgConnection* connection = running->second;
+    PgConnection* connection = running->second.connection;
     running_.erase(running);
     connection->abandon();
   }
@@ -78,7 +79,7 @@ void Pool::cancel(Ticket ticket) {
 void Pool::listen(std::string channel, NotificationHandler handler) {
   channels_.emplace_back(std::move(channel), std::move(handler));
   if (!listener_) {
-    listener_ = new PgConnection(loop_, wheel_, settings_.conninfo, *this);
+    listener_ = new PgConnection(loop_, wheel_, graveyard_, settings_.conninfo, *this);
     listener_->start();
   } else if (listener_->ready()) {
     listening_ = false;
@@ -116,11 +117,9 @@ void Pool::on_ready(PgConnection& connection) {
 }
 
 void Pool::on_lost(PgConnection& connection, bool) {
+  // A statement running on it gets its kDatabaseUnavailable error from the connection itself, right
+  // after this (through run()'s callback, which leaves running_).
   if (&connection == listener_) listening_ = false;
-  // Statements running on it get their kConnection error from the connection itself.
-  for (auto it = running_.begin(); it != running_.end();) {
-    it = it->second == &connection ? running_.erase(it) : std::next(it);
-  }
 }
 
 void Pool::on_notification(PgConnection&, std::string_view channel, std::string_view payload) {
@@ -141,11 +140,14 @@ void Pool::dispatch() {
 }
 
 void Pool::run(PgConnection& connection, std::unique_ptr<Job> job) {
+  assert(!closed_ && connection.ready());
   Ticket ticket = job->ticket;
-  running_[ticket] = &connection;
-  QueryCallback callback = std::move(job->callback);
-  connection.send(job->sql, job->params, [this, ticket, callback = std::move(callback)](QueryOutcome& outcome) {
-    running_.erase(ticket);
+  running_.emplace(ticket, Running{&connection, std::move(job->callback)});
+  connection.send(job->sql, job->params, [this, ticket](QueryOutcome& outcome) {
+    auto running = running_.find(ticket);
+    if (running == running_.end()) return;  // cancelled, or failed by close()
+    QueryCallback callback = std::move(running->second.callback);
+    running_.erase(running);
     if (callback) callback(outcome);
   });
 }
@@ -184,8 +186,8 @@ void Pool::on_deadline(void* opaque) {
     std::unique_ptr<Job> job = std::move(self->waiting_.front());
     self->waiting_.pop_front();
     QueryOutcome outcome;
-    outcome.error = up ? QueryError{QueryError::Kind::kOverloaded, "no free database connection in time", ""}
-                       : QueryError{QueryError::Kind::kUnavailable, "the database is unavailable", ""};
+    outcome.error = up ? QueryError{Errc::kOverloaded, "no free database connection in time", ""}
+                       : QueryError{Errc::kDatabaseUnavailable, "the database is unavailable", ""};
     if (job->callback) job->callback(outcome);
   }
   self->arm_deadline();
@@ -196,6 +198,10 @@ void Pool::close() {
   closed_ = true;
   wheel_.cancel(deadline_timer_);
   wheel_.cancel(deferred_timer_);
+  std::vector<QueryCallback> orphans;
+  for (auto& job : waiting_) orphans.push_back(std::move(job->callback));
+  for (auto& [job, error] : failed_) orphans.push_back(std::move(job->callback));
+  for (auto& [ticket, running] : running_) orphans.push_back(std::move(running.callback));
   waiting_.clear();
   failed_.clear();
   running_.clear();
@@ -203,6 +209,19 @@ void Pool::close() {
   connections_.clear();
   if (listener_) listener_->close();
   listener_ = nullptr;
+  // Every orphan hears why; what their callbacks ask for meanwhile fails the same way (execute()
+  // after close queues in failed_), until nothing is left.
+  while (!orphans.empty()) {
+    for (QueryCallback& callback : orphans) {
+      QueryOutcome outcome;
+      outcome.error = QueryError{Errc::kDatabaseUnavailable, "the worker is stopping", ""};
+      if (callback) callback(outcome);
+    }
+    orphans.clear();
+    for (auto& [job, error] : failed_) orphans.push_back(std::move(job->callback));
+    failed_.clear();
+  }
+  wheel_.cancel(deferred_timer_);
 }
 
 }  // namespace chatstream::db

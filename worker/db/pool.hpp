@@ -7,6 +7,9 @@
 //
 // Also owns one extra connection that LISTENs on the channels given to listen() and reports
 // notifications (cross-worker cancel).
+//
+// close() fails every statement still waiting or running (kDatabaseUnavailable): no callback is ever
+// dropped silently, so whoever waits for one (a run waiting for its save) always hears back.
 
 #include <uv.h>
 
@@ -35,7 +38,7 @@ class Pool final : private PgConnection::Observer {
   using Ticket = uint64_t;
   using NotificationHandler = std::function<void(std::string_view channel, std::string_view payload)>;
 
-  Pool(uv_loop_t* loop, TimerWheel& wheel, PoolSettings settings);
+  Pool(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, PoolSettings settings);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   ~Pool();
@@ -56,6 +59,7 @@ class Pool final : private PgConnection::Observer {
   std::string_view state() const;
   size_t connected() const;
   size_t waiting() const { return waiting_.size(); }
+  // Fails every waiting and running statement's callback, then closes the connections.
   void close();
 
  private:
@@ -79,12 +83,17 @@ class Pool final : private PgConnection::Observer {
 
   uv_loop_t* loop_;
   TimerWheel& wheel_;
+  Graveyard& graveyard_;  // closed connections are freed through it
   PoolSettings settings_;
   std::vector<PgConnection*> connections_;
   PgConnection* listener_ = nullptr;
   std::vector<std::pair<std::string, NotificationHandler>> channels_;
   std::deque<std::unique_ptr<Job>> waiting_;
-  std::unordered_map<Ticket, PgConnection*> running_;
+  struct Running {
+    PgConnection* connection;
+    QueryCallback callback;
+  };
+  std::unordered_map<Ticket, Running> running_;
   std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed_;  // callbacks deferred to the loop
   Timer deadline_timer_;
   Timer deferred_timer_;

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstring>
 
@@ -157,15 +158,15 @@ size_t Connection::parse(const char* data, size_t length) {
       dispatch_request();
       continue;
     }
-    if (pending_error_status_ != 0) {
-      int status = pending_error_status_;
-      reject(status, status == 431   ? "Request line and headers are too large"
-                           : status == 413 ? "Request body is too large"
-                                           : "Content-Length and Transfer-Encoding must not both be present");
+    if (pending_error_) {
+      Errc errc = *pending_error_;
+      reject(errc, errc == Errc::kHeadersTooLarge   ? "Request line and headers are too large"
+                   : errc == Errc::kPayloadTooLarge ? "Request body is too large"
+                                                    : "Content-Length and Transfer-Encoding must not both be present");
     } else if (err == HPE_UNEXPECTED_CONTENT_LENGTH) {
-      reject(400, "Content-Length and Transfer-Encoding must not both be present");
+      reject(Errc::kBadRequest, "Content-Length and Transfer-Encoding must not both be present");
     } else {
-      reject(400, std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_));
+      reject(Errc::kBadRequest, std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_));
     }
     return length;
   }
@@ -175,7 +176,7 @@ size_t Connection::parse(const char* data, size_t length) {
 bool Connection::count_header_bytes(size_t length) {
   pending_->header_bytes += length;
   if (pending_->header_bytes > host_.limits().max_header_bytes) {
-    pending_error_status_ = 431;
+    pending_error_ = Errc::kHeadersTooLarge;
     return false;
   }
   return true;
@@ -184,7 +185,7 @@ bool Connection::count_header_bytes(size_t length) {
 int Connection::on_message_begin(llhttp_t* parser) {
   Connection* self = connection_of(parser);
   self->pending_ = std::make_unique<PendingRequest>();
-  self->pending_error_status_ = 0;
+  self->pending_error_.reset();
   if (!self->request_started_) {
     self->request_started_ = true;
     self->arm_timer(TimerKind::kRequest, self->host_.limits().header_timeout_ms);
@@ -242,12 +243,12 @@ int Connection::on_headers_complete(llhttp_t* parser) {
   PendingRequest& pending = *self->pending_;
   // Request smuggling guard: a message framed two ways is refused, whatever llhttp would pick.
   if (pending.seen_content_length && pending.seen_transfer_encoding) {
-    self->pending_error_status_ = 400;
+    self->pending_error_ = Errc::kBadRequest;
     return -1;
   }
   const Limits& limits = self->host_.limits();
   if (pending.seen_content_length && parser->content_length > limits.max_body) {
-    self->pending_error_status_ = 413;
+    self->pending_error_ = Errc::kPayloadTooLarge;
     return -1;
   }
   Request& request = pending.request;
@@ -270,7 +271,7 @@ int Connection::on_body(llhttp_t* parser, const char* at, size_t length) {
   Connection* self = connection_of(parser);
   Request& request = self->pending_->request;
   if (request.body.size() + length > self->host_.limits().max_body) {
-    self->pending_error_status_ = 413;
+    self->pending_error_ = Errc::kPayloadTooLarge;
     return -1;
   }
   if (request.body.capacity() < request.body.size() + length + kJsonPadding) {
@@ -300,11 +301,11 @@ void Connection::dispatch_request() {
   host_.dispatch(*this, request);
 }
 
-void Connection::reject(int status, std::string_view message, std::string_view extra_headers) {
+void Connection::reject(Errc errc, std::string_view message, std::string_view extra_headers) {
   // The parser may be in an error state: answer, then close once the answer is written.
   busy_ = true;
   keep_alive_ = false;
-  respond_error(status, message, extra_headers);
+  respond_error(errc, message, extra_headers);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -313,6 +314,7 @@ void Connection::reject(int status, std::string_view message, std::string_view e
 void Connection::respond(int status, std::string_view content_type, std::string_view body,
                          std::string_view extra_headers) {
   if (closing_) return;
+  assert(busy_ && !streaming_);  // exactly one answer to the request being served
   std::string head;
   head.reserve(160 + extra_headers.size());
   append_head(head, status, content_type, static_cast<int64_t>(body.size()), keep_alive_, extra_headers);
@@ -322,12 +324,20 @@ void Connection::respond(int status, std::string_view content_type, std::string_
   finish_response();
 }
 
-void Connection::respond_error(int status, std::string_view message, std::string_view extra_headers) {
-  respond(status, "application/json", error_body(status, error_code_for_status(status), message), extra_headers);
+void Connection::respond_error(Errc errc, std::string_view message, std::string_view extra_headers) {
+  const ErrcRow& row = errc_row(errc);
+  if (row.retry_after.empty() || extra_headers.find("Retry-After:") != std::string_view::npos) {
+    respond(row.http_status, "application/json", error_body(errc, message), extra_headers);
+    return;
+  }
+  std::string headers(extra_headers);
+  headers += row.retry_after;
+  respond(row.http_status, "application/json", error_body(errc, message), headers);
 }
 
 void Connection::begin_stream(std::string_view content_type, std::string_view extra_headers) {
   if (closing_) return;
+  assert(busy_ && !streaming_);  // one response per request
   streaming_ = true;
   // HTTP/1.0 has no chunked encoding: the body then ends when the connection closes.
   chunked_ = http11_;
@@ -343,6 +353,7 @@ void Connection::begin_stream(std::string_view content_type, std::string_view ex
 
 void Connection::write_body(std::string_view bytes) {
   if (closing_ || bytes.empty()) return;
+  assert(streaming_);
   if (chunked_) {
     char size_line[24];
     int n = snprintf(size_line, sizeof size_line, "%zx\r\n", bytes.size());
@@ -357,6 +368,7 @@ void Connection::write_body(std::string_view bytes) {
 
 void Connection::end_stream() {
   if (closing_) return;
+  assert(streaming_);
   if (chunked_) output_.append("0\r\n\r\n");
   finish_response();
 }
@@ -492,7 +504,7 @@ void Connection::on_timer(void* opaque) {
   self->timer_kind_ = TimerKind::kNone;
   if (kind == TimerKind::kRequest && self->request_started_ && !self->busy_) {
     // Slowloris: a request that does not arrive in time gets 408, then the connection closes.
-    self->reject(408, "The request did not arrive in time");
+    self->reject(Errc::kRequestTimeout, "The request did not arrive in time");
     return;
   }
   self->close();  // idle keep-alive, a silent new connection, or the end of lingering

@@ -17,9 +17,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/errc.hpp"
 #include "core/intrusive_list.hpp"
 #include "core/timer_wheel.hpp"
 #include "http/output_queue.hpp"
@@ -87,8 +89,8 @@ class Connection {
   // A complete response with a body.
   void respond(int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers = {});
-  // The JSON error shape of docs/protocol.md; the code comes from the status.
-  void respond_error(int status, std::string_view message, std::string_view extra_headers = {});
+  // The JSON error shape of docs/protocol.md: status, code and Retry-After from the row of `errc`.
+  void respond_error(Errc errc, std::string_view message, std::string_view extra_headers = {});
   // Streaming: writes the head now (chunked for HTTP/1.1, close-delimited for HTTP/1.0); then
   // write_body() any number of times and end_stream() once.
   void begin_stream(std::string_view content_type, std::string_view extra_headers);
@@ -96,7 +98,7 @@ class Connection {
   void end_stream();
   // Answers with an error and closes the connection once the answer is written (malformed input,
   // timeouts, the connection cap).
-  void reject(int status, std::string_view message, std::string_view extra_headers = {});
+  void reject(Errc errc, std::string_view message, std::string_view extra_headers = {});
   // A producer for a response that ends later (via respond()/end_stream()), told about drains and loss.
   void attach(ResponseProducer* producer) { producer_ = producer; }
   void detach(ResponseProducer* producer) {
@@ -166,7 +168,7 @@ class Connection {
   ResponseProducer* producer_ = nullptr;
   uv_write_t* write_req_ = nullptr;  // allocated only while a write waits for the socket
   size_t write_in_flight_bytes_ = 0;
-  int pending_error_status_ = 0;  // set by a parser callback that rejects the request
+  std::optional<Errc> pending_error_;  // set by a parser callback that rejects the request
   TimerKind timer_kind_ = TimerKind::kNone;
   bool is_unix_;
   bool closing_ = false;

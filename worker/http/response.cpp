@@ -29,23 +29,6 @@ std::string_view status_reason(int status) {
   }
 }
 
-std::string_view error_code_for_status(int status) {
-  switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 408: return "timeout";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 429: return "rate_limited";
-    case 431: return "headers_too_large";
-    case 502: return "upstream";
-    case 503: return "overloaded";
-    case 504: return "timeout";
-    default: return "internal";
-  }
-}
-
 namespace {
 // The Date header changes once a second; format it once a second, not once per response.
 std::string_view http_date() {
@@ -86,10 +69,11 @@ void append_head(std::string& out, int status, std::string_view content_type, in
   out += "\r\n";
 }
 
-std::string error_body(int status, std::string_view code, std::string_view message) {
+std::string error_body(Errc errc, std::string_view message) {
+  const ErrcRow& row = errc_row(errc);
   std::string body = "{\"error\":";
   json::Object error(body);
-  error.field("status", status).field("code", code).field("message", message);
+  error.field("status", row.http_status).field("code", row.code).field("message", message);
   error.close();
   body += "}";
   return body;

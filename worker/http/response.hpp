@@ -6,12 +6,11 @@
 #include <string>
 #include <string_view>
 
+#include "core/errc.hpp"
+
 namespace chatstream::http {
 
 std::string_view status_reason(int status);
-
-// The stable error code of an HTTP status (400 -> bad_request, 503 -> overloaded, …).
-std::string_view error_code_for_status(int status);
 
 // Appends "HTTP/1.1 <status> <reason>\r\n" plus Date, Server, Content-Type and, when
 // content_length >= 0, Content-Length; `extra_headers` are complete "Name: value\r\n" lines.
@@ -19,6 +18,7 @@ std::string_view error_code_for_status(int status);
 void append_head(std::string& out, int status, std::string_view content_type, int64_t content_length,
                  bool keep_alive, std::string_view extra_headers);
 
-std::string error_body(int status, std::string_view code, std::string_view message);
+// {"error":{"status","code","message"}} for `errc` (core/errc.hpp).
+std::string error_body(Errc errc, std::string_view message);
 
 }  // namespace chatstream::http

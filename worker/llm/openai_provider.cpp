@@ -360,7 +360,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
     finished_ = true;
     provider_.curl().remove(*this);
     log::warn("upstream failed", log::field("reason", reason) + "," + log::field("tokens", static_cast<long long>(tokens_)));
-    sink_.on_error("upstream", message);
+    sink_.on_error(Errc::kUpstream, message);
   }
 
   OpenAIProvider& provider_;

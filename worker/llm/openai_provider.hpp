@@ -41,7 +41,7 @@ class OpenAIProvider final : public Provider {
   ~OpenAIProvider() override;
   std::string_view name() const override { return "openai"; }
   std::unique_ptr<Generation> start(const RunContext& context, EventSink& sink) override;
-  void close() { curl_.close(); }
+  void close() override { curl_.close(); }
 
   const OpenAISettings& settings() const { return settings_; }
   TimerWheel& wheel() { return wheel_; }

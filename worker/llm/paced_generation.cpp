@@ -68,7 +68,7 @@ class PacedGeneration final : public Generation {
     while (next_ < total_ && next_deadline() <= now && emitted < kMaxTokensPerTick) {
       if (pace_.fail_after >= 0 && next_ >= pace_.fail_after) {
         finished_ = true;
-        sink_.on_error("upstream", "The language model failed while answering. Please try again.");
+        sink_.on_error(Errc::kUpstream, "The language model failed while answering. Please try again.");
         return;
       }
       sink_.on_token(tokens_(next_++, scratch));

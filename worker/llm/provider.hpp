@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/errc.hpp"
 #include "rag/passage.hpp"
 
 namespace chatstream::llm {
@@ -60,9 +61,8 @@ class EventSink {
   virtual void on_complete() = 0;
   // Token usage reported by the model, a JSON object ({"prompt_tokens":…,"completion_tokens":…}).
   virtual void on_usage(std::string_view /*usage_json*/) {}
-  // `code` is one of the stable error codes (upstream, timeout, internal, overloaded, bad_request);
-  // `message` is safe to show to a user.
-  virtual void on_error(std::string_view code, std::string_view message) = 0;
+  // The generation failed (usually Errc::kUpstream); `message` is safe to show to a user.
+  virtual void on_error(Errc code, std::string_view message) = 0;
 
  protected:
   ~EventSink() = default;
@@ -81,6 +81,8 @@ class Provider {
   virtual ~Provider() = default;
   virtual std::string_view name() const = 0;
   virtual std::unique_ptr<Generation> start(const RunContext& context, EventSink& sink) = 0;
+  // The worker is stopping: release loop handles (an upstream client's sockets and timers).
+  virtual void close() {}
 };
 
 }  // namespace chatstream::llm

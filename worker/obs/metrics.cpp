@@ -119,14 +119,13 @@ std::string SharedMetrics::render_prometheus() const {
   line(out, "chatstream_runs_total", "{status=\"error\"}", sum_counter(m, Counter::kRunsError));
 
   help(out, "chatstream_run_errors_total", "counter", "Runs ended by an error event, by code.");
-  static const std::pair<const char*, Counter> kErrorCodes[] = {
-      {"timeout", Counter::kErrorTimeout},         {"upstream", Counter::kErrorUpstream},
-      {"internal", Counter::kErrorInternal},       {"bad_request", Counter::kErrorBadRequest},
-      {"overloaded", Counter::kErrorOverloaded},   {"shutdown", Counter::kErrorShutdown},
-      {"slow_consumer", Counter::kErrorSlowConsumer}};
-  for (const auto& [code, c] : kErrorCodes) {
-    std::string labels = std::string("{code=\"") + code + "\"}";
-    line(out, "chatstream_run_errors_total", labels.c_str(), sum_counter(m, c));
+  for (size_t e = 0; e < kErrcCount; ++e) {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < m.slot_count; ++i) total += m.slots[i].run_errors[e].load(std::memory_order_relaxed);
+    std::string labels = "{code=\"";
+    labels += errc_row(static_cast<Errc>(e)).metric;
+    labels += "\"}";
+    line(out, "chatstream_run_errors_total", labels.c_str(), total);
   }
 
   help(out, "chatstream_time_to_first_token_seconds", "histogram",

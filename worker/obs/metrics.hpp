@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/errc.hpp"
+
 namespace chatstream::obs {
 
 enum class Counter : uint32_t {
@@ -20,13 +22,6 @@ enum class Counter : uint32_t {
   kRunsDisconnected,
   kRunsTimeout,
   kRunsError,
-  kErrorTimeout,
-  kErrorUpstream,
-  kErrorInternal,
-  kErrorBadRequest,
-  kErrorOverloaded,
-  kErrorShutdown,
-  kErrorSlowConsumer,
   kTokensSent,
   kTokenEventsSent,
   kEventsSent,
@@ -60,6 +55,7 @@ struct alignas(64) WorkerSlot {
   std::atomic<int64_t> gauges[static_cast<size_t>(Gauge::kCount)];
   std::atomic<uint64_t> ttft_buckets[kTtftBucketCount + 1];  // last one is +Inf
   std::atomic<uint64_t> ttft_sum_us;
+  std::atomic<uint64_t> run_errors[kErrcCount];  // runs ended by an error, by Errc
 };
 
 struct SharedMetrics {
@@ -90,6 +86,11 @@ inline int64_t gauge_value(Gauge gauge) {
   return local_slot().gauges[static_cast<size_t>(gauge)].load(std::memory_order_relaxed);
 }
 void observe_ttft(double seconds);
+// A run ended with error `code`: chatstream_run_errors_total{code=<the row's metric label>}.
+inline void count_run_error(Errc code) {
+  auto& cell = local_slot().run_errors[static_cast<size_t>(code)];
+  cell.store(cell.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 void count_response(int status);
 
 }  // namespace chatstream::obs

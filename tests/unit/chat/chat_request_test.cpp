@@ -21,15 +21,26 @@ http::Request make_request(std::string body, std::string content_type = kJson) {
   return request;
 }
 
+// A refused request as a client sees it: the status its Errc maps to, and the message.
+struct Refusal {
+  int status;
+  std::string message;
+};
+
+std::optional<Refusal> refusal(const Status& status) {
+  if (status) return std::nullopt;
+  return Refusal{http_status(status.error().code), status.error().message};
+}
+
 struct ChatOutcome {
-  std::optional<RequestError> error;
+  std::optional<Refusal> error;
   ChatRequest parsed;
 };
 
 ChatOutcome chat(std::string body, std::string content_type = kJson) {
   http::Request request = make_request(std::move(body), std::move(content_type));
   ChatOutcome outcome;
-  outcome.error = parse_chat_request(request, &outcome.parsed);
+  outcome.error = refusal(parse_chat_request(request, &outcome.parsed));
   return outcome;
 }
 
@@ -199,19 +210,19 @@ TEST(ParseChatRequest, ReservesPaddingWhenTheBodyHasNone) {
   request.body = R"({"message":"hi"})";
   request.body.shrink_to_fit();
   ChatRequest parsed;
-  EXPECT_FALSE(parse_chat_request(request, &parsed));
+  EXPECT_TRUE(parse_chat_request(request, &parsed).ok());
   EXPECT_EQ(parsed.message, "hi");
 }
 
 struct CancelOutcome {
-  std::optional<RequestError> error;
+  std::optional<Refusal> error;
   CancelRequest parsed;
 };
 
 CancelOutcome cancel(std::string body, std::string content_type = kJson) {
   http::Request request = make_request(std::move(body), std::move(content_type));
   CancelOutcome outcome;
-  outcome.error = parse_cancel_request(request, &outcome.parsed);
+  outcome.error = refusal(parse_cancel_request(request, &outcome.parsed));
   return outcome;
 }
 

@@ -42,7 +42,7 @@ class MetricsTest : public ::testing::Test {
     add(Counter::kConnectionsAccepted, 3);
     add(Counter::kRunsComplete);
     add(Counter::kRunsComplete);
-    add(Counter::kErrorSlowConsumer);
+    count_run_error(Errc::kSlowConsumer);
     gauge_add(Gauge::kConnections, 5);
     gauge_add(Gauge::kActiveStreams, 2);
     observe_ttft(0.0005);

@@ -1,0 +1,44 @@
+// POST /chat/cancel: a run of this worker stops at once; another worker's (or another instance's) is
+// found through PostgreSQL (NOTIFY to every worker; the owner cancels).
+#include "chat/chat_request.hpp"
+#include "handler/context.hpp"
+#include "http/deferred_response.hpp"
+#include "json/writer.hpp"
+
+namespace chatstream::handler {
+
+namespace {
+void cancel_statement(void* store, uint64_t ticket) { static_cast<chat::Store*>(store)->cancel(ticket); }
+}  // namespace
+
+void add_cancel_routes(http::Router& router, HandlerContext& context) {
+  router.add("POST", "/chat/cancel", [&context](http::Connection& connection, http::Request& request,
+                                                const http::RouteParams&) {
+    chat::CancelRequest cancel;
+    if (Status parsed = chat::parse_cancel_request(request, &cancel); !parsed) {
+      connection.respond_error(parsed.error().code, parsed.error().message);
+      return;
+    }
+    std::string body;
+    json::Object(body).field("run_id", cancel.run_id.to_string()).field("cancelled", true).close();
+    if (chat::Run* run = context.registry.find(cancel.run_id)) {
+      run->cancel();
+      connection.respond(200, "application/json", body);
+      return;
+    }
+    if (!context.store) {
+      connection.respond_error(Errc::kNotFound, "No run in progress with this run_id");
+      return;
+    }
+    auto* response = http::DeferredResponse::attach(connection, context.graveyard);
+    uint64_t ticket = context.store->cancel_everywhere(cancel.run_id, [response, body](Status found) {
+      http::Connection* connection = response->take();
+      if (!connection) return;
+      if (!found) connection->respond_error(found.error().code, found.error().message);
+      else connection->respond(200, "application/json", body);
+    });
+    response->waits_for(ticket, &cancel_statement, context.store);
+  });
+}
+
+}  // namespace chatstream::handler

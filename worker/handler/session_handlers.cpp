@@ -1,0 +1,63 @@
+// GET /sessions/{id}/messages: a stored conversation, oldest message first.
+#include "handler/context.hpp"
+#include "http/deferred_response.hpp"
+#include "json/writer.hpp"
+
+namespace chatstream::handler {
+
+namespace {
+
+void cancel_statement(void* store, uint64_t ticket) { static_cast<chat::Store*>(store)->cancel(ticket); }
+
+std::string messages_body(std::string_view session_id, const std::vector<chat::StoredMessage>& messages) {
+  std::string list = "[";
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const chat::StoredMessage& m = messages[i];
+    if (i > 0) list += ",";
+    json::Object(list)
+        .field("id", static_cast<int64_t>(m.id))
+        .field("role", m.role)
+        .field("content", m.content)
+        .field("status", m.status)
+        .field("created_at", m.created_at)
+        .raw("citations", m.citations_json)
+        .close();
+  }
+  list += "]";
+  std::string body;
+  json::Object(body).field("session_id", session_id).raw("messages", list).close();
+  return body;
+}
+
+}  // namespace
+
+void add_session_routes(http::Router& router, HandlerContext& context) {
+  router.add("GET", "/sessions/{id}/messages",
+             [&context](http::Connection& connection, http::Request&, const http::RouteParams& params) {
+               auto session_id = Uuid::parse(params.get("id"));
+               if (!context.store) {
+                 connection.respond_error(Errc::kNotFound, "Conversations are not kept: no database configured");
+                 return;
+               }
+               if (!session_id) {
+                 connection.respond_error(Errc::kNotFound, "No such session");
+                 return;
+               }
+               auto* response = http::DeferredResponse::attach(connection, context.graveyard);
+               std::string id_text = session_id->to_string();
+               uint64_t ticket = context.store->session_messages(
+                   *session_id, [response, id_text](Result<std::vector<chat::StoredMessage>>& messages) {
+                     http::Connection* connection = response->take();
+                     if (!connection) return;
+                     if (!messages) {
+                       connection->respond_error(messages.error().code, messages.error().message);
+                       return;
+                     }
+                     connection->respond(200, "application/json", messages_body(id_text, *messages),
+                                         "Cache-Control: no-store\r\n");
+                   });
+               response->waits_for(ticket, &cancel_statement, context.store);
+             });
+}
+
+}  // namespace chatstream::handler
