@@ -40,6 +40,8 @@ enum class Counter : uint32_t {
   kDbQueries,
   kPersistDeferred,
   kPersistLost,
+  kCheckpointStatements,
+  kRunsClosedLost,
   kCount
 };
 
