@@ -75,13 +75,15 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
   stream.high_water = config.output_high_water;
   stream.hard_cap = config.output_hard_cap;
   stream.slow_consumer_grace_ms = config.slow_consumer_grace_ms;
-  run_env_.reset(new chat::RunEnvironment{wheel_, *provider_, registry_, graveyard_, stream,
+  run_env_.reset(new chat::RunEnvironment{wheel_, *provider_, registry_, waiters_, graveyard_, stream,
                                           config.run_timeout_ms, config.token_timeout_ms, store_.get(),
                                           config.history_messages, config.history_chars,
                                           config.retrieval_candidates, config.rerank_keep});
   if (pool_) {
     pool_->listen(std::string(chat::Store::kCancelChannel),
                   [this](std::string_view, std::string_view payload) { on_cancel_notification(payload); });
+    pool_->listen(std::string(chat::Store::kRunEndChannel),
+                  [this](std::string_view, std::string_view payload) { on_run_end_notification(payload); });
     pool_->start();
     checkpointer_->start();
   }
@@ -175,10 +177,20 @@ void Server::dispatch(http::Connection& connection, http::Request& request) {
   handler::dispatch(router_, connection, request);
 }
 
+// "<run_id> <reason>" (reason: cancel_request, interrupted).
 void Server::on_cancel_notification(std::string_view payload) {
-  auto id = Uuid::parse(payload);
+  size_t space = payload.find(' ');
+  auto id = Uuid::parse(payload.substr(0, space));
   if (!id) return;
-  if (chat::Run* run = registry_.find(*id)) run->cancel();
+  std::string_view reason = space == std::string_view::npos ? "" : payload.substr(space + 1);
+  chat::Run* run = registry_.find(*id);
+  if (!run) return;
+  run->cancel(reason == "interrupted" ? "interrupted" : "cancel_request");
+}
+
+// "<session_id>": a run of that conversation ended; the runs waiting for it may start.
+void Server::on_run_end_notification(std::string_view payload) {
+  if (auto session = Uuid::parse(payload)) waiters_.wake(*session);
 }
 
 // ---------------------------------------------------------------------------------------------------

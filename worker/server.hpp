@@ -64,6 +64,7 @@ class Server final : private http::Host, private handler::WorkerState {
   int worker_index() const override { return worker_index_; }
 
   void on_cancel_notification(std::string_view payload);
+  void on_run_end_notification(std::string_view payload);
   void stop_if_drained();
   std::vector<http::Connection*> connection_snapshot();
   void close_handles();
@@ -95,6 +96,7 @@ class Server final : private http::Host, private handler::WorkerState {
   int connection_count_ = 0;
   http::Router router_;
   chat::RunRegistry registry_;
+  chat::SessionWaiters waiters_;
   std::unique_ptr<llm::Provider> provider_;
   std::unique_ptr<db::Pool> pool_;    // null without a database
   std::unique_ptr<chat::Store> store_;

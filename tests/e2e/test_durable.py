@@ -151,5 +151,95 @@ class InstanceRestart(DurableCase):
         mine.close()
 
 
+class OneRunPerConversation(DurableCase):
+    """At most one running run per session, across workers: reject (409), interrupt, enqueue."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = cls.start_class_postgres()
+        cls.pg.migrate()
+        cls.srv = cls.start_class_server(workers=2, database_url=cls.pg, provider="scripted", scripted_text=TEXT,
+                                         scripted_rate=10, checkpoint_interval="200ms", run_timeout="60s")
+
+    def busy_session(self):
+        """A session with a running run; returns (stream, session_id, run_id, owner pid)."""
+        s, run_id = self.start_streams(self.srv, 1)[0]
+        row = self.pg.rows(f"SELECT session_id::text AS session, worker_pid FROM runs WHERE id = {sql_text(run_id)}")[0]
+        return s, row["session"], run_id, row["worker_pid"]
+
+    def other_worker_conn(self, owner):
+        """A keep-alive connection accepted by the worker that does not own the run."""
+        for _ in range(400):
+            c = harness.Conn(self.srv.addr)
+            if c.request("GET", "/healthz").json()["pid"] != owner:
+                self.addCleanup(c.close)
+                return c
+            c.close()
+        self.fail("no connection reached the other worker")
+
+    def test_reject_is_409_with_the_running_run_from_any_worker(self):
+        s, session, run_id, owner = self.busy_session()
+        c = self.other_worker_conn(owner)
+        for path in ("/chat/stream", "/chat"):
+            r = c.request("POST", path, {"message": "again", "session_id": session})
+            self.assertEqual(r.status, 409, r)
+            e = r.json()["error"]
+            self.assertEqual((e["status"], e["code"], e["run_id"]), (409, "run_in_progress", run_id), e)
+            self.assertTrue(e["message"].strip())
+        # Nothing of the refused message was stored, and the running run goes on.
+        self.assertEqual(self.pg.scalar(f"SELECT count(*) FROM messages WHERE session_id = {sql_text(session)} "
+                                        "AND content = 'again'"), 0)
+        self.assertEqual(self.pg.scalar(f"SELECT count(*) FROM runs WHERE session_id = {sql_text(session)}"), 1)
+        r = c.request("POST", "/chat/stream", {"message": "again", "session_id": session, "multitask": "later"})
+        self.assertJsonError(r, 400, "bad_request")
+        s.close()
+
+    def test_interrupt_cancels_the_running_run_on_the_other_worker(self):
+        s, session, run_id, owner = self.busy_session()
+        c = self.other_worker_conn(owner)
+        t0 = now()
+        c.send(harness.build_request("POST", "/chat/stream", {"message": "instead", "session_id": session,
+                                                               "multitask": "interrupt"}), expect=1)
+        old = s.read_all(10)
+        end = old[-1]
+        self.assertEqual(end.event, "cancelled", harness.describe_items(old))
+        self.assertEqual(end.json["reason"], "interrupted", end.data)
+        head = c.read_head(10)
+        self.assertEqual(head.status, 200, head)
+        self.assertLess(now() - t0, 3 * harness.SLOW, "the new run starts once the old one ended")
+        row = self.pg.rows(f"SELECT status FROM runs WHERE id = {sql_text(run_id)}")[0]
+        self.assertEqual(row["status"], "cancelled")
+        partial = self.pg.scalar(f"SELECT content FROM messages WHERE run_id = {sql_text(run_id)} AND role = 'assistant'")
+        self.assertTrue(partial and TEXT.startswith(partial), partial)
+        wait_until(lambda: self.pg.scalar(f"SELECT count(*) FROM runs WHERE session_id = {sql_text(session)} "
+                                          "AND status = 'running'") == 1, 5, what="the new run is running")
+        s.close()
+
+    def test_enqueue_waits_for_the_running_run_then_answers(self):
+        s, session, run_id, owner = self.busy_session()
+        queued = self.srv.stream(body={"message": "next", "session_id": session, "multitask": "enqueue"})
+        self.addCleanup(queued.close)
+        meta = queued.next_event(5)
+        self.assertEqual(meta.event, "meta")
+        ev = queued.next_event(5)
+        self.assertEqual((ev.event, ev.json.get("run_id")), ("queued", run_id), ev.data)
+        # The first run ends (cancelled here to keep the test short); the queued one starts then.
+        r = self.srv.request("POST", "/chat/cancel", {"run_id": run_id})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(s.read_all(5)[-1].event, "cancelled")
+        t0 = now()
+        first = None
+        while first is None:
+            ev = queued.next_event(10)
+            self.assertIsNotNone(ev)
+            self.assertNotIn(ev.event, harness.TERMINAL, ev.data)
+            if ev.event == "token":
+                first = now()
+        self.assertLess(first - t0, 2.0 * harness.SLOW, "it starts as soon as the conversation is free")
+        self.assertEqual(self.pg.scalar(f"SELECT status FROM runs WHERE id = {sql_text(meta.json['run_id'])}"),
+                         "running")
+        s.close()
+
+
 if __name__ == "__main__":
     harness.main()

@@ -87,6 +87,13 @@ Status parse_chat_request(http::Request& request, ChatRequest* out) {
       if (auto problem = read_string(value, key, &text)) return problem;
       out->session_id = Uuid::parse(text);
       if (!out->session_id) return std::string("'session_id' must be a UUID");
+    } else if (key == "multitask") {
+      std::string text;
+      if (auto problem = read_string(value, key, &text)) return problem;
+      if (text == "reject") out->multitask = Multitask::kReject;
+      else if (text == "interrupt") out->multitask = Multitask::kInterrupt;
+      else if (text == "enqueue") out->multitask = Multitask::kEnqueue;
+      else return std::string("'multitask' must be one of reject, interrupt, enqueue");
     }
     return std::nullopt;  // unknown fields are ignored (forward compatibility)
   });

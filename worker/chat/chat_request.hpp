@@ -13,9 +13,17 @@
 
 namespace chatstream::chat {
 
+// What a new message to a conversation that already has a running run does (docs/protocol.md).
+enum class Multitask : uint8_t {
+  kReject,     // 409 run_in_progress with the running run's id (the default)
+  kInterrupt,  // cancel the running run (reason "interrupted"), then start
+  kEnqueue,    // start when the running run ends (the stream says `queued` meanwhile)
+};
+
 struct ChatRequest {
   std::string message;
   std::optional<Uuid> session_id;
+  Multitask multitask = Multitask::kReject;
   // POST /v1/chat/completions: the messages before the last user message (used as the conversation
   // when no session_id continues a stored one), and whether the usage chunk was asked for.
   std::vector<llm::Turn> prior_turns;

@@ -10,7 +10,7 @@ class EventStreamWriter final : public RunWriter {
  public:
   EventStreamWriter(http::Connection& connection, TimerWheel& wheel, const sse::StreamSettings& settings,
                     sse::StreamObserver& observer)
-      : stream_(connection, wheel, settings, observer, sse::Framing::kChatstream) {}
+      : connection_(connection), stream_(connection, wheel, settings, observer, sse::Framing::kChatstream) {}
 
   void open(const RunOpening& opening) override {
     std::string meta;
@@ -25,6 +25,11 @@ class EventStreamWriter final : public RunWriter {
   void stage(std::string_view type, std::string_view fields_json) override { stream_.send(type, fields_json); }
   void token(std::string_view text) override { stream_.send_token(text); }
   bool attached() const override { return stream_.attached(); }
+
+  void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
+    // Before open() the stream has not taken the connection: the request gets a plain JSON error.
+    connection_.respond_error(error, message, {}, extra_fields);
+  }
 
   void end(const RunOutcome& outcome) override {
     if (!stream_.attached()) return;
@@ -43,7 +48,7 @@ class EventStreamWriter final : public RunWriter {
         break;
       case RunStatus::kCancelled:
         type = "cancelled";
-        object.field("reason", "cancel_request").field("tokens", outcome.tokens);
+        object.field("reason", outcome.cancel_reason).field("tokens", outcome.tokens);
         break;
       case RunStatus::kDisconnected:
         stream_.abandon();
@@ -63,6 +68,7 @@ class EventStreamWriter final : public RunWriter {
   }
 
  private:
+  http::Connection& connection_;
   sse::Stream stream_;
 };
 

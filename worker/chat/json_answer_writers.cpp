@@ -26,6 +26,10 @@ class WholeAnswerWriter : public RunWriter, private http::ResponseProducer {
   void token(std::string_view) override {}  // the run keeps the text; it comes whole with the outcome
   bool attached() const override { return connection_ != nullptr; }
 
+  void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
+    if (http::Connection* connection = take()) connection->respond_error(error, message, extra_headers(), extra_fields);
+  }
+
   void end(const RunOutcome& outcome) override {
     http::Connection* connection = take();
     if (!connection || outcome.status == RunStatus::kDisconnected) return;

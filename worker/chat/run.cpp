@@ -41,6 +41,8 @@ void Run::start(RunEnvironment& env, http::Connection& connection, ChatRequest r
 Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode)
     : env_(env),
       streaming_(is_streaming(mode)),
+      continues_session_(request.session_id.has_value()),
+      multitask_(request.multitask),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
       message_(std::move(request.message)),
@@ -61,19 +63,94 @@ void Run::begin() {
   assert(env_.registry.find(id_) == this);
   obs::gauge_add(obs::Gauge::kActiveRuns, 1);
   if (streaming_) obs::gauge_add(obs::Gauge::kActiveStreams, 1);
-  writer_->open(RunOpening{std::string_view(id_text_, sizeof id_text_),
-                           std::string_view(session_text_, sizeof session_text_), env_.stream_settings.heartbeat_ms});
+  // A run that continues a conversation may find it busy and be refused with 409: its stream opens
+  // once it has started (one round trip later). An enqueued one opens at once and says `queued`.
+  bool may_be_refused = env_.store && continues_session_ && multitask_ != Multitask::kEnqueue;
+  if (!may_be_refused) open();
   arm_watchdog();
   if (!env_.store) {
     start_generation();
     return;
   }
-  // The user message is stored before any generation starts; the same round trip brings the
-  // session's recent history for the provider.
+  send_start();
+}
+
+void Run::open() {
+  if (opened_) return;
+  opened_ = true;
+  writer_->open(RunOpening{std::string_view(id_text_, sizeof id_text_),
+                           std::string_view(session_text_, sizeof session_text_), env_.stream_settings.heartbeat_ms});
+}
+
+// The user message is stored before any generation starts; the same round trip brings the session's
+// recent history for the provider — or says that the session is busy with another run.
+void Run::send_start() {
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
                  env_.history_chars};
   starting_ = true;
   ticket_ = env_.store->start_run(start, [this](Result<RunStarted>& started) { on_started(started); });
+}
+
+void Run::on_busy() {
+  ticket_ = env_.store->running_run(session_id_, [this](Result<std::optional<Uuid>> running) {
+    ticket_ = 0;
+    if (!running) fail(running.error());
+    else if (!*running) send_start();  // it ended in the meantime
+    else on_session_busy(**running);
+  });
+}
+
+void Run::on_session_busy(const Uuid& running_run) {
+  pipeline().busy_run = running_run;
+  std::string running_text = running_run.to_string();
+  switch (multitask_) {
+    case Multitask::kReject: {
+      std::string fields;
+      json::Object(fields).field("run_id", running_text);
+      finish(RunStatus::kError, Errc::kRunInProgress,
+             "This conversation is still answering another message; resume that run or wait for it to end.",
+             std::string_view(fields).substr(1));
+      return;
+    }
+    case Multitask::kInterrupt:
+      if (Run* running = env_.registry.find(running_run)) {
+        running->cancel("interrupted");
+      } else {
+        env_.store->cancel_everywhere(running_run, "interrupted", [](Status) {});
+      }
+      break;
+    case Multitask::kEnqueue:
+      if (!queued_announced_) {
+        queued_announced_ = true;
+        std::string fields;
+        json::Object(fields).field("run_id", running_text);
+        on_stage("queued", std::string_view(fields).substr(1));
+      }
+      break;
+  }
+  wait_for_session();
+}
+
+// The end of the running run is announced by PostgreSQL (SessionWaiters); the timer is the fallback.
+constexpr uint64_t kSessionRetryMs = 1000;
+
+void Run::wait_for_session() {
+  waiting_session_ = true;
+  env_.waiters.add(session_id_, static_cast<SessionWaiter*>(this));
+  env_.wheel.schedule_in(pipeline().wait_timer, kSessionRetryMs);
+}
+
+void Run::on_session_free() {
+  if (!waiting_session_) return;
+  waiting_session_ = false;
+  env_.wheel.cancel(pipeline().wait_timer);
+  send_start();
+}
+
+void Run::on_wait_timer(void* opaque) {
+  auto* self = static_cast<Run*>(opaque);
+  self->env_.waiters.remove(self->session_id_, static_cast<SessionWaiter*>(self));
+  self->on_session_free();
 }
 
 void Run::on_started(Result<RunStarted>& started) {
@@ -83,7 +160,12 @@ void Run::on_started(Result<RunStarted>& started) {
     fail(started.error());
     return;
   }
+  if (started->busy) {
+    on_busy();
+    return;
+  }
   persisted_ = true;
+  open();
   pipeline().language = std::move(started->language);
   if (!started->history.empty()) pipeline().history = std::move(started->history);
   start_retrieval();
@@ -323,7 +405,10 @@ void Run::on_slow_consumer() {
 
 void Run::on_client_gone() { finish(RunStatus::kDisconnected); }
 
-void Run::cancel() { finish(RunStatus::kCancelled); }
+void Run::cancel(std::string_view reason) {
+  cancel_reason_ = reason;
+  finish(RunStatus::kCancelled);
+}
 
 void Run::shut_down() {
   finish(RunStatus::kError, Errc::kShutdown, "The server is restarting. Please send your message again.");
@@ -358,14 +443,19 @@ void Run::on_watchdog(void* opaque) {
 // ---------------------------------------------------------------------------------------------------
 // The one way out
 
-void Run::finish(RunStatus status, Errc error, std::string_view message) {
+void Run::finish(RunStatus status, Errc error, std::string_view message, std::string_view extra_fields) {
   if (status_ != RunStatus::kRunning) return;
   assert(status != RunStatus::kRunning);
   status_ = status;
   env_.wheel.cancel(watchdog_);
   if (pipeline_) {
     env_.wheel.cancel(pipeline_->tool_timer);
+    env_.wheel.cancel(pipeline_->wait_timer);
     pipeline_->tool_done = nullptr;
+  }
+  if (waiting_session_) {
+    waiting_session_ = false;
+    env_.waiters.remove(session_id_, static_cast<SessionWaiter*>(this));
   }
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
   if (ticket_ != 0 && starting_) {
@@ -390,10 +480,11 @@ void Run::finish(RunStatus status, Errc error, std::string_view message) {
     }
     env_.store->finish_run(make_end(error));
   }
-  end(status, error, message, 0);
+  end(status, error, message, 0, extra_fields);
 }
 
-void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t message_id) {
+void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t message_id,
+              std::string_view extra_fields) {
   assert(status_ != RunStatus::kRunning && shown != RunStatus::kRunning);
   bool failed = shown == RunStatus::kError || shown == RunStatus::kTimeout;
   obs::add(status_counter(shown));
@@ -410,7 +501,13 @@ void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t mes
   outcome.answer = answer_;
   outcome.citations_json = citations_json_;
   if (pipeline_) outcome.model_usage = pipeline_->usage_json;
-  writer_->end(outcome);
+  outcome.cancel_reason = cancel_reason_;
+  if (!opened_ && failed) {
+    writer_->refuse(error, message, extra_fields);  // nothing was streamed yet: a plain HTTP error
+  } else {
+    open();
+    writer_->end(outcome);
+  }
   if (log::enabled(log::Level::kDebug)) {
     log::debug("run finished", log::field("run_id", std::string_view(id_text_, sizeof id_text_)) + "," +
                                    log::field("tokens", static_cast<long long>(tokens_)));

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "chat/chat_request.hpp"
+#include "chat/session_waiters.hpp"
 #include "chat/run_writer.hpp"
 #include "chat/store.hpp"
 #include "core/graveyard.hpp"
@@ -35,6 +36,7 @@ struct RunEnvironment {
   TimerWheel& wheel;
   llm::Provider& provider;
   RunRegistry& registry;
+  SessionWaiters& waiters;
   Graveyard& graveyard;
   sse::StreamSettings stream_settings;
   uint64_t run_timeout_ms = 0;
@@ -49,12 +51,14 @@ struct RunEnvironment {
 class Run final : public Reclaimable,
                   private llm::EventSink,
                   private llm::ToolRunner,
-                  private sse::StreamObserver {
+                  private sse::StreamObserver,
+                  private SessionWaiter {
  public:
   static void start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
 
-  // POST /chat/cancel: ends the run with `cancelled`.
-  void cancel();
+  // POST /chat/cancel (reason cancel_request), or a newer message that interrupts it (interrupted):
+  // ends the run with `cancelled`. `reason` must be a string literal.
+  void cancel(std::string_view reason = "cancel_request");
   // The drain deadline passed: ends the run with error{shutdown}.
   void shut_down();
 
@@ -69,6 +73,14 @@ class Run final : public Reclaimable,
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
   void begin();
+  void open();
+  // One running run per conversation: store the question and start, or hear that the session is busy.
+  void send_start();
+  void on_busy();
+  void on_session_busy(const Uuid& running_run);
+  void wait_for_session();
+  void on_session_free() override;
+  static void on_wait_timer(void* self);
   // The pipeline, in order; each stage starts the next when its work is done.
   void on_started(Result<RunStarted>& started);
   void start_retrieval();
@@ -78,8 +90,10 @@ class Run final : public Reclaimable,
   void start_generation();
   RunEnd make_end(Errc error) const;
   // What the client sees at the end (after the save, for a complete run with a database).
-  void end(RunStatus shown, Errc error, std::string_view message, int64_t message_id);
-  void finish(RunStatus status, Errc error = Errc::kInternal, std::string_view message = {});
+  void end(RunStatus shown, Errc error, std::string_view message, int64_t message_id,
+           std::string_view extra_fields = {});
+  void finish(RunStatus status, Errc error = Errc::kInternal, std::string_view message = {},
+              std::string_view extra_fields = {});
   void fail(const Error& error) { finish(RunStatus::kError, error.code, error.message); }
   void arm_watchdog();
   static void on_watchdog(void* self);
@@ -103,6 +117,12 @@ class Run final : public Reclaimable,
 
   RunEnvironment& env_;
   bool streaming_;        // kStream or kOpenAIStream
+  bool continues_session_;  // the request named a session, which may be busy with another run
+  bool opened_ = false;     // the writer was opened (meta sent): a 409 can no longer be an HTTP status
+  bool waiting_session_ = false;
+  bool queued_announced_ = false;
+  Multitask multitask_;
+  std::string_view cancel_reason_ = "cancel_request";
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
   Uuid session_id_;
@@ -121,7 +141,7 @@ class Run final : public Reclaimable,
   // What only the database, retrieval and tool paths use, allocated when first needed: a held
   // scripted stream without a database stays small (bench/run.sh hold).
   struct Pipeline {
-    explicit Pipeline(Run* run) : tool_timer(&Run::on_tool_timer, run) {}
+    explicit Pipeline(Run* run) : tool_timer(&Run::on_tool_timer, run), wait_timer(&Run::on_wait_timer, run) {}
     std::string language;
     std::vector<llm::Turn> history;
     std::vector<rag::Passage> passages;  // kept after reranking, in citation order
@@ -130,6 +150,8 @@ class Run final : public Reclaimable,
     std::string tool_result;
     std::string search_question;
     std::string usage_json;
+    Timer wait_timer;                    // retries the start of a run waiting for its conversation
+    Uuid busy_run;                                   // the run this one waits for or was refused by
   };
   Pipeline& pipeline() {
     if (!pipeline_) pipeline_ = std::make_unique<Pipeline>(this);

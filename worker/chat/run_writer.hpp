@@ -6,7 +6,9 @@
 // (h2o's and nginx's filter chain is the model: the producer never writes the format itself).
 //
 // Contract:
-// - open() first, then any number of stage() and token(), then end() exactly once;
+// - open() first, then any number of stage() and token(), then end() exactly once; or, instead of all
+//   of it, refuse() once before open(): the request is answered with a JSON error and its status
+//   (a conversation busy with another run answers 409 before any stream starts);
 // - a writer reports the client's side back through the sse::StreamObserver it was made with
 //   (pressure, slow consumer, client gone); after on_client_gone() it writes nothing more;
 // - a writer never outlives its run (the run owns it) and never calls the observer from end().
@@ -48,6 +50,7 @@ struct RunOutcome {
   std::string_view answer;          // the whole answer text (kept for the JSON writers)
   std::string_view citations_json;  // "[…]"
   std::string_view model_usage;     // the model's own usage object, or empty
+  std::string_view cancel_reason = "cancel_request";  // for kCancelled: cancel_request, interrupted
 };
 
 class RunWriter {
@@ -57,6 +60,8 @@ class RunWriter {
   virtual void stage(std::string_view type, std::string_view fields_json) = 0;
   virtual void token(std::string_view text) = 0;
   virtual void end(const RunOutcome& outcome) = 0;
+  // `extra_fields`: "key":value pairs added to the error object (the running run's id of a 409).
+  virtual void refuse(Errc error, std::string_view message, std::string_view extra_fields) = 0;
   // The client can still be written to.
   virtual bool attached() const = 0;
 };

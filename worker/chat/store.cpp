@@ -47,13 +47,16 @@ WITH s AS (
   INSERT INTO sessions (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET updated_at = now()
   RETURNING id, language
 ), r AS (
+  -- At most one running run per session (runs_one_running_per_session): a busy session starts nothing.
   INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until)
-  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond' FROM s RETURNING id
+  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond' FROM s
+  ON CONFLICT (session_id) WHERE status = 'running' DO NOTHING
+  RETURNING id
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status)
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
 )
-SELECT s.language::text, h.role, h.content
+SELECT s.language::text, h.role, h.content, (SELECT count(*) FROM r) AS started
 FROM s LEFT JOIN LATERAL (
   SELECT id, role, content FROM messages WHERE session_id = s.id ORDER BY id DESC LIMIT $6
 ) h ON true
@@ -78,8 +81,13 @@ WITH r AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)
   SELECT $1, r.id, 'assistant', $3, $4, $5, $6::jsonb FROM r
   RETURNING id
+), n AS (
+  -- Whoever waits for this session to be free (multitask interrupt or enqueue) is told.
+  SELECT pg_notify('chatstream_run_end', $1::text) FROM r
 )
-SELECT id FROM m)sql";
+SELECT m.id FROM m, n)sql";
+
+constexpr const char* kRunningRunSql = "SELECT id::text FROM runs WHERE session_id = $1 AND status = 'running'";
 
 constexpr const char* kCheckpointSql = R"sql(
 UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
@@ -99,8 +107,10 @@ WITH lost AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count)
   SELECT session_id, id, 'assistant', checkpoint, 'error', checkpoint_tokens FROM lost
   RETURNING run_id
+), n AS (
+  SELECT pg_notify('chatstream_run_end', session_id::text) FROM lost
 )
-SELECT count(*) FROM m)sql";
+SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n))sql";
 
 // A PostgreSQL array literal of text values: {"a","b \" c"} (every element quoted and escaped).
 std::string text_array(const std::vector<std::string_view>& values) {
@@ -119,7 +129,7 @@ std::string text_array(const std::vector<std::string_view>& values) {
 }
 
 constexpr const char* kCancelSql =
-    "SELECT pg_notify('chatstream_cancel', id::text) FROM runs WHERE id = $1 AND status = 'running'";
+    "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $2) FROM runs WHERE id = $1 AND status = 'running'";
 
 constexpr const char* kMessagesSql = R"sql(
 SELECT m.id, m.role, m.content, m.status,
@@ -162,6 +172,7 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
     }
     RunStarted started;
     if (outcome.rows() > 0) started.language = std::string(outcome.text(0, 0));
+    started.busy = outcome.rows() > 0 && outcome.text(0, 3) == "0";
     // Rows are oldest first; keep the newest ones that fit the character budget.
     std::vector<llm::Turn> turns;
     for (int row = 0; row < outcome.rows(); ++row) {
@@ -340,8 +351,17 @@ Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids,
   });
 }
 
-Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done) {
-  return pool_.execute(kCancelSql, {run_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
+Store::Ticket Store::running_run(const Uuid& session_id, std::function<void(Result<std::optional<Uuid>>)> done) {
+  return pool_.execute(kRunningRunSql, {session_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    if (!outcome.ok()) done(error_of(*outcome.error));
+    else if (outcome.rows() == 0) done(std::optional<Uuid>());
+    else done(Uuid::parse(outcome.text(0, 0)));
+  });
+}
+
+Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::string_view reason, std::function<void(Status)> done) {
+  return pool_.execute(kCancelSql, {run_id.to_string(), std::string(reason)}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));
     else if (outcome.rows() == 0) done(Error{Errc::kNotFound, "No run in progress with this run_id"});

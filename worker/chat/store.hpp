@@ -49,6 +49,7 @@ struct RunStart {
 };
 
 struct RunStarted {
+  bool busy = false;                // the session has a running run: nothing was started or stored
   std::string language;             // the session's text search configuration
   std::vector<llm::Turn> history;   // earlier messages, oldest first, within the budget
 };
@@ -87,8 +88,11 @@ class Store {
   // retried all the same.
   using SavedCallback = std::function<void(Result<int64_t> message_id)>;
   void finish_run(RunEnd end, SavedCallback saved = nullptr);
-  // NOTIFY the worker that owns `run_id`; kNotFound when no such run is running.
-  Ticket cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done);
+  // NOTIFY the worker that owns `run_id` (its readers are told `reason`: cancel_request,
+  // interrupted); kNotFound when no such run is running.
+  Ticket cancel_everywhere(const Uuid& run_id, std::string_view reason, std::function<void(Status)> done);
+  // The running run of a session, if any.
+  Ticket running_run(const Uuid& session_id, std::function<void(Result<std::optional<Uuid>>)> done);
   // Messages of a session, oldest first; kNotFound for an unknown session.
   Ticket session_messages(const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done);
   // One statement for every running run of the worker: appends each one's new answer text to its
@@ -110,7 +114,8 @@ class Store {
   // Writes in flight or waiting: a draining worker stays until they are done (or its deadline).
   bool busy() const { return in_flight_ > 0 || !pending_.empty(); }
 
-  static constexpr std::string_view kCancelChannel = "chatstream_cancel";
+  static constexpr std::string_view kCancelChannel = "chatstream_cancel";     // "<run_id> <reason>"
+  static constexpr std::string_view kRunEndChannel = "chatstream_run_end";   // "<session_id>"
 
  private:
   void write(RunEnd end, SavedCallback saved);

@@ -18,6 +18,7 @@ constexpr std::array<ErrcRow, kErrcCount> kRows = {{
   {Errc::kPayloadTooLarge,         413, "payload_too_large",        false, "payload_too_large",      {}},
   {Errc::kUnsupportedMediaType,    415, "unsupported_media_type",   false, "unsupported_media_type", {}},
   {Errc::kHeadersTooLarge,         431, "headers_too_large",        false, "headers_too_large",      {}},
+  {Errc::kRunInProgress,           409, "run_in_progress",          false, "run_in_progress",        {}},
   {Errc::kOverloaded,              503, "overloaded",               true,  "overloaded",             kRetrySoon},
   {Errc::kShutdown,                503, "shutdown",                 true,  "shutdown",               kRetryLater},
   {Errc::kConnectionLimit,         503, "overloaded",               true,  "connection_limit",       kRetrySoon},

@@ -23,6 +23,7 @@ enum class Errc : uint8_t {
   kPayloadTooLarge,
   kUnsupportedMediaType,
   kHeadersTooLarge,
+  kRunInProgress,
   // Capacity and lifecycle.
   kOverloaded,
   kShutdown,

@@ -82,8 +82,7 @@ void Pool::listen(std::string channel, NotificationHandler handler) {
     listener_ = new PgConnection(loop_, wheel_, graveyard_, settings_.conninfo, *this);
     listener_->start();
   } else if (listener_->ready()) {
-    listening_ = false;
-    on_ready(*listener_);
+    on_ready(*listener_);  // LISTENs the new channel (and any not listened to yet)
   }
 }
 
@@ -101,16 +100,13 @@ size_t Pool::connected() const {
 void Pool::on_ready(PgConnection& connection) {
   ever_connected_ = true;
   if (&connection == listener_) {
-    if (listening_) return;  // ready again after our own LISTEN statement
-    listening_ = true;
-    // LISTEN again on every (re)connect; identifiers are ours, quoted all the same.
-    std::string sql;
-    for (const auto& [channel, handler] : channels_) sql += "LISTEN \"" + channel + "\";";
-    if (!sql.empty() && connection.ready()) {
-      connection.send(sql, {}, [](QueryOutcome& outcome) {
-        if (!outcome.ok()) log::warn("LISTEN failed", log::field("error", outcome.error->message));
-      });
-    }
+    // LISTEN again on every (re)connect, one channel per statement (a parameterised statement holds
+    // one command), each sent when the previous one is done; identifiers are ours, quoted all the same.
+    if (listened_ >= channels_.size() || !connection.ready()) return;
+    const std::string& channel = channels_[listened_++].first;
+    connection.send("LISTEN \"" + channel + "\"", {}, [](QueryOutcome& outcome) {
+      if (!outcome.ok()) log::warn("LISTEN failed", log::field("error", outcome.error->message));
+    });
     return;
   }
   dispatch();
@@ -119,7 +115,7 @@ void Pool::on_ready(PgConnection& connection) {
 void Pool::on_lost(PgConnection& connection, bool) {
   // A statement running on it gets its kDatabaseUnavailable error from the connection itself, right
   // after this (through run()'s callback, which leaves running_).
-  if (&connection == listener_) listening_ = false;
+  if (&connection == listener_) listened_ = 0;
 }
 
 void Pool::on_notification(PgConnection&, std::string_view channel, std::string_view payload) {

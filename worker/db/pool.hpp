@@ -99,7 +99,7 @@ class Pool final : private PgConnection::Observer {
   Timer deferred_timer_;
   Ticket next_ticket_ = 1;
   bool ever_connected_ = false;
-  bool listening_ = false;  // LISTEN sent on the current listener connection
+  size_t listened_ = 0;  // channels_ LISTENed to on the current listener connection
   bool closed_ = false;
 };
 

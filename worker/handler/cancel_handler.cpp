@@ -31,7 +31,7 @@ void add_cancel_routes(http::Router& router, HandlerContext& context) {
       return;
     }
     auto* response = http::DeferredResponse::attach(connection, context.graveyard);
-    uint64_t ticket = context.store->cancel_everywhere(cancel.run_id, [response, body](Status found) {
+    uint64_t ticket = context.store->cancel_everywhere(cancel.run_id, "cancel_request", [response, body](Status found) {
       http::Connection* connection = response->take();
       if (!connection) return;
       if (!found) connection->respond_error(found.error().code, found.error().message);

@@ -324,15 +324,17 @@ void Connection::respond(int status, std::string_view content_type, std::string_
   finish_response();
 }
 
-void Connection::respond_error(Errc errc, std::string_view message, std::string_view extra_headers) {
+void Connection::respond_error(Errc errc, std::string_view message, std::string_view extra_headers,
+                               std::string_view extra_fields) {
   const ErrcRow& row = errc_row(errc);
+  std::string body = error_body(errc, message, extra_fields);
   if (row.retry_after.empty() || extra_headers.find("Retry-After:") != std::string_view::npos) {
-    respond(row.http_status, "application/json", error_body(errc, message), extra_headers);
+    respond(row.http_status, "application/json", body, extra_headers);
     return;
   }
   std::string headers(extra_headers);
   headers += row.retry_after;
-  respond(row.http_status, "application/json", error_body(errc, message), headers);
+  respond(row.http_status, "application/json", body, headers);
 }
 
 void Connection::begin_stream(std::string_view content_type, std::string_view extra_headers) {

@@ -90,7 +90,8 @@ class Connection {
   void respond(int status, std::string_view content_type, std::string_view body,
                std::string_view extra_headers = {});
   // The JSON error shape of docs/protocol.md: status, code and Retry-After from the row of `errc`.
-  void respond_error(Errc errc, std::string_view message, std::string_view extra_headers = {});
+  void respond_error(Errc errc, std::string_view message, std::string_view extra_headers = {},
+                     std::string_view extra_fields = {});
   // Streaming: writes the head now (chunked for HTTP/1.1, close-delimited for HTTP/1.0); then
   // write_body() any number of times and end_stream() once.
   void begin_stream(std::string_view content_type, std::string_view extra_headers);

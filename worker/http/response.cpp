@@ -69,11 +69,15 @@ void append_head(std::string& out, int status, std::string_view content_type, in
   out += "\r\n";
 }
 
-std::string error_body(Errc errc, std::string_view message) {
+std::string error_body(Errc errc, std::string_view message, std::string_view extra_fields) {
   const ErrcRow& row = errc_row(errc);
   std::string body = "{\"error\":";
   json::Object error(body);
   error.field("status", row.http_status).field("code", row.code).field("message", message);
+  if (!extra_fields.empty()) {
+    body.push_back(',');
+    body.append(extra_fields);
+  }
   error.close();
   body += "}";
   return body;

@@ -18,7 +18,8 @@ std::string_view status_reason(int status);
 void append_head(std::string& out, int status, std::string_view content_type, int64_t content_length,
                  bool keep_alive, std::string_view extra_headers);
 
-// {"error":{"status","code","message"}} for `errc` (core/errc.hpp).
-std::string error_body(Errc errc, std::string_view message);
+// {"error":{"status","code","message"}} for `errc` (core/errc.hpp); `extra_fields` (a run of
+// "key":value pairs, e.g. the running run's id of a 409) are added to the error object.
+std::string error_body(Errc errc, std::string_view message, std::string_view extra_fields = {});
 
 }  // namespace chatstream::http

@@ -26,13 +26,17 @@ Stream::Stream(http::Connection& connection, TimerWheel& wheel, const StreamSett
       framing_(framing),
       heartbeat_(&Stream::on_heartbeat, this),
       flush_window_(&Stream::on_flush_window, this),
-      grace_(&Stream::on_grace_expired, this) {}
+      grace_(&Stream::on_grace_expired, this) {
+  // Attached from the start, so a client that leaves before the stream opens (a run waiting for its
+  // conversation to be free) is noticed all the same.
+  connection.attach(this);
+}
 
 Stream::~Stream() { abandon(); }
 
 void Stream::open(std::string_view run_id, std::string_view meta_fields, std::string_view extra_headers) {
   run_id_ = run_id;
-  connection_->attach(this);
+  if (!connection_) return;  // the client left before the stream opened
   std::string headers(kStreamHeaders);
   headers += extra_headers;
   connection_->begin_stream(kContentType, headers);

@@ -62,8 +62,9 @@ class Stream final : public http::ResponseProducer {
   Stream& operator=(const Stream&) = delete;
   ~Stream();
 
-  // Writes the response head, the retry field and the meta event (fields after "type"), and starts
-  // the heartbeat. `run_id` must outlive the stream. With the OpenAI framing the meta event is the
+  // The stream is attached to the connection from construction (it hears a client that leaves).
+  // open() writes the response head, the retry field and the meta event (fields after "type"), and
+  // starts the heartbeat. `run_id` must outlive the stream. With the OpenAI framing the meta event is the
   // first (role) chunk and `extra_headers` may add response headers.
   void open(std::string_view run_id, std::string_view meta_fields, std::string_view extra_headers = {});
   // Frames an event now (merged token text first).

@@ -262,3 +262,31 @@ TEST(ParseCancelRequest, RequiresJsonAndAnObject) {
 
 }  // namespace
 }  // namespace chatstream::chat
+
+namespace chatstream::chat {
+namespace {
+
+TEST(ParseChatRequest, MultitaskDefaultsToReject) {
+  ChatOutcome outcome = chat(R"({"message":"hi"})");
+  ASSERT_FALSE(outcome.error);
+  EXPECT_EQ(outcome.parsed.multitask, Multitask::kReject);
+}
+
+TEST(ParseChatRequest, MultitaskNamesTheThreePolicies) {
+  EXPECT_EQ(chat(R"({"message":"hi","multitask":"reject"})").parsed.multitask, Multitask::kReject);
+  EXPECT_EQ(chat(R"({"message":"hi","multitask":"interrupt"})").parsed.multitask, Multitask::kInterrupt);
+  EXPECT_EQ(chat(R"({"message":"hi","multitask":"enqueue"})").parsed.multitask, Multitask::kEnqueue);
+}
+
+TEST(ParseChatRequest, RefusesAnUnknownMultitask) {
+  for (const char* body : {R"({"message":"hi","multitask":"later"})", R"({"message":"hi","multitask":1})",
+                           R"({"message":"hi","multitask":"Enqueue"})"}) {
+    ChatOutcome outcome = chat(body);
+    ASSERT_TRUE(outcome.error) << body;
+    EXPECT_EQ(outcome.error->status, 400);
+    EXPECT_NE(outcome.error->message.find("multitask"), std::string::npos) << outcome.error->message;
+  }
+}
+
+}  // namespace
+}  // namespace chatstream::chat
