@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Container entry point (see Dockerfile): chatstream on a unix socket + nginx on :8080 in front, both
-# as the image's unprivileged user.
+# Container entry point (see Dockerfile), as the image's unprivileged user. Three roles:
+#   (no role) [serve flags…]   chatstream on a unix socket + nginx on :8080 in front (docker run)
+#   server [serve flags…]      chatstream alone on CHATSTREAM_LISTEN (default 0.0.0.0:9000): compose
+#   nginx                      nginx alone on :8080 in front of CHATSTREAM_UPSTREAM (host:port): compose
 # PID 1 is this script: it forwards SIGTERM/SIGINT (docker stop) to both — nginx stops taking new
 # connections, chatstream drains running streams for up to CHATSTREAM_DRAIN_TIMEOUT — and exits when
 # both are gone. If either dies on its own, the other is stopped and the container exits non-zero,
@@ -19,8 +21,30 @@ NGINX_DIR="$STATE/nginx"
 
 log() { printf '{"level":"info","msg":"docker-entrypoint: %s"}\n' "$*" >&2; }
 
+role=all
+case "${1:-}" in
+  server|nginx) role="$1"; shift ;;
+esac
+
+if [[ "$role" == nginx ]]; then
+  # The upstream is another container: render the configuration for it at start (the address is only
+  # known then), into a directory of this container's own.
+  upstream="${CHATSTREAM_UPSTREAM:-chatstream:9000}"
+  bash /usr/share/chatstream/scripts/render-nginx.sh --out "$STATE/nginx-proxy" --port 8080 \
+    --listen 0.0.0.0 --web-root /srv/chatstream/web --upstream "$upstream" >/dev/null
+  sed -i -e '/^user root root;$/d' -e 's/^worker_processes 2;/worker_processes auto;/' \
+      -e 's|^error_log .*;|error_log stderr warn;|' -e 's|^\(\s*\)access_log .*;|\1access_log off;|' \
+      "$STATE/nginx-proxy/nginx.conf"
+  log "nginx on :8080 in front of $upstream"
+  exec nginx -e stderr -p "$STATE/nginx-proxy/" -c "$STATE/nginx-proxy/nginx.conf"
+fi
+
 rm -f "$SOCK"
-export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-unix:$SOCK}"
+if [[ "$role" == server ]]; then
+  export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-0.0.0.0:9000}"
+else
+  export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-unix:$SOCK}"
+fi
 
 if [[ -n "${DATABASE_URL:-}${CHATSTREAM_DATABASE_URL:-}" ]]; then
   # The database may still be starting (compose waits for its health check; other orchestrators may
@@ -64,6 +88,16 @@ trap 'stop_all; exit 0' TERM INT
 # Sockets readable and writable by this user only: nginx runs as the same user.
 (umask 0077 && exec /usr/local/bin/chatstream serve "$@") &
 chatstream_pid=$!
+
+if [[ "$role" == server ]]; then
+  set +e
+  wait "$chatstream_pid"
+  rc=$?
+  set -e
+  (( stopping )) && exit 0
+  log "chatstream exited unexpectedly (status $rc)"
+  exit $(( rc == 0 ? 1 : rc ))
+fi
 
 nginx -e stderr -p "$NGINX_DIR/" -c "$NGINX_DIR/nginx.conf" &
 nginx_pid=$!
