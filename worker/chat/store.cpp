@@ -74,7 +74,7 @@ WITH m AS (
 ), r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
                   duration_ms = $10, token_count = $5
-  WHERE id = $2
+  WHERE id = $2 AND session_id = $1  -- keyed by session: a distributed runs table routes it (docs/scaling.md)
 )
 SELECT id FROM m)sql";
 

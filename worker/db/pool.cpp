@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "core/clock.hpp"
 #include "obs/log.hpp"
+#include "obs/metrics.hpp"
 
 namespace chatstream::db {
 
@@ -22,6 +24,7 @@ void Pool::start() {
 Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callback) {
   auto job = std::make_unique<Job>(
       Job{next_ticket_++, std::move(sql), std::move(params), std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms});
+  job->queued_us = monotonic_us();
   Ticket ticket = job->ticket;
   if (closed_) {
     fail_later(std::move(job), {QueryError::Kind::kUnavailable, "pool closed", ""});
@@ -141,6 +144,7 @@ void Pool::dispatch() {
 }
 
 void Pool::run(PgConnection& connection, std::unique_ptr<Job> job) {
+  obs::observe(obs::Histogram::kDbWait, monotonic_us() - job->queued_us);
   Ticket ticket = job->ticket;
   running_[ticket] = &connection;
   QueryCallback callback = std::move(job->callback);
