@@ -14,18 +14,23 @@ PG_IMAGE="${PG_IMAGE:-chatstream-postgres:15}"
 
 engine=$(bash scripts/container-setup.sh)
 version=$(git describe --always --dirty --tags 2>/dev/null || echo "")
-pull=()
-# podman: the base is local (imported or pulled before); docker: use what `docker pull` brought.
-[[ "$engine" == podman ]] && pull=(--pull=never)
+build_args=()
+run_args=()
+if [[ "$engine" == podman ]]; then
+  # The base is local (imported, or pulled before). podman writes OCI images by default, which have no
+  # HEALTHCHECK: ask for Docker's format.
+  build_args=(--pull=never --format docker)
+  run_args=(--pull=never)
+fi
 
 start=$SECONDS
 echo "image.sh: $engine build -t $IMAGE (version ${version:-0.1.0})" >&2
-"$engine" build "${pull[@]}" --build-arg "CHATSTREAM_VERSION=$version" -t "$IMAGE" -f Dockerfile .
+"$engine" build "${build_args[@]}" --build-arg "CHATSTREAM_VERSION=$version" -t "$IMAGE" -f Dockerfile .
 echo "image.sh: $engine build -t $PG_IMAGE" >&2
-"$engine" build "${pull[@]}" -t "$PG_IMAGE" deploy/postgres
+"$engine" build "${build_args[@]}" -t "$PG_IMAGE" deploy/postgres
 echo "image.sh: built in $((SECONDS - start)) s" >&2
 
 # Sizes as the engine counts them (uncompressed layers, the base included).
 "$engine" image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
   | grep -E "(^|/)(${IMAGE%%:*}:${IMAGE##*:}|${PG_IMAGE%%:*}:${PG_IMAGE##*:}|debian:12-slim) " >&2 || true
-"$engine" run --rm "${pull[@]}" --entrypoint /usr/local/bin/chatstream "$IMAGE" --version
+"$engine" run --rm "${run_args[@]}" --entrypoint /usr/local/bin/chatstream "$IMAGE" --version

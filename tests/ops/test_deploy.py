@@ -35,6 +35,11 @@ def source(*parts: str) -> str:
     return os.path.join(harness.SOURCE_DIR, *parts)
 
 
+def read(*parts: str) -> str:
+    with open(source(*parts), encoding="utf-8") as f:
+        return f.read()
+
+
 def families(names: set[str]) -> set[str]:
     """Sample names plus the histogram family names they belong to."""
     out = set(names)
@@ -58,6 +63,7 @@ class Deploy(harness.E2ETestCase):
         for i in range(3):
             s = srv.stream(f"question {i}", body={"message": f"question {i}", **({"session_id": session} if session else {})})
             summary = harness.validate_stream(s.read_all(timeout=30))
+            s.close()
             self.assertEqual(summary.terminal.type, "done")
             session = summary.session_id
         r = srv.request("GET", "/metrics")
@@ -82,7 +88,7 @@ class Deploy(harness.E2ETestCase):
         self.assertEqual(metrics.value("chatstream_runs_total", status="complete"), 3)
         exported = families(metrics.names())
 
-        dashboard = json.load(open(source("deploy", "grafana", "chatstream-dashboard.json")))
+        dashboard = json.loads(read("deploy", "grafana", "chatstream-dashboard.json"))
         panels = {p["title"]: [t["expr"] for t in p["targets"]] for p in dashboard["panels"]}
         required = {
             "Time to first token": "chatstream_time_to_first_token_seconds_bucket",
@@ -97,7 +103,7 @@ class Deploy(harness.E2ETestCase):
         used = {m for exprs in panels.values() for e in exprs for m in METRIC.findall(e)}
         self.assertEqual(used - exported, set(), "the dashboard charts metrics the server does not export")
 
-        rules = open(source("deploy", "prometheus", "alerts.yml")).read()
+        rules = read("deploy", "prometheus", "alerts.yml")
         self.assertEqual(set(METRIC.findall(rules)) - exported, set(), "alerts on metrics that do not exist")
         for args in (["check", "rules", source("deploy", "prometheus", "alerts.yml")],
                      ["check", "config", source("deploy", "prometheus", "prometheus.yml")]):
@@ -105,7 +111,7 @@ class Deploy(harness.E2ETestCase):
             self.assertEqual(p.returncode, 0, f"promtool {' '.join(args)}:\n{p.stdout}{p.stderr}")
 
     def test_systemd_unit(self):
-        unit = open(source("deploy", "chatstream.service")).read()
+        unit = read("deploy", "chatstream.service")
         for setting in ("KillSignal=SIGTERM", "KillMode=mixed", "ProtectSystem=strict", "NoNewPrivileges=yes",
                         "LimitNOFILE=", "ExecStart=/usr/local/bin/chatstream serve", "TimeoutStopSec="):
             self.assertIn(setting, unit)
