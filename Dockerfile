@@ -66,7 +66,8 @@ RUN if ldd /usr/local/bin/chatstream | grep 'not found'; then exit 1; fi \
 # nginx runs as the same unprivileged user as chatstream: scripts/render-nginx.sh turns
 # nginx/chatstream.conf into a self-contained nginx.conf whose pid file and temp paths live in
 # /var/lib/chatstream/nginx. It listens on 0.0.0.0:8080 (unprivileged) and reaches the workers over
-# the unix socket next to it. Errors go to the container's stderr; chatstream logs every request
+# the unix socket next to it. /var/lib/chatstream/sock is where compose.yaml shares the socket
+# between the chatstream and nginx containers (a volume). Errors go to the container's stderr; chatstream logs every request
 # itself (JSON lines), so nginx's access log is off.
 COPY nginx/chatstream.conf /usr/share/chatstream/nginx/chatstream.conf
 COPY scripts/render-nginx.sh /usr/share/chatstream/scripts/render-nginx.sh
@@ -79,6 +80,7 @@ RUN bash /usr/share/chatstream/scripts/render-nginx.sh --out /var/lib/chatstream
  && sed -i -e '/^user root root;$/d' -e 's/^worker_processes 2;/worker_processes auto;/' \
       -e 's|^error_log .*;|error_log stderr warn;|' -e 's|^\(\s*\)access_log .*;|\1access_log off;|' \
       /var/lib/chatstream/nginx/nginx.conf \
+ && install -d -m 0750 /var/lib/chatstream/sock \
  && chown -R chatstream:chatstream /var/lib/chatstream \
  && setpriv --reuid=chatstream --regid=chatstream --clear-groups \
       nginx -t -q -e stderr -p /var/lib/chatstream/nginx/ -c /var/lib/chatstream/nginx/nginx.conf

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Container entry point (see Dockerfile), as the image's unprivileged user. Three roles:
 #   (no role) [serve flags…]   chatstream on a unix socket + nginx on :8080 in front (docker run)
-#   server [serve flags…]      chatstream alone on CHATSTREAM_LISTEN (default 0.0.0.0:9000): compose
-#   nginx                      nginx alone on :8080 in front of CHATSTREAM_UPSTREAM (host:port): compose
+#   server [serve flags…]      chatstream alone on CHATSTREAM_LISTEN (default 0.0.0.0:9000); compose
+#                              gives it a unix socket in a volume shared with the nginx container
+#   nginx                      nginx alone on :8080 in front of CHATSTREAM_UPSTREAM (unix:/path or
+#                              host:port; default chatstream:9000)
 # PID 1 is this script: it forwards SIGTERM/SIGINT (docker stop) to both — nginx stops taking new
 # connections, chatstream drains running streams for up to CHATSTREAM_DRAIN_TIMEOUT — and exits when
 # both are gone. If either dies on its own, the other is stopped and the container exits non-zero,
@@ -39,12 +41,13 @@ if [[ "$role" == nginx ]]; then
   exec nginx -e stderr -p "$STATE/nginx-proxy/" -c "$STATE/nginx-proxy/nginx.conf"
 fi
 
-rm -f "$SOCK"
 if [[ "$role" == server ]]; then
   export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-0.0.0.0:9000}"
 else
   export CHATSTREAM_LISTEN="${CHATSTREAM_LISTEN:-unix:$SOCK}"
 fi
+# A socket left by a container that was killed would make the bind fail.
+if [[ "$CHATSTREAM_LISTEN" == unix:* ]]; then rm -f "${CHATSTREAM_LISTEN#unix:}"; fi
 
 if [[ -n "${DATABASE_URL:-}${CHATSTREAM_DATABASE_URL:-}" ]]; then
   # The database may still be starting (compose waits for its health check; other orchestrators may
