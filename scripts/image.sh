@@ -33,4 +33,4 @@ echo "image.sh: built in $((SECONDS - start)) s" >&2
 # Sizes as the engine counts them (uncompressed layers, the base included).
 "$engine" image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
   | grep -E "(^|/)(${IMAGE%%:*}:${IMAGE##*:}|${PG_IMAGE%%:*}:${PG_IMAGE##*:}|debian:12-slim) " >&2 || true
-"$engine" run --rm "${run_args[@]}" --entrypoint /usr/local/bin/chatstream "$IMAGE" --version
+"$engine" run --rm --no-healthcheck "${run_args[@]}" --entrypoint /usr/local/bin/chatstream "$IMAGE" --version
