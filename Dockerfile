@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # chatstream: the server (release build) behind nginx, in one Debian 12 image that runs as a
 # non-root user.
 #

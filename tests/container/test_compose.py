@@ -195,7 +195,9 @@ class ComposeStack(unittest.TestCase):
 
     def test_4_down_up_keeps_conversation(self):
         session_id = type(self).session_id
-        compose("down")
+        # podman-compose 1.0 stops with a 1 s timeout unless told: give the drain and PostgreSQL's
+        # shutdown checkpoint their time, as docs/operations.md says to.
+        compose("down", "-t", "20")
         compose("up", "-d")
         wait_healthy("postgres", "chatstream", "nginx")
         wait_http()
