@@ -136,7 +136,10 @@ class ComposeStack(unittest.TestCase):
         if os.environ.get("KEEP_STACK"):
             log(f"KEEP_STACK set: project {PROJECT} left running")
             return
-        compose("down", "-v", check=False, timeout=180)
+        compose("down", "-v", "-t", "20", check=False, timeout=180)
+        # podman-compose 1.0 leaves the project's network behind.
+        if ENGINE == "podman":
+            run(ENGINE, "network", "rm", f"{PROJECT}_default", check=False)
 
     def test_1_page_health_and_stream(self):
         page = harness.request(ADDR, "GET", "/", timeout=10)
