@@ -6,7 +6,7 @@ PORT ?= 8080
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build run test deps clean bench asan format
+.PHONY: all build run test deps clean bench asan format image test-container
 
 all: build
 
@@ -26,6 +26,13 @@ run:
 
 test:
 	bash scripts/test.sh
+
+# Containers (README "Deploy"): podman here, docker where a Docker engine answers.
+image:
+	bash scripts/image.sh
+
+test-container:
+	bash tests/container/run.sh
 
 bench: build
 	bash bench/run.sh

@@ -2,6 +2,8 @@
 # Install the Debian packages chatstream needs to build, test and run, only those missing.
 # Idempotent and quiet: when everything is installed it prints nothing and touches no network.
 # Runs as root, or through sudo otherwise.
+#   scripts/deps.sh             what `make run` and `make test` need
+#   scripts/deps.sh container   what `make image` and `make test-container` add (podman and friends)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,7 +15,15 @@ PACKAGES=(
   postgresql nginx wrk                      # database, front proxy, load generator
   postgresql-doc-15                         # the sample knowledge base: the PostgreSQL manual (HTML)
   python3 curl procps util-linux            # e2e tests, health checks, ps/pkill, taskset/setsid
+  prometheus                                # promtool: the metrics format test (tests/ops/)
 )
+if [[ "${1:-}" == container ]]; then
+  # An OCI engine without a daemon, the runtime that copes with hybrid cgroups, the tool that makes
+  # the Debian base image from a mirror, and compose for the stack (scripts/container-setup.sh).
+  # netavark + aardvark-dns: the bridge network and the service names compose resolves.
+  PACKAGES=(podman runc debootstrap podman-compose netavark aardvark-dns iptables uidmap
+            ca-certificates curl python3)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

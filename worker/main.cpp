@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
       std::fputs(chatstream::help_text().c_str(), stdout);
       return 0;
     case chatstream::Command::kVersion:
-      std::printf("chatstream 0.1.0 (%s)\n", allocator_name().c_str());
+      std::printf("chatstream %s (%s)\n", CHATSTREAM_VERSION_STRING, allocator_name().c_str());
       return 0;
     case chatstream::Command::kServe:
       return chatstream::run_master(parsed->config);

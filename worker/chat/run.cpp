@@ -364,10 +364,14 @@ void Run::on_token(std::string_view text) {
   if (status_ != RunStatus::kRunning) return;
   ++tokens_;
   last_token_ms_ = env_.wheel.now_ms();
+  uint64_t now_us = monotonic_us();
   if (first_token_us_ == 0) {
-    first_token_us_ = monotonic_us();
+    first_token_us_ = now_us;
     obs::observe_ttft(static_cast<double>(first_token_us_ - started_us_) / 1e6);
+  } else {
+    obs::observe(obs::Histogram::kTokenGap, now_us - last_token_us_);
   }
+  last_token_us_ = now_us;
   if (!streaming_ && answer_.size() + text.size() > kMaxJsonAnswerBytes) {
     finish(RunStatus::kError, Errc::kUpstream, "The answer is too long for POST /chat; use /chat/stream.");
     return;

@@ -160,6 +160,7 @@ class Run final : public Reclaimable,
   std::unique_ptr<Pipeline> pipeline_;
   uint64_t started_us_;
   uint64_t first_token_us_ = 0;
+  uint64_t last_token_us_ = 0;  // for the token-gap histogram
   uint64_t last_token_ms_;
   uint64_t tokens_ = 0;
   size_t checkpointed_bytes_ = 0;  // of answer_, stored by the last checkpoint

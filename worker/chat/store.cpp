@@ -75,7 +75,7 @@ constexpr const char* kFinishRunSql = R"sql(
 WITH r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
                   duration_ms = $10, token_count = $5
-  WHERE id = $2 AND status = 'running'
+  WHERE id = $2 AND session_id = $1 AND status = 'running'  -- keyed by session (docs/scaling.md)
   RETURNING id
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)

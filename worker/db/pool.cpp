@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cassert>
 
+#include "core/clock.hpp"
 #include "obs/log.hpp"
+#include "obs/metrics.hpp"
 
 namespace chatstream::db {
 
@@ -23,6 +25,7 @@ void Pool::start() {
 Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callback) {
   auto job = std::make_unique<Job>(
       Job{next_ticket_++, std::move(sql), std::move(params), std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms});
+  job->queued_us = monotonic_us();
   Ticket ticket = job->ticket;
   if (closed_) {
     fail_later(std::move(job), {Errc::kDatabaseUnavailable, "pool closed", ""});
@@ -137,6 +140,7 @@ void Pool::dispatch() {
 
 void Pool::run(PgConnection& connection, std::unique_ptr<Job> job) {
   assert(!closed_ && connection.ready());
+  obs::observe(obs::Histogram::kDbWait, monotonic_us() - job->queued_us);
   Ticket ticket = job->ticket;
   running_.emplace(ticket, Running{&connection, std::move(job->callback)});
   connection.send(job->sql, job->params, [this, ticket](QueryOutcome& outcome) {

@@ -69,6 +69,7 @@ class Pool final : private PgConnection::Observer {
     Params params;
     QueryCallback callback;
     uint64_t deadline_ms;
+    uint64_t queued_us = 0;  // for the db-wait histogram
   };
 
   void on_ready(PgConnection& connection) override;

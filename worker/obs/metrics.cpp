@@ -76,6 +76,16 @@ void observe_ttft(double seconds) {
   slot.ttft_sum_us.store(slot.ttft_sum_us.load(std::memory_order_relaxed) + micros, std::memory_order_relaxed);
 }
 
+void observe(Histogram histogram, uint64_t micros) {
+  HistogramCells& cells = local_slot().histograms[static_cast<size_t>(histogram)];
+  double seconds = static_cast<double>(micros) / 1e6;
+  size_t bucket = 0;
+  while (bucket < kLatencyBucketCount && seconds > kLatencyBuckets[bucket]) ++bucket;
+  auto& cell = cells.buckets[bucket];
+  cell.store(cell.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  cells.sum_us.store(cells.sum_us.load(std::memory_order_relaxed) + micros, std::memory_order_relaxed);
+}
+
 void count_response(int status) {
   Counter counter;
   switch (status) {
@@ -149,6 +159,31 @@ std::string SharedMetrics::render_prometheus() const {
   out += sum;
   out.push_back('\n');
   line(out, "chatstream_time_to_first_token_seconds_count", "", cumulative);
+
+  auto histogram = [&](const char* name, const char* text, Histogram h) {
+    help(out, name, "histogram", text);
+    std::string bucket_name = std::string(name) + "_bucket";
+    uint64_t cumulative = 0, sum_us = 0;
+    for (size_t b = 0; b <= kLatencyBucketCount; ++b) {
+      for (uint32_t i = 0; i < m.slot_count; ++i) cumulative += m.slots[i].histograms[static_cast<size_t>(h)].buckets[b].load();
+      char labels[48];
+      if (b < kLatencyBucketCount) {
+        std::snprintf(labels, sizeof labels, "{le=\"%g\"}", kLatencyBuckets[b]);
+      } else {
+        std::snprintf(labels, sizeof labels, "{le=\"+Inf\"}");
+      }
+      line(out, bucket_name.c_str(), labels, cumulative);
+    }
+    for (uint32_t i = 0; i < m.slot_count; ++i) sum_us += m.slots[i].histograms[static_cast<size_t>(h)].sum_us.load();
+    char sum[64];
+    std::snprintf(sum, sizeof sum, "%s_sum %.6f\n", name, static_cast<double>(sum_us) / 1e6);
+    out += sum;
+    line(out, (std::string(name) + "_count").c_str(), "", cumulative);
+  };
+  histogram("chatstream_token_gap_seconds", "Time between two consecutive tokens of a run, as the provider delivered them.",
+            Histogram::kTokenGap);
+  histogram("chatstream_db_wait_seconds", "Time a database statement waited for a free pooled connection.",
+            Histogram::kDbWait);
 
   counter("chatstream_tokens_sent_total", "Provider tokens written to clients.", Counter::kTokensSent);
   counter("chatstream_token_events_sent_total", "token events written (merged tokens count once).",

@@ -52,12 +52,26 @@ inline constexpr double kTtftBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
                                           0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 inline constexpr size_t kTtftBucketCount = sizeof(kTtftBuckets) / sizeof(kTtftBuckets[0]);
 
+// Latency histograms besides TTFT, all on one bucket list (seconds): the gap between two tokens of a
+// run as the provider delivers them (what a reader sees stall), and how long a statement waited
+// for a free pooled database connection (the pool's queue, not the statement's own time).
+enum class Histogram : uint32_t { kTokenGap, kDbWait, kCount };
+inline constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                             0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+inline constexpr size_t kLatencyBucketCount = sizeof(kLatencyBuckets) / sizeof(kLatencyBuckets[0]);
+
+struct HistogramCells {
+  std::atomic<uint64_t> buckets[kLatencyBucketCount + 1];  // last one is +Inf
+  std::atomic<uint64_t> sum_us;
+};
+
 struct alignas(64) WorkerSlot {
   std::atomic<uint64_t> counters[static_cast<size_t>(Counter::kCount)];
   std::atomic<int64_t> gauges[static_cast<size_t>(Gauge::kCount)];
   std::atomic<uint64_t> ttft_buckets[kTtftBucketCount + 1];  // last one is +Inf
   std::atomic<uint64_t> ttft_sum_us;
   std::atomic<uint64_t> run_errors[kErrcCount];  // runs ended by an error, by Errc
+  HistogramCells histograms[static_cast<size_t>(Histogram::kCount)];
 };
 
 struct SharedMetrics {
@@ -93,6 +107,7 @@ inline void count_run_error(Errc code) {
   auto& cell = local_slot().run_errors[static_cast<size_t>(code)];
   cell.store(cell.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
+void observe(Histogram histogram, uint64_t micros);
 void count_response(int status);
 
 }  // namespace chatstream::obs

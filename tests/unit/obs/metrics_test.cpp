@@ -190,5 +190,26 @@ TEST_F(MetricsTest, ANegativeGaugeSumIsRenderedAsZero) {
   EXPECT_EQ(sample(shared_->render_prometheus(), "chatstream_active_runs"), 0);
 }
 
+TEST_F(MetricsTest, LatencyHistogramsSumOverSlotsAndKeepTheirOwnFamilies) {
+  bind_worker_slot(shared_, 0);
+  observe(Histogram::kTokenGap, 400);      // 0.0004 s: the first bucket (0.0005)
+  observe(Histogram::kTokenGap, 50'000);   // 0.05 s: exactly on a bound, counted in it
+  bind_worker_slot(shared_, 1);
+  observe(Histogram::kTokenGap, 20'000'000);  // 20 s: +Inf only
+  observe(Histogram::kDbWait, 1'500);         // 0.0015 s: 0.0025 and up
+  std::string text = shared_->render_prometheus();
+  EXPECT_EQ(sample(text, "chatstream_token_gap_seconds_bucket{le=\"0.0005\"}"), 1);
+  EXPECT_EQ(sample(text, "chatstream_token_gap_seconds_bucket{le=\"0.05\"}"), 2);
+  EXPECT_EQ(sample(text, "chatstream_token_gap_seconds_bucket{le=\"10\"}"), 2);
+  EXPECT_EQ(sample(text, "chatstream_token_gap_seconds_bucket{le=\"+Inf\"}"), 3);
+  EXPECT_EQ(sample(text, "chatstream_token_gap_seconds_count"), 3);
+  EXPECT_NEAR(sample(text, "chatstream_token_gap_seconds_sum"), 20.0504, 1e-6);
+  EXPECT_EQ(sample(text, "chatstream_db_wait_seconds_bucket{le=\"0.001\"}"), 0);
+  EXPECT_EQ(sample(text, "chatstream_db_wait_seconds_bucket{le=\"0.0025\"}"), 1);
+  EXPECT_EQ(sample(text, "chatstream_db_wait_seconds_count"), 1);
+  EXPECT_NE(text.find("# TYPE chatstream_token_gap_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE chatstream_db_wait_seconds histogram\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace chatstream::obs
