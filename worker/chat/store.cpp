@@ -60,7 +60,8 @@ FROM s LEFT JOIN LATERAL (
 ORDER BY h.id NULLS FIRST)sql";
 
 constexpr const char* kRetrieveSql = R"sql(
-SELECT c.id, d.title, d.source, c.heading, c.content, ts_rank_cd(c.tsv, q) AS rank
+SELECT c.id, d.title, coalesce(d.url || CASE WHEN c.anchor <> '' THEN '#' || c.anchor ELSE '' END, d.source),
+       c.heading, c.content, ts_rank_cd(c.tsv, q) AS rank
 FROM websearch_to_tsquery($1::regconfig, $2) AS q, chunks c JOIN documents d ON d.id = c.document_id
 WHERE c.tsv @@ q
 ORDER BY rank DESC, c.id

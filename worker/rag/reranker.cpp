@@ -17,8 +17,8 @@
 // BM25F for the fields (Robertson, Zaragoza & Taylor, 2004): a title or heading is short and written to
 // say what the section is about, so a term there is strong evidence and counts double. Field
 // frequencies are added before the saturation, so a term in both the heading and the text is not
-// counted as two independent matches. A heading equal to the title (the first section of a page) is
-// counted once.
+// counted as two independent matches. The heading's terms that the title holds (a heading path ends
+// with the page's own title) are counted once, in the title.
 //
 // Proximity (Tao & Zhai, SIGIR 2007, found the minimum distance between two query terms the most
 // useful proximity signal; Büttcher, Clarke & Lushman's BM25TP, 2006, adds a per-pair bonus): for each
@@ -53,10 +53,11 @@ struct Analysis {
 };
 
 Field analyze_field(std::string_view text, const std::unordered_map<std::string, size_t>& index, size_t n,
-                    std::vector<std::vector<size_t>>* positions) {
+                    std::vector<std::vector<size_t>>* positions, const std::vector<std::string>* except = nullptr) {
   Field field;
   field.tf.assign(n, 0);
   for (const Term& term : extract_terms(text)) {
+    if (except && std::find(except->begin(), except->end(), term.stem) != except->end()) continue;
     ++field.length;
     auto it = index.find(term.stem);
     if (it == index.end()) continue;
@@ -101,8 +102,10 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     Analysis& a = analyses[i];
     a.positions.assign(n, {});
     a.title = analyze_field(p.title, index, n, nullptr);
-    a.heading = terms(p.heading) == terms(p.title) ? Field{std::vector<int>(n, 0), 0}
-                                                   : analyze_field(p.heading, index, n, nullptr);
+    // The heading is a path that usually ends with the page's title ("Chapter 11. Indexes › 11.8. Partial
+    // Indexes"): what the title says already counts once.
+    std::vector<std::string> title_terms = terms(p.title);
+    a.heading = analyze_field(p.heading, index, n, nullptr, &title_terms);
     a.content = analyze_field(p.content, index, n, &a.positions);
     avg_title += static_cast<double>(a.title.length);
     avg_heading += static_cast<double>(a.heading.length);
