@@ -23,13 +23,7 @@
 
 namespace {
 
-constexpr const char* kRetrieveSql = R"sql(
-SELECT c.id, d.title, coalesce(d.url || CASE WHEN c.anchor <> '' THEN '#' || c.anchor ELSE '' END, d.source),
-       c.heading, c.content, ts_rank_cd(c.tsv, q) AS rank
-FROM websearch_to_tsquery('english', $1) AS q, chunks c JOIN documents d ON d.id = c.document_id
-WHERE c.tsv @@ q
-ORDER BY rank DESC, c.id
-LIMIT 20)sql";
+
 
 double thread_cpu_us() {
   timespec ts;
@@ -72,8 +66,8 @@ int main(int argc, char** argv) {
   std::vector<std::vector<chatstream::rag::Passage>> candidates;
   for (const std::string& question : questions) {
     std::string text = chatstream::rag::search_query(question, {});
-    const char* params[] = {text.c_str()};
-    PGresult* result = PQexecParams(conn, kRetrieveSql, 1, nullptr, params, nullptr, nullptr, 0);
+    const char* params[] = {"english", text.c_str(), "20"};
+    PGresult* result = PQexecParams(conn, chatstream::rag::kRetrieveSql, 3, nullptr, params, nullptr, nullptr, 0);
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
       std::fprintf(stderr, "answer_cpu: %s", PQerrorMessage(conn));
       return 2;

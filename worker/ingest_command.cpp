@@ -34,7 +34,7 @@ bool ingestible(const fs::path& path) {
 
 // Bumped whenever parsing or chunking changes, so `ingest` reloads files whose bytes did not change.
 // chunking-2: code blocks fenced and kept whole, heading paths, table rows, section anchors.
-constexpr const char* kChunkingVersion = "chunking-2";
+constexpr const char* kChunkingVersion = "chunking-3";
 
 // FNV-1a, 64 bits, over the chunking version and the bytes: enough to notice that a file (or the way
 // it is chunked) changed since it was loaded.
@@ -197,6 +197,21 @@ int run_ingest(const Config& config, const std::vector<std::string>& paths) {
       case Outcome::kUnchanged: ++unchanged; break;
       case Outcome::kEmpty: ++empty; break;
       case Outcome::kFailed: ++failed; break;
+    }
+  }
+  // Retrieval weighs words by how many chunks hold them (rag/search_query.hpp): counted again when
+  // the chunks changed, or never counted yet.
+  Res counted = exec(conn.get(), "SELECT count(*) FROM lexeme_stats", {});
+  bool never_counted = ok(counted) && std::string(PQgetvalue(counted.get(), 0, 0)) == "0";
+  if (loaded > 0 || never_counted) {
+    // Several statements: the simple protocol (PQexec), which runs them as one transaction.
+    Res refreshed(PQexec(conn.get(),
+                         "TRUNCATE lexeme_stats; "
+                         "INSERT INTO lexeme_stats SELECT word, ndoc FROM ts_stat('SELECT tsv FROM chunks'); "
+                         "INSERT INTO lexeme_stats SELECT '', count(*) FROM chunks"));
+    if (!ok(refreshed)) {
+      std::fprintf(stderr, "chatstream ingest: counting the words: %s\n", error_of(conn.get()).c_str());
+      ++failed;
     }
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -7,6 +7,7 @@
 
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "rag/search_query.hpp"
 
 namespace chatstream::chat {
 
@@ -59,13 +60,8 @@ FROM s LEFT JOIN LATERAL (
 ) h ON true
 ORDER BY h.id NULLS FIRST)sql";
 
-constexpr const char* kRetrieveSql = R"sql(
-SELECT c.id, d.title, coalesce(d.url || CASE WHEN c.anchor <> '' THEN '#' || c.anchor ELSE '' END, d.source),
-       c.heading, c.content, ts_rank_cd(c.tsv, q) AS rank
-FROM websearch_to_tsquery($1::regconfig, $2) AS q, chunks c JOIN documents d ON d.id = c.document_id
-WHERE c.tsv @@ q
-ORDER BY rank DESC, c.id
-LIMIT $3)sql";
+// The retrieval query belongs to rag/ (rag/search_query.hpp).
+using rag::kRetrieveSql;
 
 constexpr const char* kFinishRunSql = R"sql(
 WITH m AS (

@@ -518,10 +518,14 @@ class HtmlReader {
     while (!path_.empty() && path_.back().first >= level) path_.pop_back();
     path_.emplace_back(level, std::move(heading));
     std::string full = chapter();
-    for (const auto& [_, part] : path_) {
+    auto add = [&full](const std::string& part) {
       if (!full.empty()) full += kPathSeparator;
       full += part;
-    }
+    };
+    // The page itself, when its headings do not start with its title (a reference page: "ALTER TABLE"
+    // is the first <h2>, then "Synopsis", "Description" replace it at the same level).
+    if (!title_.empty() && path_.front().second != title_) add(title_);
+    for (const auto& [_, part] : path_) add(part);
     sections_.push_back({std::move(full), {}, heading_anchor_});
   }
 

@@ -33,7 +33,7 @@ TEST(Html, DecodesEntities) {
   Document titled = parse_html("<title>Q&amp;A &ndash; FAQ</title><h1>Tips &amp; tricks</h1><p>x</p>", "f");
   EXPECT_EQ(titled.title, "Q&A \xE2\x80\x93 FAQ");
   ASSERT_EQ(titled.chunks.size(), 1u);
-  EXPECT_EQ(titled.chunks[0].heading, "Tips & tricks");
+  EXPECT_EQ(titled.chunks[0].heading, "Q&A \xE2\x80\x93 FAQ \xE2\x80\xBA Tips & tricks");
 }
 
 TEST(Html, DropsScriptsStylesCommentsAndTheHead) {
@@ -58,13 +58,14 @@ TEST(Html, HeadingsOneToThreeStartChunks) {
   ASSERT_EQ(doc.chunks.size(), 4u);
   EXPECT_EQ(doc.chunks[0].heading, "");
   EXPECT_EQ(doc.chunks[0].content, "Intro text.");
-  EXPECT_EQ(doc.chunks[1].heading, "First");
+  // A heading path: the page's title when its headings do not start with it, then the headings above,
+  // " › " between them.
+  EXPECT_EQ(doc.chunks[1].heading, "Guide \xE2\x80\xBA First");
   EXPECT_EQ(doc.chunks[1].content, "One.");
-  // A heading path: the headings above it, " › " between them.
-  EXPECT_EQ(doc.chunks[2].heading, "First \xE2\x80\xBA Second part");
+  EXPECT_EQ(doc.chunks[2].heading, "Guide \xE2\x80\xBA First \xE2\x80\xBA Second part");
   EXPECT_EQ(doc.chunks[2].content, "Two.\n\nMinor heading\n\nStill two.");
   // Sections without text give no chunk; an empty heading does not start a section.
-  EXPECT_EQ(doc.chunks[3].heading, "First \xE2\x80\xBA Empty section");
+  EXPECT_EQ(doc.chunks[3].heading, "Guide \xE2\x80\xBA First \xE2\x80\xBA Empty section");
   EXPECT_EQ(doc.chunks[3].content, "Three.");
 }
 

@@ -85,6 +85,11 @@ TEST(IngestPgManual, ParsesEveryPageIntoCleanChunks) {
   EXPECT_EQ(select.chunks[0].heading, "SQL Commands \xE2\x80\xBA SELECT");
   EXPECT_TRUE(select.chunks[0].content.starts_with(
       "SELECT, TABLE, WITH \xE2\x80\x94 retrieve rows from a table or view"));
+  // A reference page's sections are headed by the page: "SQL Commands › ALTER TABLE › Examples".
+  const Document& alter = docs.at("sql-altertable.html");
+  EXPECT_TRUE(std::any_of(alter.chunks.begin(), alter.chunks.end(), [](const Chunk& c) {
+    return c.heading == "SQL Commands \xE2\x80\xBA ALTER TABLE \xE2\x80\xBA Examples";
+  }));
   const Document& types = docs.at("indexes-types.html");
   EXPECT_EQ(types.title, "11.2. Index Types");
   EXPECT_TRUE(std::any_of(types.chunks.begin(), types.chunks.end(), [](const Chunk& c) {
