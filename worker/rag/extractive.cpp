@@ -77,7 +77,21 @@ struct Sentence {
   bool fragment = false;  // not to be chosen for itself (may follow a sentence ending in ':')
   bool eligible = false;
   bool code = false;  // a fenced code block, verbatim (text keeps its fences and line breaks)
+  // Terms of the term a definition list or a table row defines ("work_mem (integer)"), lending their
+  // support to the sentences that define it, as a heading does.
+  std::vector<bool> support;
 };
+
+// The term a paragraph starts by defining: its first line when the paragraph has more lines and that
+// line is short and no sentence ("shared_buffers (integer)", "-v", "--verbose"). Empty otherwise.
+std::string_view defined_term(std::string_view block) {
+  size_t newline = block.find('\n');
+  if (newline == std::string_view::npos || newline > 80) return {};
+  std::string_view line = block.substr(0, newline);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+  if (line.empty() || line.back() == '.' || line.back() == ':' || line.back() == '?' || line.back() == '!') return {};
+  return line;
+}
 
 // Code blocks.
 constexpr size_t kMaxCodeChars = 1200;   // a longer listing is not quoted in an answer
@@ -85,6 +99,9 @@ constexpr double kVerbBoost = 1.3;        // the code starts with the question's
 constexpr double kSynopsisPenalty = 0.4;  // "CREATE [ UNIQUE ] INDEX …": the grammar, not an example
 constexpr double kLongCodePenalty = 0.7;  // over kLongCodeChars
 constexpr size_t kLongCodeChars = 500;
+// The code itself, its announcement and heading must cover this much of the question's IDF weight:
+// less than a sentence must (a statement names the command, rarely the question's other words).
+constexpr double kMinCodeCoverage = 0.3;
 // A how-to answer: the code that does it, with one or two sentences.
 constexpr size_t kHowToSentences = 2;
 
@@ -348,15 +365,32 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
         sentences.push_back(std::move(s));
         continue;
       }
+      // A defined term supports the sentences of its definition; the first of them says what it is and
+      // holds the term as its own ("work_mem (integer)" / "Sets the base maximum amount of memory …").
+      std::string_view term = defined_term(block.text);
+      std::vector<bool> term_stems(n, false);
+      for (const std::string& stem : terms(term)) {
+        auto it = index.find(stem);
+        if (it != index.end()) term_stems[it->second] = true;
+      }
+      bool first_of_definition = !term.empty();
       for (std::string_view raw : split_sentences(block.text)) {
         std::string text = clean_sentence(raw);
         if (text.empty()) continue;  // it was only a footnote marker
+        bool in_term = !term.empty() && static_cast<size_t>(raw.data() - block.text.data()) < term.size();
         // Short lines and code stay (they can follow a sentence that announces them) but are not chosen
         // for themselves; nor is a pointer to another section.
         Sentence s{p, position++, std::move(text), std::vector<int>(n, 0)};
         s.fragment = s.text.size() > kMaxSentenceChars || split_words(s.text).size() < kMinSentenceWords ||
                      is_fragment(s.text) || is_code_line(s.text) || is_output_line(s.text) || is_pointer(s.text);
         add_terms(s, s.text);
+        if (!term.empty() && !in_term) {
+          s.support = term_stems;
+          if (first_of_definition) {
+            for (size_t t = 0; t < n; ++t) s.tf[t] |= term_stems[t] ? 1 : 0;
+            first_of_definition = false;
+          }
+        }
         sentences.push_back(std::move(s));
       }
     }
@@ -415,7 +449,7 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     bool touches_context = false;
     for (size_t t = 0; t < n; ++t) {
       bool own = s.tf[t] > 0;
-      bool support = in_heading[s.passage][t];
+      bool support = in_heading[s.passage][t] || (!s.support.empty() && s.support[t]);
       double tf = s.tf[t] / (1.0 - kB + kB * static_cast<double>(s.length) / avg_length) +
                   (support ? kHeadingSupport : 0.0);
       if (tf > 0) {
@@ -467,7 +501,7 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       if (part > 0) ++distinct;
       covered += weight * part;
     }
-    if (own == 0 || covered / coverage_norm < kMinCoverage || distinct < needed_distinct) continue;
+    if (own == 0 || covered / coverage_norm < kMinCodeCoverage || distinct < needed_distinct) continue;
     std::string_view body = code_of(code.text);
     std::vector<Word> words = split_words(body);
     double score = covered / coverage_norm;

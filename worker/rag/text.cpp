@@ -295,6 +295,13 @@ bool is_question_filler(std::string_view lowercase_word) {
   return question_fillers().contains(lowercase_word);
 }
 
+bool is_empty_in_question(std::string_view word) {
+  std::string lower = lowercase_ascii(word);
+  if (is_stopword(lower)) return true;
+  bool capitals = word.size() >= 2 && std::all_of(word.begin(), word.end(), is_ascii_upper);
+  return is_question_filler(lower) && !capitals;
+}
+
 std::string stem(std::string_view lowercase_word) {
   // PostgreSQL's parser reads a word with digits as a "numword", which the english configuration does
   // not stem.
@@ -328,8 +335,9 @@ std::vector<std::string> question_terms(std::string_view question) {
   std::vector<std::string> out;
   for (const Word& word : split_words(question)) {
     if (word.end - word.begin < 2) continue;
-    std::string lower = lowercase_ascii(question.substr(word.begin, word.end - word.begin));
-    if (is_stopword(lower) || is_question_filler(lower)) continue;
+    std::string_view written = question.substr(word.begin, word.end - word.begin);
+    if (is_empty_in_question(written)) continue;
+    std::string lower = lowercase_ascii(written);
     std::string s = stem(lower);
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
   }

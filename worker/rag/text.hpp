@@ -34,6 +34,10 @@ bool is_stopword(std::string_view lowercase_word);
 // questions only, never from passages (where "show" or "describe" can be a command's name).
 bool is_question_filler(std::string_view lowercase_word);
 
+// Whether a word of a question (as written) carries no topic: a stopword, or a question filler unless
+// written in capitals — "What does EXPLAIN show?" asks about the EXPLAIN command.
+bool is_empty_in_question(std::string_view word);
+
 // The English stemmer of PostgreSQL's `english` configuration (Snowball's Porter2, from libstemmer) for
 // a lowercased word, so that the reranker and the composer conflate words as retrieval does: "indexes"/
 // "indexed"/"indexing" → "index", "queries" → "queri", "tables" → "tabl". Words with digits (PostgreSQL's
