@@ -27,6 +27,9 @@
 // that are both present, so it reorders passages that match equally well but never lifts a passage
 // missing a term above one that has it.
 //
+// Retrieval's rank (corpus IDF, headings) is added, relative to the best candidate's, with a small
+// weight: it breaks near-ties the candidate-set IDF cannot see.
+//
 // Question and context are scored as two parts, each normalised by its best possible value, then
 // added as question + factor × context (rag/query.hpp): a passage matching the whole conversation but
 // not the question cannot beat one that answers the question.
@@ -41,6 +44,9 @@ constexpr double kTitleWeight = 2.0;
 constexpr double kHeadingWeight = 2.0;
 constexpr double kProximityWeight = 0.3;
 constexpr size_t kMaxProximityTerms = 8;  // the rarest question terms; pairs grow quadratically
+// Retrieval's own rank, relative to the best candidate's: it knows the IDF of the whole corpus (the
+// candidates' IDF here only separates them) and the headings (rag/search_query.hpp).
+constexpr double kRetrievalWeight = 0.15;
 
 struct Field {
   std::vector<int> tf;  // per query term
@@ -143,6 +149,9 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     return f.tf[t] / (1.0 - kB + kB * static_cast<double>(f.length) / avg);
   };
 
+  double best_db_rank = 0;
+  for (const Passage& p : candidates) best_db_rank = std::max(best_db_rank, p.db_rank);
+
   std::vector<Ranked> ranked;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const Analysis& a = analyses[i];
@@ -171,6 +180,8 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
       }
       score += kProximityWeight * closeness / pairs_norm;
     }
+    // Only for a passage that matches at all: retrieval's rank cannot lift one that does not.
+    if (best_db_rank > 0 && score > 0) score += kRetrievalWeight * std::max(0.0, candidates[i].db_rank) / best_db_rank;
     if (score >= min_score) ranked.push_back({i, score});
   }
   std::sort(ranked.begin(), ranked.end(), [&](const Ranked& x, const Ranked& y) {
