@@ -53,6 +53,10 @@ constexpr Boosts kDefinitionQuestionBoosts = {1.5, 2.0};
 constexpr double kLeadBoost[] = {1.2, 1.1};
 // For "what is X?", a section titled Introduction, Overview, Description… is where X is defined.
 constexpr double kIntroductionBoost = 1.2;
+// A table row ("vacuuming heap | VACUUM is currently vacuuming the heap.") answers less often than prose.
+constexpr double kTableRowPenalty = 0.6;
+// "What is the default …?": the sentence that says "default" states it.
+constexpr double kDefaultBoost = 1.5;
 
 // What is an answer.
 constexpr double kMinCoverage = 0.45;     // of the question's IDF weight, with heading support
@@ -443,6 +447,8 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   }
   std::unordered_set<std::string> question_stems;
   for (const WeightedTerm& t : query.question) question_stems.insert(t.stem);
+  static const std::string default_stem = stem("default");
+  const bool asks_default = question_stems.contains(default_stem);
   for (Sentence& s : sentences) {
     double question_part = 0, context_part = 0, covered = 0, own_covered = 0;
     size_t distinct = 0;
@@ -460,7 +466,10 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       if (!covering[t] || (!own && !support)) continue;
       ++distinct;
       covered += all[t].weight * idf[t] * (own ? 1.0 : kHeadingSupport);
-      if (own) own_covered += all[t].weight * idf[t];
+      // The term a definition list defines is half the sentence's own: "The default is typically 128
+      // megabytes" under "shared_buffers (integer)" answers what shared_buffers' default is.
+      bool defined_here = !s.support.empty() && s.support[t];
+      if (own || defined_here) own_covered += all[t].weight * idf[t] * (own ? 1.0 : kHeadingSupport);
     }
     double score = 0;
     if (question_norm > 0) score += question_part / question_norm;
@@ -468,6 +477,8 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     double shape = shape_of(s.text, question_stems, boosts);
     if (s.position < std::size(kLeadBoost)) shape *= kLeadBoost[s.position];
     if (introduction[s.passage]) shape *= kIntroductionBoost;
+    if (s.text.find(" | ") != std::string::npos) shape *= kTableRowPenalty;
+    if (asks_default && s.stems.contains(default_stem)) shape *= kDefaultBoost;
     s.score = score * shape / (1.0 + kRankPrior * static_cast<double>(s.passage));
     s.eligible = !s.fragment && own_covered > 0 && coverage_norm > 0 &&
                  covered / coverage_norm >= kMinCoverage && own_covered / coverage_norm >= kMinOwnCoverage &&
