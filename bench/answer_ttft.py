@@ -79,7 +79,7 @@ def main() -> int:
                     while True:
                         e = s.next_event(30)
                         if e is None or e.type in harness.TERMINAL:
-                            raise AssertionError(f"no token for {q!r}: {e and e.type}")
+                            raise AssertionError(f"no token for {q!r}: {e and e.type} {e and e.data}")
                         if e.type == "token":
                             break
                     elapsed = (e.t - s.t_sent) * 1000.0
