@@ -27,6 +27,9 @@
 // that are both present, so it reorders passages that match equally well but never lifts a passage
 // missing a term above one that has it.
 //
+// A small bonus for the share of the title's words the question holds prefers the page about what is
+// asked over the page about a near variant of it ("ALTER TABLE" over "ALTER FOREIGN TABLE").
+//
 // Retrieval's rank (corpus IDF, headings) is added, relative to the best candidate's, with a small
 // weight: it breaks near-ties the candidate-set IDF cannot see.
 //
@@ -47,6 +50,9 @@ constexpr size_t kMaxProximityTerms = 8;  // the rarest question terms; pairs gr
 // Retrieval's own rank, relative to the best candidate's: it knows the IDF of the whole corpus (the
 // candidates' IDF here only separates them) and the headings (rag/search_query.hpp).
 constexpr double kRetrievalWeight = 0.15;
+// The share of the title's words the question holds: a page about X ("ALTER TABLE") over a page about a
+// near variant of X ("ALTER FOREIGN TABLE") when the question does not name the variant.
+constexpr double kTitlePrecisionWeight = 0.1;
 
 struct Field {
   std::vector<int> tf;  // per query term
@@ -151,6 +157,15 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
 
   double best_db_rank = 0;
   for (const Passage& p : candidates) best_db_rank = std::max(best_db_rank, p.db_rank);
+  auto title_precision = [&](const Passage& p) {
+    size_t words = 0, asked = 0;
+    for (const std::string& stem : terms(p.title)) {
+      if (std::any_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;  // "11.8."
+      ++words;
+      asked += index.contains(stem) && index.at(stem) < n_question ? 1 : 0;
+    }
+    return words == 0 ? 0.0 : static_cast<double>(asked) / static_cast<double>(words);
+  };
 
   std::vector<Ranked> ranked;
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -182,6 +197,7 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     }
     // Only for a passage that matches at all: retrieval's rank cannot lift one that does not.
     if (best_db_rank > 0 && score > 0) score += kRetrievalWeight * std::max(0.0, candidates[i].db_rank) / best_db_rank;
+    if (score > 0) score += kTitlePrecisionWeight * title_precision(candidates[i]);
     if (score >= min_score) ranked.push_back({i, score});
   }
   std::sort(ranked.begin(), ranked.end(), [&](const Ranked& x, const Ranked& y) {
