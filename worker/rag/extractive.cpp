@@ -490,12 +490,26 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   // as the statement's first word ("create" → "CREATE INDEX …"), an example rather than a synopsis, short
   // rather than long, from a better-ranked passage.
   const bool how_to = asks_how_to(question);
-  if (how_to) max_sentences = std::min(max_sentences, kHowToSentences);
   size_t best_code = SIZE_MAX;
   double best_code_score = 0;
+  // Commands write as one word what a question says in two: "roll back" → ROLLBACK, "set up" → SETUP.
+  std::vector<std::pair<std::string, std::pair<size_t, size_t>>> compounds;
+  if (how_to) {
+    std::vector<Word> words = split_words(question);
+    for (size_t w = 0; w + 1 < words.size(); ++w) {
+      std::string first = word_at(question, words, w), second = word_at(question, words, w + 1);
+      auto a = index.find(stem(first)), b = index.find(stem(second));
+      if (a != index.end() && b != index.end()) compounds.push_back({stem(first + second), {a->second, b->second}});
+    }
+  }
   for (size_t i = 0; how_to && coverage_norm > 0 && i < sentences.size(); ++i) {
-    const Sentence& code = sentences[i];
-    if (!code.code || code.text.size() > kMaxCodeChars) continue;
+    if (!sentences[i].code || sentences[i].text.size() > kMaxCodeChars) continue;
+    Sentence code = sentences[i];
+    for (const auto& [compound, pair] : compounds) {
+      if (!code.stems.contains(compound)) continue;
+      code.tf[pair.first] = 1;
+      code.tf[pair.second] = 1;
+    }
     const Sentence* lead = i > 0 && sentences[i - 1].passage == code.passage && !sentences[i - 1].code
                                ? &sentences[i - 1]
                                : nullptr;
@@ -526,6 +540,8 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     }
   }
 
+  // With the statement, one or two sentences explain it; without one, the prose must carry the answer.
+  if (best_code != SIZE_MAX) max_sentences = std::min(max_sentences, kHowToSentences);
   std::vector<size_t> order;
   for (size_t i = 0; i < sentences.size(); ++i) {
     if (sentences[i].eligible) order.push_back(i);
