@@ -108,6 +108,8 @@ constexpr size_t kLongCodeChars = 500;
 constexpr double kMinCodeCoverage = 0.3;
 // A how-to answer: the code that does it, with one or two sentences.
 constexpr size_t kHowToSentences = 2;
+// The comment right after a quoted example, when it points back at it, comes with it up to this length.
+constexpr size_t kMaxCommentChars = 200;
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -298,6 +300,14 @@ bool announces_example(std::string_view sentence) {
   return sentence.ends_with(':') || ends_with_nocase(sentence, "for example.") ||
          ends_with_nocase(sentence, "as follows.") || ends_with_nocase(sentence, "such as this.") ||
          ends_with_nocase(sentence, "like this.") || ends_with_nocase(sentence, "for instance.");
+}
+
+// A sentence that goes on in the code after it: "The general command form to restore a dump is" + the
+// command. (Only asked of a sentence a code block follows.)
+bool runs_into_code(std::string_view sentence) {
+  if (sentence.empty()) return false;
+  char last = sentence.back();
+  return last != '.' && last != '!' && last != '?' && last != ')' && last != '"';
 }
 
 // "How do I …?", "How can I …", "How to …": the answer is a statement or a command.
@@ -573,7 +583,9 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   std::vector<size_t> announced;
   for (size_t i : chosen) {
     const Sentence& s = sentences[i];
-    if (!announces_example(s.text)) {
+    bool into_code = i + 1 < sentences.size() && sentences[i + 1].passage == s.passage && sentences[i + 1].code &&
+                     runs_into_code(s.text);
+    if (!announces_example(s.text) && !into_code) {
       announced.push_back(i);
       continue;
     }
@@ -582,6 +594,15 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
         announced.push_back(i);
         announced.push_back(i + 1);
         chosen_set.insert(i + 1);
+        // What the manual says of its example right after it ("This is a bad idea!", "That will cause
+        // all existing rows … to be filled with null values") belongs to it.
+        size_t after = i + 2;
+        if (after < sentences.size() && sentences[after].passage == s.passage && !sentences[after].code &&
+            !chosen_set.contains(after) && sentences[after].text.size() <= kMaxCommentChars &&
+            starts_by_pointing_back(sentences[after].text)) {
+          announced.push_back(after);
+          chosen_set.insert(after);
+        }
       }
       continue;
     }
@@ -613,7 +634,8 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     const Sentence& code = sentences[best_code];
     size_t lead = best_code - 1;
     bool has_lead = best_code > 0 && sentences[lead].passage == code.passage && !sentences[lead].code &&
-                    announces_example(sentences[lead].text) && !is_pointer(sentences[lead].text);
+                    (announces_example(sentences[lead].text) || runs_into_code(sentences[lead].text)) &&
+                    !is_pointer(sentences[lead].text);
     if (has_lead && !chosen_set.contains(lead)) {
       chosen.push_back(lead);
       chosen_set.insert(lead);

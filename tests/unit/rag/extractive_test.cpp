@@ -101,6 +101,17 @@ TEST(Extractive, AnExampleAnnouncedByForExampleComesWithIt) {
   EXPECT_EQ(answer.text,
             "You might be tempted to create a large set of non-overlapping partial indexes, for example. [1]\n\n"
             "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```");
+  // A sentence running into its example (no final period) brings it too, and the comment that follows
+  // the example, when it points back at it, comes with it.
+  p.content = "You might be tempted to create a large set of non-overlapping partial indexes, for example\n\n"
+              "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```\n\nThis is a bad idea! "
+              "Almost certainly, you'll be better off with a single non-partial index.";
+  answer = compose_answer("Should I create many non-overlapping partial indexes?", {}, {p});
+  ASSERT_TRUE(answer.found);
+  EXPECT_TRUE(answer.text.starts_with(
+      "You might be tempted to create a large set of non-overlapping partial indexes, for example [1]\n\n"
+      "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```\n\nThis is a bad idea! [1]"))
+      << answer.text;
 }
 
 TEST(Extractive, AHowToQuestionGetsTheStatementThatDoesIt) {
