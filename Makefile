@@ -6,7 +6,7 @@ PORT ?= 8080
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build run test deps clean bench asan format image test-container
+.PHONY: all build run test deps clean bench asan format image test-container quality
 
 all: build
 
@@ -33,6 +33,11 @@ image:
 
 test-container:
 	bash tests/container/run.sh
+
+# The answer-quality score over the PostgreSQL manual (tests/quality/): prints the score and the failures.
+quality: build
+	bash scripts/deps.sh
+	python3 tests/quality/quality.py --binary $(BUILD)/chatstream --source-dir .
 
 bench: build
 	bash bench/run.sh

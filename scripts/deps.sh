@@ -10,6 +10,7 @@ PACKAGES=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev node-llhttp                    # event loop, HTTP parser (C sources)
   libpq-dev libmimalloc-dev libsimdjson-dev # PostgreSQL client, allocator, JSON
+  libstemmer-dev                            # Snowball stemmer (as PostgreSQL's english configuration)
   libcurl4-openssl-dev libssl-dev           # OpenAI-compatible provider
   libgtest-dev libbenchmark-dev             # unit tests, micro-benchmarks
   postgresql nginx wrk                      # database, front proxy, load generator

@@ -66,8 +66,12 @@ DATABASE_URL=$(bash scripts/pg.sh start "$RUN/pg" "$PG_PORT")
 export DATABASE_URL
 build/chatstream migrate >&2
 KB="${KNOWLEDGE_BASE:-/usr/share/doc/postgresql-doc-15/html}"
+# Citations link to the manual's official pages of the same major version (KB_BASE_URL= for none).
+if [[ -z "${KNOWLEDGE_BASE:-}" ]]; then
+  KB_BASE_URL="${KB_BASE_URL-https://www.postgresql.org/docs/15/}"
+fi
 log "loading the knowledge base from $KB (unchanged files are skipped)"
-build/chatstream ingest "$KB" >&2
+build/chatstream ingest "$KB" ${KB_BASE_URL:+--base-url "$KB_BASE_URL"} >&2
 # ------------------------------------------------------------------------------------------------------
 
 # The provider: `extractive` (answers from the manual, no network), or `openai` when LLM_BASE_URL

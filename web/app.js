@@ -145,6 +145,9 @@ class AnswerView {
   /** A fresh attempt (automatic retry): forget what the failed attempt showed. */
   reset() {
     this.text.replaceChildren();
+    this.pendingLine = '';
+    this.midLine = false;
+    this.code = null;
     this.tools.replaceChildren();
     this.tools.hidden = true;
     this.toolItems.clear();
@@ -178,10 +181,38 @@ class AnswerView {
     this.stage.dataset.stage = '';
   }
 
+  /** Text as it streams; Markdown code fences (a line of ```) become <pre><code> blocks. A line that
+   *  could still become a fence waits for its end; every other piece is shown at once. */
   appendText(content) {
     if (this.frozen || !content) return;
     if (this.stage.dataset.stage) this.hideStage();
-    this.text.append(document.createTextNode(content));
+    this.pendingLine = (this.pendingLine ?? '') + content;
+    let newline;
+    while ((newline = this.pendingLine.indexOf('\n')) !== -1) {
+      const line = this.pendingLine.slice(0, newline);
+      this.pendingLine = this.pendingLine.slice(newline + 1);
+      if (!this.midLine && /^\s*`{3,}[^`]*$/.test(line)) {
+        this.code = this.code ? null : this.text.appendChild(el('pre', 'answer-code')).appendChild(el('code'));
+      } else {
+        this.writeText(line + '\n');
+      }
+      this.midLine = false;
+    }
+    if (this.pendingLine && !(!this.midLine && this.pendingLine.trimStart().startsWith('`'))) {
+      this.writeText(this.pendingLine);
+      this.pendingLine = '';
+      this.midLine = true;
+    }
+  }
+
+  /** The end of the text: a last line still held back is shown as it is. */
+  flushText() {
+    if (this.pendingLine) this.writeText(this.pendingLine);
+    this.pendingLine = '';
+  }
+
+  writeText(text) {
+    (this.code ?? this.text).append(document.createTextNode(text));
   }
 
   get textContent() {
@@ -226,7 +257,8 @@ class AnswerView {
       n.setAttribute('aria-hidden', 'true');
       const main = el('div', 'citation-main');
       const title = String(c?.title || c?.source || 'Source');
-      const href = safeHref(c?.source);
+      // A source is a link when it is one (ingested with --base-url); a file path on the server is not.
+      const href = /^https?:\/\//i.test(String(c?.source ?? '')) ? safeHref(c.source) : null;
       if (href) {
         const a = el('a', 'citation-title', title);
         a.href = href;
@@ -247,6 +279,7 @@ class AnswerView {
 
   /** state: 'done' | 'stopped' | 'error'. */
   finish(state, note = '') {
+    this.flushText();
     this.frozen = true;
     this.hideStage();
     this.root.dataset.state = state;
@@ -558,6 +591,7 @@ async function loadHistory() {
     } else {
       const view = new AnswerView();
       view.appendText(m.content);
+      view.flushText();
       view.setCitations(m.citations);
       view.finish(m.status === 'cancelled' ? 'stopped' : m.status === 'error' ? 'error' : 'done');
       ui.messages.append(view.root);

@@ -437,6 +437,17 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       name.resize(eq);
       has_value = true;
     }
+    if (parsed.command == Command::kIngest && name == "base-url") {
+      if (!has_value) {
+        if (i + 1 >= args.size()) return Error{"--base-url needs a value (URL)"};
+        value = args[++i];
+      }
+      if (!value.starts_with("http://") && !value.starts_with("https://")) {
+        return Error{"--base-url: '" + value + "' is not an http:// or https:// URL"};
+      }
+      config.ingest_base_url = value;
+      continue;
+    }
     const Option* option = find_option(name);
     if (!option) return Error{"unknown flag --" + name + " (try: chatstream --help)"};
     if (!has_value) {
@@ -472,7 +483,8 @@ std::string help_text() {
       "  chatstream serve [flags]   run the master and its worker processes\n"
       "  chatstream migrate         apply the pending database migrations (sql/, built in)\n"
       "  chatstream ingest PATH…    load Markdown, text and HTML files (or directories) into the\n"
-      "                             knowledge base; idempotent by source path\n"
+      "                             knowledge base; idempotent by source path. --base-url URL:\n"
+      "                             cite each file as URL + its path under PATH (a link to open)\n"
       "  chatstream --version\n"
       "  chatstream --help\n"
       "\n"

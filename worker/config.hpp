@@ -52,6 +52,9 @@ struct Config {
 
   // PostgreSQL. Empty database_url with database_configured = libpq's PG* variables.
   std::string database_url;
+  // `chatstream ingest --base-url URL`: the link a browser opens for each ingested file (URL + the
+  // file's path under the ingested directory); empty: citations show the file's path.
+  std::string ingest_base_url;
   bool database_configured = false;
   size_t db_pool_size = 4;
   uint64_t db_wait_timeout_ms = 2000;

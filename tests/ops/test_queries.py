@@ -23,7 +23,7 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 DISTRIBUTED = {"sessions", "runs", "messages"}
-REFERENCE = {"documents", "chunks"}
+REFERENCE = {"documents", "chunks", "lexeme_stats"}
 LOCAL = {"schema_migrations"}
 
 # How a part of a statement names the session key of each distributed table.
@@ -56,7 +56,7 @@ PLAIN = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 # A table after FROM/JOIN/INTO/UPDATE; not a function call (`name(`), nor `DO UPDATE SET`/`LATERAL`.
 TABLE_REF = re.compile(r"\b(?:FROM|JOIN|UPDATE)\s+(?!SET\b|LATERAL\b)([a-z_][a-z0-9_]*)\b(?!\s*\()|\bINTO\s+([a-z_][a-z0-9_]*)",
                        re.I)
-CTE_NAME = re.compile(r"(?:\bWITH|,)\s*(\w+)\s+AS\s*\(", re.I)
+CTE_NAME = re.compile(r"(?:\bWITH|,)\s*(\w+)\s+AS\s+(?:(?:NOT\s+)?MATERIALIZED\s*)?\(", re.I)
 
 
 def statements() -> list[tuple[str, str]]:
@@ -83,7 +83,7 @@ def statements() -> list[tuple[str, str]]:
 
 def parts(sql: str) -> list[str]:
     """A statement's CTEs and its main query, each checked on its own."""
-    return re.split(r"\)\s*,\s*\w+\s+AS\s*\(|\bWITH\s+\w+\s+AS\s*\(|\)\s*(?=(?:SELECT|INSERT|UPDATE|DELETE)\b)",
+    return re.split(r"\)\s*,\s*\w+\s+AS\s*(?:(?:NOT\s+)?MATERIALIZED\s*)?\(|\bWITH\s+\w+\s+AS\s*(?:(?:NOT\s+)?MATERIALIZED\s*)?\(|\)\s*(?=(?:SELECT|INSERT|UPDATE|DELETE)\b)",
                     sql, flags=re.I)
 
 

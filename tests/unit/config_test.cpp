@@ -46,6 +46,27 @@ std::string error_of(std::vector<std::string> flags, Environment env = {}) {
     EXPECT_NE(message.find(name), std::string::npos) << "message: '" << message << "'"; \
   } while (0)
 
+TEST(ParseCommandLine, IngestTakesABaseUrlForLinks) {
+  Environment env{};
+  Result<ParsedCommandLine> parsed = parse_command_line(
+      {"chatstream", "ingest", "--base-url", "https://www.postgresql.org/docs/15/", "/kb", "--database-url", "postgresql://x/db"},
+      env.get());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->config.ingest_base_url, "https://www.postgresql.org/docs/15/");
+  EXPECT_EQ(parsed->paths, std::vector<std::string>{"/kb"});
+  parsed = parse_command_line({"chatstream", "ingest", "--base-url=http://kb.local", "/kb", "--database-url", "x"}, env.get());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->config.ingest_base_url, "http://kb.local");
+  // Not a URL, no value, or on another command: a clear error.
+  parsed = parse_command_line({"chatstream", "ingest", "--base-url", "/var/www", "/kb", "--database-url", "x"}, env.get());
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.error().message.find("--base-url"), std::string::npos) << parsed.error().message;
+  parsed = parse_command_line({"chatstream", "ingest", "/kb", "--database-url", "x", "--base-url"}, env.get());
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.error().message.find("--base-url"), std::string::npos) << parsed.error().message;
+  EXPECT_ERROR_NAMES("base-url", {"--base-url", "https://x/"});
+}
+
 TEST(ParseCommandLine, NoCommandOrHelpMeansHelp) {
   Environment env{};
   Result<ParsedCommandLine> none = parse_command_line({"chatstream"}, env.get());

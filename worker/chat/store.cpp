@@ -7,6 +7,7 @@
 
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "rag/search_query.hpp"
 
 namespace chatstream::chat {
 
@@ -62,12 +63,8 @@ FROM s LEFT JOIN LATERAL (
 ) h ON true
 ORDER BY h.id NULLS FIRST)sql";
 
-constexpr const char* kRetrieveSql = R"sql(
-SELECT c.id, d.title, d.source, c.heading, c.content, ts_rank_cd(c.tsv, q) AS rank
-FROM websearch_to_tsquery($1::regconfig, $2) AS q, chunks c JOIN documents d ON d.id = c.document_id
-WHERE c.tsv @@ q
-ORDER BY rank DESC, c.id
-LIMIT $3)sql";
+// The retrieval query belongs to rag/ (rag/search_query.hpp).
+using rag::kRetrieveSql;
 
 // Only a run still running gets its end: one already closed as worker_lost (its lease ran out while
 // its owner could not reach the database) keeps that outcome, and no second answer is stored.

@@ -14,6 +14,8 @@ namespace chatstream::ingest {
 
 namespace {
 
+constexpr std::string_view kPathSeparator = " \xE2\x80\xBA ";  // " › "
+
 using detail::append_utf8;
 using detail::Section;
 
@@ -217,6 +219,12 @@ bool is_boilerplate_div(std::string_view classes) {
          has_class(classes, "index") || has_class(classes, "indexdiv");
 }
 
+// The chapter (or part) a page belongs to: the DocBook navigation header's second <th> ("Chapter 11.
+// Indexes"), the first being the page's own title.
+bool is_navheader_div(std::string_view classes) {
+  return has_class(classes, "navheader");
+}
+
 bool is_admonition_div(std::string_view classes) {
   return has_class(classes, "note") || has_class(classes, "tip") || has_class(classes, "warning") ||
          has_class(classes, "caution") || has_class(classes, "important");
@@ -227,6 +235,7 @@ struct Tag {
   bool end = false;
   bool self_closing = false;
   std::string classes;
+  std::string id;
 };
 
 class HtmlReader {
@@ -258,6 +267,8 @@ class HtmlReader {
     std::string name;
     bool skip;
     bool admonition;
+    bool navheader = false;
+    std::string id;
   };
 
   void markup() {
@@ -331,6 +342,7 @@ class HtmlReader {
         value_end = i;
       }
       if (name == "class") tag.classes = decode_entities(html_.substr(value_begin, value_end - value_begin));
+      if (name == "id") tag.id = decode_entities(html_.substr(value_begin, value_end - value_begin));
     }
     return i;
   }
@@ -389,11 +401,22 @@ class HtmlReader {
       } else if (!tag.self_closing) {
         bool skip = kind == Kind::kSkip || is_boilerplate_div(tag.classes);
         bool admonition = kind == Kind::kContainer && is_admonition_div(tag.classes);
-        open_.push_back({tag.name, skip, admonition});
+        bool navheader = kind == Kind::kContainer && is_navheader_div(tag.classes);
+        open_.push_back({tag.name, skip, admonition, navheader, tag.id});
         skip_ += skip ? 1 : 0;
         admonitions_ += admonition ? 1 : 0;
+        navheaders_ += navheader ? 1 : 0;
       }
       if (!in_heading()) paragraph_break();
+      return;
+    }
+    if (navheaders_ > 0 && tag.name == "th") {
+      if (!tag.end) {
+        nav_cells_.emplace_back();
+        in_nav_cell_ = true;
+      } else {
+        in_nav_cell_ = false;
+      }
       return;
     }
     if (skip_ > 0 || in_head_) return;
@@ -409,10 +432,17 @@ class HtmlReader {
           break;
         }
         if (tag.name == "td" || tag.name == "th") {
-          if (!tag.end)
+          // A row reads as one line, its cells separated by " | " ("shared_buffers | 128MB | …"); what a
+          // cell holds on several lines (a function's signature, description, example) keeps them.
+          if (!tag.end) {
             ++cells_;
-          else if (cells_ > 0)
+            while (!paragraph_.empty() && paragraph_.back() == '\n') paragraph_.pop_back();
+            if (!paragraph_.empty()) paragraph_ += " | ";
+            pending_space_ = false;
+          } else if (cells_ > 0) {
             --cells_;
+          }
+          break;
         }
         if (!tag.end || tag.name != "br") line_break();
         // A term stays with its definition: the first break of the <dd> that follows is only a line.
@@ -435,6 +465,10 @@ class HtmlReader {
           cells_ = 0;
           paragraph_break();
           heading_level_ = tag.name[1] - '0';
+          // The section's link: the heading's own id, else that of the nearest container holding it
+          // (DocBook: <div class="sect1" id="INDEXES-PARTIAL"> … <h2>).
+          heading_anchor_ = tag.id;
+          for (size_t k = open_.size(); heading_anchor_.empty() && k-- > 0;) heading_anchor_ = open_[k].id;
           heading_for_admonition_ = admonitions_ > 0;
           heading_.clear();
           heading_space_ = false;
@@ -453,6 +487,7 @@ class HtmlReader {
       for (size_t j = open_.size(); j-- > k;) {
         skip_ -= open_[j].skip ? 1 : 0;
         admonitions_ -= open_[j].admonition ? 1 : 0;
+        navheaders_ -= open_[j].navheader ? 1 : 0;
       }
       open_.resize(k);
       return;
@@ -460,6 +495,11 @@ class HtmlReader {
   }
 
   bool in_heading() const { return heading_level_ > 0; }
+
+  std::string chapter() const {
+    if (nav_cells_.size() < 2) return {};
+    return detail::collapse_whitespace(nav_cells_[1]);
+  }
 
   void end_heading() {
     if (!in_heading()) return;
@@ -474,10 +514,26 @@ class HtmlReader {
     }
     if (level == 1 && first_h1_.empty()) first_h1_ = heading;
     paragraph_break();
-    sections_.push_back({std::move(heading), {}});
+    // The section's heading is its path: the chapter, then the headings above it on the page.
+    while (!path_.empty() && path_.back().first >= level) path_.pop_back();
+    path_.emplace_back(level, std::move(heading));
+    std::string full = chapter();
+    auto add = [&full](const std::string& part) {
+      if (!full.empty()) full += kPathSeparator;
+      full += part;
+    };
+    // The page itself, when its headings do not start with its title (a reference page: "ALTER TABLE"
+    // is the first <h2>, then "Synopsis", "Description" replace it at the same level).
+    if (!title_.empty() && path_.front().second != title_) add(title_);
+    for (const auto& [_, part] : path_) add(part);
+    sections_.push_back({std::move(full), {}, heading_anchor_});
   }
 
   void text(std::string_view t) {
+    if (in_nav_cell_ && navheaders_ > 0 && !nav_cells_.empty()) {
+      nav_cells_.back() += t;
+      return;
+    }
     if (skip_ > 0 || in_head_) return;
     if (in_heading()) {
       if (heading_space_) heading_ += ' ';
@@ -518,7 +574,8 @@ class HtmlReader {
   }
 
   void line_break() {
-    if (!paragraph_.empty() && paragraph_.back() != '\n') paragraph_ += '\n';
+    // A cell's first paragraph stays on its row's line, after the " | ".
+    if (!paragraph_.empty() && paragraph_.back() != '\n' && !paragraph_.ends_with(" | ")) paragraph_ += '\n';
     pending_space_ = false;
   }
 
@@ -535,7 +592,7 @@ class HtmlReader {
     if (paragraph_.empty()) return;
     std::string cleaned;
     if (paragraph_is_pre_) {
-      cleaned = detail::trim_lines(paragraph_);
+      cleaned = detail::fence_code(paragraph_);
     } else {
       // Lines of flowing text: each trimmed, empty ones dropped.
       size_t begin = 0;
@@ -576,6 +633,11 @@ class HtmlReader {
   bool heading_for_admonition_ = false;
   bool heading_space_ = false;
   std::string heading_;
+  std::string heading_anchor_;
+  int navheaders_ = 0;
+  std::vector<std::string> nav_cells_;  // texts of the navigation header's <th> cells
+  bool in_nav_cell_ = false;
+  std::vector<std::pair<int, std::string>> path_;  // (level, text) of the headings above
 };
 
 }  // namespace

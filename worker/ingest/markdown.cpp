@@ -288,7 +288,15 @@ class MarkdownReader {
     if (heading.empty()) return;
     if (level == 1 && title_.empty()) title_ = heading;
     if (level <= 3) {
-      sections_.push_back({heading, {}});
+      // The section's heading is its path: "Guide › Installing › On Debian".
+      while (!path_.empty() && path_.back().first >= level) path_.pop_back();
+      path_.emplace_back(level, heading);
+      std::string full;
+      for (const auto& [_, part] : path_) {
+        if (!full.empty()) full += " \xE2\x80\xBA ";  // " › "
+        full += part;
+      }
+      sections_.push_back({std::move(full), {}});
     } else {
       sections_.back().paragraphs.push_back(heading);
     }
@@ -328,7 +336,7 @@ class MarkdownReader {
         if (!paragraph.empty()) paragraph += '\n';
         paragraph += line;
       }
-      paragraph = code_ ? detail::trim_lines(paragraph) : std::string(trim(paragraph));
+      paragraph = code_ ? detail::fence_code(paragraph) : std::string(trim(paragraph));
       if (!paragraph.empty()) sections_.back().paragraphs.push_back(std::move(paragraph));
     }
     lines_.clear();
@@ -340,6 +348,7 @@ class MarkdownReader {
   std::string title_;
   std::vector<std::string> lines_;  // of the paragraph or code block being read
   bool code_ = false;
+  std::vector<std::pair<int, std::string>> path_;  // (level, text) of the headings above
 };
 
 }  // namespace

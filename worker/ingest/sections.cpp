@@ -1,6 +1,7 @@
 #include "ingest/sections.hpp"
 
 #include <algorithm>
+#include <memory>
 
 #include "json/utf8.hpp"
 
@@ -19,10 +20,69 @@ std::string_view trim(std::string_view s) {
 }
 
 // A piece of a section, with what joins it to the piece before when both land in one chunk.
+// Code pieces cut from a long code block own their text (fenced again); other units view the section.
 struct Unit {
   std::string_view text;
   std::string_view joiner;
+  bool code = false;
+  std::shared_ptr<std::string> owned;
 };
+
+bool ends_with_nocase(std::string_view s, std::string_view suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (size_t i = 0; i < suffix.size(); ++i) {
+    char c = s[s.size() - suffix.size() + i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != suffix[i]) return false;
+  }
+  return true;
+}
+
+// A paragraph whose last words announce the example that follows it.
+bool announces(std::string_view text) {
+  text = trim(text);
+  return text.ends_with(':') || ends_with_nocase(text, "for example.") || ends_with_nocase(text, "as follows.") ||
+         ends_with_nocase(text, "such as this.") || ends_with_nocase(text, "like this.") ||
+         ends_with_nocase(text, "for instance.");
+}
+
+// The lines of the code inside a fenced block (without its fences).
+std::string_view fenced_body(std::string_view paragraph) {
+  size_t first = paragraph.find('\n');
+  size_t last = paragraph.rfind('\n');
+  if (first == std::string_view::npos || last <= first) return {};
+  return paragraph.substr(first + 1, last - first - 1);
+}
+
+// A code block longer than the code limit, cut between statements into pieces of at most `max` bytes
+// (a single longer statement is cut between lines, a longer line stays whole), each fenced again.
+void split_code(std::string_view paragraph, size_t max, std::vector<Unit>& out) {
+  std::string_view body = fenced_body(paragraph);
+  std::string piece;
+  std::string_view joiner = "\n\n";
+  size_t statement_end = 0;  // in `piece`: where the last complete statement ends
+  auto emit = [&](size_t length) {
+    auto owned = std::make_shared<std::string>(fence_code(std::string_view(piece).substr(0, length)));
+    if (!owned->empty()) out.push_back({*owned, joiner, true, owned});
+    joiner = "\n\n";
+    piece.erase(0, length);
+    while (!piece.empty() && piece.front() == '\n') piece.erase(0, 1);
+    statement_end = 0;
+  };
+  size_t begin = 0;
+  while (begin <= body.size()) {
+    size_t end = body.find('\n', begin);
+    if (end == std::string_view::npos) end = body.size();
+    std::string_view line = body.substr(begin, end - begin);
+    if (!piece.empty() && piece.size() + 1 + line.size() > max) emit(statement_end > 0 ? statement_end : piece.size());
+    if (line.empty() && !piece.empty()) statement_end = piece.size();
+    if (!piece.empty()) piece += '\n';
+    piece += line;
+    if (!line.empty() && trim(line).ends_with(';')) statement_end = piece.size();
+    begin = end + 1;
+  }
+  if (!trim(piece).empty()) emit(piece.size());
+}
 
 // Where to cut `text` (longer than `max`) so that text[0, cut) is at most `max` bytes: after a
 // sentence end in the second half, else at the last space, else at a character boundary.
@@ -52,6 +112,14 @@ void split_line(std::string_view line, std::string_view joiner, size_t max, std:
 }
 
 void split_paragraph(std::string_view paragraph, size_t max, std::vector<Unit>& out) {
+  if (is_fenced(paragraph)) {
+    if (paragraph.size() <= max * kMaxCodeChunkFactor) {
+      out.push_back({paragraph, "\n\n", true, nullptr});
+    } else {
+      split_code(paragraph, max, out);
+    }
+    return;
+  }
   if (paragraph.size() <= max) {
     out.push_back({paragraph, "\n\n"});
     return;
@@ -84,26 +152,52 @@ std::vector<Chunk> chunk_sections(const std::vector<Section>& sections, size_t m
     size_t pieces = (total + max_bytes - 1) / max_bytes;
     size_t target = total / std::max<size_t>(1, pieces);
     std::string content;
+    bool last_announces = false;
     auto flush = [&] {
       std::string_view kept = trim(content);
-      if (!kept.empty()) chunks.push_back({section.heading, std::string(kept)});
+      if (!kept.empty()) chunks.push_back({section.heading, std::string(kept), section.anchor});
       content.clear();
     };
     for (const Unit& u : units) {
       // End the chunk when the unit would overflow it, or when the chunk is nearer the target size
       // without the unit than with it.
+      // A code block stays with the paragraph announcing it ("…, use a command such as this:") while
+      // both fit in the code limit: one without the other answers nothing.
       size_t with = content.size() + u.joiner.size() + u.text.size();
-      if (!content.empty() &&
+      bool keep_together = u.code && last_announces && with <= max_bytes * kMaxCodeChunkFactor;
+      if (!content.empty() && !keep_together &&
           (with > max_bytes ||
            (with > target && with - target > target - std::min(target, content.size())))) {
         flush();
       }
       if (!content.empty()) content += u.joiner;
       content += u.text;
+      last_announces = !u.code && announces(u.text);
     }
     flush();
   }
   return chunks;
+}
+
+std::string fence_code(std::string_view code) {
+  std::string body = trim_lines(code);
+  if (body.empty()) return {};
+  size_t longest = 0, run = 0;
+  for (char c : body) {
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  std::string fence(std::max<size_t>(3, longest + 1), '`');
+  return fence + "\n" + body + "\n" + fence;
+}
+
+bool is_fenced(std::string_view paragraph) {
+  if (!paragraph.starts_with("```")) return false;
+  size_t fence = paragraph.find_first_not_of('`');
+  if (fence == std::string_view::npos || paragraph[fence] != '\n') return false;
+  std::string_view closing = paragraph.substr(0, fence);
+  return paragraph.size() > 2 * fence + 1 && paragraph.ends_with(closing) &&
+         paragraph[paragraph.size() - fence - 1] == '\n';
 }
 
 void append_utf8(std::string& out, char32_t cp) {

@@ -53,6 +53,10 @@ constexpr Boosts kDefinitionQuestionBoosts = {1.5, 2.0};
 constexpr double kLeadBoost[] = {1.2, 1.1};
 // For "what is X?", a section titled Introduction, Overview, Description… is where X is defined.
 constexpr double kIntroductionBoost = 1.2;
+// A table row ("vacuuming heap | VACUUM is currently vacuuming the heap.") answers less often than prose.
+constexpr double kTableRowPenalty = 0.6;
+// "What is the default …?": the sentence that says "default" states it.
+constexpr double kDefaultBoost = 1.5;
 
 // What is an answer.
 constexpr double kMinCoverage = 0.45;     // of the question's IDF weight, with heading support
@@ -76,7 +80,36 @@ struct Sentence {
   double score = 0;
   bool fragment = false;  // not to be chosen for itself (may follow a sentence ending in ':')
   bool eligible = false;
+  bool code = false;  // a fenced code block, verbatim (text keeps its fences and line breaks)
+  // Terms of the term a definition list or a table row defines ("work_mem (integer)"), lending their
+  // support to the sentences that define it, as a heading does.
+  std::vector<bool> support;
 };
+
+// The term a paragraph starts by defining: its first line when the paragraph has more lines and that
+// line is short and no sentence ("shared_buffers (integer)", "-v", "--verbose"). Empty otherwise.
+std::string_view defined_term(std::string_view block) {
+  size_t newline = block.find('\n');
+  if (newline == std::string_view::npos || newline > 80) return {};
+  std::string_view line = block.substr(0, newline);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+  if (line.empty() || line.back() == '.' || line.back() == ':' || line.back() == '?' || line.back() == '!') return {};
+  return line;
+}
+
+// Code blocks.
+constexpr size_t kMaxCodeChars = 1200;   // a longer listing is not quoted in an answer
+constexpr double kVerbBoost = 1.3;        // the code starts with the question's verb ("CREATE …")
+constexpr double kSynopsisPenalty = 0.4;  // "CREATE [ UNIQUE ] INDEX …": the grammar, not an example
+constexpr double kLongCodePenalty = 0.7;  // over kLongCodeChars
+constexpr size_t kLongCodeChars = 500;
+// The code itself, its announcement and heading must cover this much of the question's IDF weight:
+// less than a sentence must (a statement names the command, rarely the question's other words).
+constexpr double kMinCodeCoverage = 0.3;
+// A how-to answer: the code that does it, with one or two sentences.
+constexpr size_t kHowToSentences = 2;
+// The comment right after a quoted example, when it points back at it, comes with it up to this length.
+constexpr size_t kMaxCommentChars = 200;
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -239,6 +272,60 @@ bool asks_what_something_is(std::string_view question, size_t terms) {
   return first == "tell" && question.find("about") != std::string_view::npos;
 }
 
+// "See Section 11.8 for more discussion.", "Refer to Chapter 5.": a pointer to where the answer is,
+// not the answer.
+bool is_pointer(std::string_view sentence) {
+  std::vector<Word> words = split_words(sentence);
+  if (words.empty()) return false;
+  std::string first = word_at(sentence, words, 0);
+  bool starts_pointing = first == "see" || first == "refer" || first == "consult" ||
+                         (first == "for" && sentence.find(", see ") != std::string_view::npos) ||
+                         (first == "more" && sentence.find(" in ") != std::string_view::npos);
+  if (!starts_pointing || words.size() > 18) return false;
+  static const std::unordered_set<std::string_view> kTargets = {"section", "chapter", "appendix", "part",
+                                                                "table",   "example", "figure",   "below",
+                                                                "above",   "reference"};
+  for (size_t i = 1; i < words.size(); ++i) {
+    if (kTargets.contains(word_at(sentence, words, i))) return true;
+  }
+  return false;
+}
+
+bool ends_with_nocase(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && lowercase_ascii(s.substr(s.size() - suffix.size())) == suffix;
+}
+
+// A sentence that announces an example after it: "…, use a command such as this:", "…, for example."
+bool announces_example(std::string_view sentence) {
+  return sentence.ends_with(':') || ends_with_nocase(sentence, "for example.") ||
+         ends_with_nocase(sentence, "as follows.") || ends_with_nocase(sentence, "such as this.") ||
+         ends_with_nocase(sentence, "like this.") || ends_with_nocase(sentence, "for instance.");
+}
+
+// A sentence that goes on in the code after it: "The general command form to restore a dump is" + the
+// command. (Only asked of a sentence a code block follows.)
+bool runs_into_code(std::string_view sentence) {
+  if (sentence.empty()) return false;
+  char last = sentence.back();
+  return last != '.' && last != '!' && last != '?' && last != ')' && last != '"';
+}
+
+// "How do I …?", "How can I …", "How to …": the answer is a statement or a command.
+bool asks_how_to(std::string_view question) {
+  std::vector<Word> words = split_words(question);
+  if (words.size() < 3 || word_at(question, words, 0) != "how") return false;
+  std::string second = word_at(question, words, 1);
+  return second == "do" || second == "can" || second == "to" || second == "should" || second == "would" ||
+         second == "could" || second == "does";
+}
+
+// A synopsis ("CREATE [ UNIQUE ] INDEX [ CONCURRENTLY ] …"): optional parts in brackets, choices in
+// braces.
+bool is_synopsis(std::string_view code) {
+  return code.find(" [ ") != std::string_view::npos || code.find("{ ") != std::string_view::npos ||
+         code.find(" | ") != std::string_view::npos;
+}
+
 double jaccard(const std::unordered_set<std::string>& a, const std::unordered_set<std::string>& b) {
   if (a.empty() && b.empty()) return 1.0;
   size_t common = 0;
@@ -272,33 +359,69 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       }
     }
     size_t position = 0;
-    for (std::string_view raw : split_sentences(ranked[p].content)) {
-      std::string text = clean_sentence(raw);
-      if (text.empty()) continue;  // it was only a footnote marker
-      // Short lines and code stay (they can follow a sentence that announces them) but are not chosen
-      // for themselves.
-      Sentence s{p, position++, std::move(text), std::vector<int>(n, 0)};
-      s.fragment = s.text.size() > kMaxSentenceChars || split_words(s.text).size() < kMinSentenceWords ||
-                   is_fragment(s.text) || is_code_line(s.text) || is_output_line(s.text);
-      for (const Term& term : extract_terms(s.text)) {
+    auto add_terms = [&](Sentence& s, std::string_view text) {
+      for (const Term& term : extract_terms(text)) {
         ++s.length;
         s.stems.insert(term.stem);
         auto it = index.find(term.stem);
         // Presence, not count: a sentence is short, saying a word twice does not make it more relevant.
         if (it != index.end()) s.tf[it->second] = 1;
       }
-      sentences.push_back(std::move(s));
+    };
+    for (const Block& block : split_blocks(ranked[p].content)) {
+      if (block.code) {
+        // A code block is one unit, quoted whole after the sentence announcing it (or for a how-to
+        // question), never chosen as a sentence.
+        Sentence s{p, position++, std::string(block.text), std::vector<int>(n, 0)};
+        s.code = true;
+        s.fragment = true;
+        add_terms(s, code_of(block.text));
+        sentences.push_back(std::move(s));
+        continue;
+      }
+      // A defined term supports the sentences of its definition; the first of them says what it is and
+      // holds the term as its own ("work_mem (integer)" / "Sets the base maximum amount of memory …").
+      std::string_view term = defined_term(block.text);
+      std::vector<bool> term_stems(n, false);
+      for (const std::string& stem : terms(term)) {
+        auto it = index.find(stem);
+        if (it != index.end()) term_stems[it->second] = true;
+      }
+      bool first_of_definition = !term.empty();
+      for (std::string_view raw : split_sentences(block.text)) {
+        std::string text = clean_sentence(raw);
+        if (text.empty()) continue;  // it was only a footnote marker
+        bool in_term = !term.empty() && static_cast<size_t>(raw.data() - block.text.data()) < term.size();
+        // Short lines and code stay (they can follow a sentence that announces them) but are not chosen
+        // for themselves; nor is a pointer to another section.
+        Sentence s{p, position++, std::move(text), std::vector<int>(n, 0)};
+        s.fragment = s.text.size() > kMaxSentenceChars || split_words(s.text).size() < kMinSentenceWords ||
+                     is_fragment(s.text) || is_code_line(s.text) || is_output_line(s.text) || is_pointer(s.text);
+        add_terms(s, s.text);
+        if (!term.empty() && !in_term) {
+          s.support = term_stems;
+          if (first_of_definition) {
+            for (size_t t = 0; t < n; ++t) s.tf[t] |= term_stems[t] ? 1 : 0;
+            first_of_definition = false;
+          }
+        }
+        sentences.push_back(std::move(s));
+      }
     }
   }
   if (sentences.empty()) return answer;
 
-  const double count = static_cast<double>(sentences.size());
+  // The statistics are the prose's: a code block is not a sentence.
+  double count = 0;
   double avg_length = 0;
   std::vector<double> df(n, 0);
   for (const Sentence& s : sentences) {
+    if (s.code) continue;
+    count += 1;
     avg_length += static_cast<double>(s.length);
     for (size_t t = 0; t < n; ++t) df[t] += s.tf[t] > 0 ? 1 : 0;
   }
+  count = std::max(1.0, count);
   avg_length = std::max(1.0, avg_length / count);
   std::vector<double> idf(n);
   double question_norm = 0, context_norm = 0;
@@ -334,13 +457,15 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   }
   std::unordered_set<std::string> question_stems;
   for (const WeightedTerm& t : query.question) question_stems.insert(t.stem);
+  static const std::string default_stem = stem("default");
+  const bool asks_default = question_stems.contains(default_stem);
   for (Sentence& s : sentences) {
     double question_part = 0, context_part = 0, covered = 0, own_covered = 0;
     size_t distinct = 0;
     bool touches_context = false;
     for (size_t t = 0; t < n; ++t) {
       bool own = s.tf[t] > 0;
-      bool support = in_heading[s.passage][t];
+      bool support = in_heading[s.passage][t] || (!s.support.empty() && s.support[t]);
       double tf = s.tf[t] / (1.0 - kB + kB * static_cast<double>(s.length) / avg_length) +
                   (support ? kHeadingSupport : 0.0);
       if (tf > 0) {
@@ -351,7 +476,10 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       if (!covering[t] || (!own && !support)) continue;
       ++distinct;
       covered += all[t].weight * idf[t] * (own ? 1.0 : kHeadingSupport);
-      if (own) own_covered += all[t].weight * idf[t];
+      // The term a definition list defines is half the sentence's own: "The default is typically 128
+      // megabytes" under "shared_buffers (integer)" answers what shared_buffers' default is.
+      bool defined_here = !s.support.empty() && s.support[t];
+      if (own || defined_here) own_covered += all[t].weight * idf[t] * (own ? 1.0 : kHeadingSupport);
     }
     double score = 0;
     if (question_norm > 0) score += question_part / question_norm;
@@ -359,24 +487,83 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     double shape = shape_of(s.text, question_stems, boosts);
     if (s.position < std::size(kLeadBoost)) shape *= kLeadBoost[s.position];
     if (introduction[s.passage]) shape *= kIntroductionBoost;
+    if (s.text.find(" | ") != std::string::npos) shape *= kTableRowPenalty;
+    if (asks_default && s.stems.contains(default_stem)) shape *= kDefaultBoost;
     s.score = score * shape / (1.0 + kRankPrior * static_cast<double>(s.passage));
     s.eligible = !s.fragment && own_covered > 0 && coverage_norm > 0 &&
                  covered / coverage_norm >= kMinCoverage && own_covered / coverage_norm >= kMinOwnCoverage &&
                  distinct >= needed_distinct && (!needs_context || touches_context);
   }
 
+  // For a how-to question, the code block that does what is asked: the question's terms in the code
+  // itself, in the sentence announcing it, or in its heading (each counting less), the question's verb
+  // as the statement's first word ("create" → "CREATE INDEX …"), an example rather than a synopsis, short
+  // rather than long, from a better-ranked passage.
+  const bool how_to = asks_how_to(question);
+  size_t best_code = SIZE_MAX;
+  double best_code_score = 0;
+  // Commands write as one word what a question says in two: "roll back" → ROLLBACK, "set up" → SETUP.
+  std::vector<std::pair<std::string, std::pair<size_t, size_t>>> compounds;
+  if (how_to) {
+    std::vector<Word> words = split_words(question);
+    for (size_t w = 0; w + 1 < words.size(); ++w) {
+      std::string first = word_at(question, words, w), second = word_at(question, words, w + 1);
+      auto a = index.find(stem(first)), b = index.find(stem(second));
+      if (a != index.end() && b != index.end()) compounds.push_back({stem(first + second), {a->second, b->second}});
+    }
+  }
+  for (size_t i = 0; how_to && coverage_norm > 0 && i < sentences.size(); ++i) {
+    if (!sentences[i].code || sentences[i].text.size() > kMaxCodeChars) continue;
+    Sentence code = sentences[i];
+    for (const auto& [compound, pair] : compounds) {
+      if (!code.stems.contains(compound)) continue;
+      code.tf[pair.first] = 1;
+      code.tf[pair.second] = 1;
+    }
+    const Sentence* lead = i > 0 && sentences[i - 1].passage == code.passage && !sentences[i - 1].code
+                               ? &sentences[i - 1]
+                               : nullptr;
+    double covered = 0, own = 0;
+    size_t distinct = 0;
+    for (size_t t = 0; t < n; ++t) {
+      if (!covering[t]) continue;
+      double weight = all[t].weight * idf[t];
+      double part = code.tf[t] > 0                  ? 1.0
+                    : lead && lead->tf[t] > 0        ? 0.75
+                    : in_heading[code.passage][t]    ? kHeadingSupport
+                                                     : 0.0;
+      if (code.tf[t] > 0) own += weight;
+      if (part > 0) ++distinct;
+      covered += weight * part;
+    }
+    if (own == 0 || covered / coverage_norm < kMinCodeCoverage || distinct < needed_distinct) continue;
+    std::string_view body = code_of(code.text);
+    std::vector<Word> words = split_words(body);
+    double score = covered / coverage_norm;
+    if (!words.empty() && question_stems.contains(stem(word_at(body, words, 0)))) score *= kVerbBoost;
+    if (is_synopsis(body)) score *= kSynopsisPenalty;
+    if (code.text.size() > kLongCodeChars) score *= kLongCodePenalty;
+    score /= 1.0 + kRankPrior * static_cast<double>(code.passage);
+    if (score > best_code_score) {
+      best_code_score = score;
+      best_code = i;
+    }
+  }
+
+  // With the statement, one or two sentences explain it; without one, the prose must carry the answer.
+  if (best_code != SIZE_MAX) max_sentences = std::min(max_sentences, kHowToSentences);
   std::vector<size_t> order;
   for (size_t i = 0; i < sentences.size(); ++i) {
     if (sentences[i].eligible) order.push_back(i);
   }
-  if (order.empty()) return answer;
+  if (order.empty() && best_code == SIZE_MAX) return answer;
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sentences[a].score > sentences[b].score; });
 
   std::vector<size_t> chosen;
   std::unordered_set<size_t> chosen_set;
   size_t chars = 0;
-  const double best = sentences[order[0]].score;
+  const double best = order.empty() ? 0.0 : sentences[order[0]].score;
   for (size_t i : order) {
     if (chosen.size() >= max_sentences) break;
     const Sentence& s = sentences[i];
@@ -391,17 +578,39 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   }
   // A sentence that announces what follows ("…, to create a hash index:") brings its continuation: the
   // next sentence, or the next lines of code up to the end of the statement. Without it, it goes.
+  // An announcement followed by a code block brings the block ("…, for example." + the example); one
+  // whose block is too long to quote goes.
   std::vector<size_t> announced;
   for (size_t i : chosen) {
     const Sentence& s = sentences[i];
-    if (s.text.back() != ':') {
+    bool into_code = i + 1 < sentences.size() && sentences[i + 1].passage == s.passage && sentences[i + 1].code &&
+                     runs_into_code(s.text);
+    if (!announces_example(s.text) && !into_code) {
       announced.push_back(i);
+      continue;
+    }
+    if (i + 1 < sentences.size() && sentences[i + 1].passage == s.passage && sentences[i + 1].code) {
+      if (sentences[i + 1].text.size() <= kMaxCodeChars && !chosen_set.contains(i + 1)) {
+        announced.push_back(i);
+        announced.push_back(i + 1);
+        chosen_set.insert(i + 1);
+        // What the manual says of its example right after it ("This is a bad idea!", "That will cause
+        // all existing rows … to be filled with null values") belongs to it.
+        size_t after = i + 2;
+        if (after < sentences.size() && sentences[after].passage == s.passage && !sentences[after].code &&
+            !chosen_set.contains(after) && sentences[after].text.size() <= kMaxCommentChars &&
+            starts_by_pointing_back(sentences[after].text)) {
+          announced.push_back(after);
+          chosen_set.insert(after);
+        }
+      }
       continue;
     }
     std::vector<size_t> continuation;
     size_t taken = 0;
     for (size_t next = i + 1; next < sentences.size() && sentences[next].passage == s.passage; ++next) {
       const Sentence& line = sentences[next];
+      if (line.code) break;
       bool code = is_code_line(line.text);
       if (chosen_set.contains(next) || taken + line.text.size() > kMaxContinuationChars ||
           (!continuation.empty() && !code)) {
@@ -419,6 +628,24 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     }
   }
   chosen = std::move(announced);
+  // The how-to code, with the sentence announcing it, unless a code block as good is already there; its
+  // passage opens the answer.
+  if (best_code != SIZE_MAX && !chosen_set.contains(best_code)) {
+    const Sentence& code = sentences[best_code];
+    size_t lead = best_code - 1;
+    bool has_lead = best_code > 0 && sentences[lead].passage == code.passage && !sentences[lead].code &&
+                    (announces_example(sentences[lead].text) || runs_into_code(sentences[lead].text)) &&
+                    !is_pointer(sentences[lead].text);
+    if (has_lead && !chosen_set.contains(lead)) {
+      chosen.push_back(lead);
+      chosen_set.insert(lead);
+    }
+    chosen.push_back(best_code);
+    chosen_set.insert(best_code);
+    double top = std::max(best, 1e-9) * 1.05;
+    sentences[best_code].score = top;
+    if (has_lead) sentences[lead].score = std::max(sentences[lead].score, top);
+  }
   // Readable order: passage by passage, the passage holding the best sentence first (so the answer
   // opens with its best sentence), then by rank; document order inside a passage.
   std::vector<double> passage_best(n_passages, 0.0);
@@ -433,9 +660,11 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
   std::string text;
   size_t current_passage = SIZE_MAX;
   int citation = 0;
+  bool after_code = false;
   for (size_t k = 0; k < chosen.size(); ++k) {
     const Sentence& s = sentences[chosen[k]];
-    if (s.passage != current_passage) {
+    bool new_passage = s.passage != current_passage;
+    if (new_passage) {
       current_passage = s.passage;
       const Passage& p = ranked[s.passage];
       citation = static_cast<int>(answer.citations.size()) + 1;
@@ -444,8 +673,27 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
       answer.citations.push_back(
           {citation, p.title, p.source, make_snippet(p, cited, kDefaultSnippetChars), p.chunk_id, p.heading});
       if (!text.empty()) text += "\n\n";
+    } else if (s.code || after_code) {
+      text += "\n\n";
     } else {
       text += ' ';
+    }
+    after_code = s.code;
+    if (s.code) {
+      // A block quoted without its announcement is introduced by its source, which carries the marker.
+      bool announced_here = !new_passage && k > 0 && sentences[chosen[k - 1]].position + 1 == s.position;
+      if (!announced_here) {
+        const Passage& p = ranked[s.passage];
+        std::string label = !p.title.empty() ? p.title : !p.heading.empty() ? p.heading : p.source;
+        text += "From \xE2\x80\x9C" + clean_sentence(label) + "\xE2\x80\x9D: [" + std::to_string(citation) + "]\n\n";
+      }
+      text += s.text;
+      continue;
+    }
+    if (k + 1 < chosen.size() && sentences[chosen[k + 1]].code && sentences[chosen[k + 1]].passage == s.passage &&
+        sentences[chosen[k + 1]].position == s.position + 1) {
+      text += s.text + " [" + std::to_string(citation) + "]";
+      continue;
     }
     // An announcement and the lines of one code statement share the marker put after the last.
     bool next_follows = k + 1 < chosen.size() && sentences[chosen[k + 1]].passage == s.passage &&
@@ -459,7 +707,7 @@ ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std
     text += finish_sentence(s.text);
     text += " [" + std::to_string(citation) + "]";
   }
-  if (starts_by_pointing_back(sentences[chosen[0]].text)) {
+  if (!sentences[chosen[0]].code && starts_by_pointing_back(sentences[chosen[0]].text)) {
     const Passage& p = ranked[sentences[chosen[0]].passage];
     std::string label = !p.title.empty() ? p.title : !p.heading.empty() ? p.heading : p.source;
     if (!label.empty()) text = "From \xE2\x80\x9C" + clean_sentence(label) + "\xE2\x80\x9D: " + text;

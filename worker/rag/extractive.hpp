@@ -41,8 +41,19 @@ inline constexpr size_t kExtractivePassages = 5;
 // ending in ':' and the code lines it announces share one marker). A lead-in naming the source opens the
 // text when its first sentence starts by pointing back ("It", "This", "However", …). Whitespace is
 // collapsed inside sentences, the source's own "[7]" footnote markers are removed, the text is valid
-// UTF-8. When no sentence is relevant enough, found is false, citations empty, and text is
-// kNothingFound.
+// UTF-8. "See Section …" pointers are never chosen.
+//
+// Code blocks (fenced in the passages, ingest/document.hpp) are quoted whole, fences and line breaks
+// kept, each on its own paragraph: after the sentence announcing them (ending in ':', "for example",
+// "such as this", or running into the code), whose marker comes before the block, together with a
+// short comment right after the block that points back at it ("This is a bad idea!"). For a how-to
+// question ("How do I …?") the best code block of the passages (the question's terms in it, its
+// announcement and heading; its first word the question's verb; an example over a synopsis) is quoted
+// with its announcement (or "From “title”: [n]") and at most two more sentences; its passage opens the
+// answer. A how-to question without a matching block gets the usual sentences.
+//
+// When no sentence (nor, for a how-to question, code block) is relevant enough, found is false,
+// citations empty, and text is kNothingFound.
 ExtractiveAnswer compose_answer(std::string_view question, const std::vector<std::string>& context_messages,
                                 const std::vector<Passage>& ranked, size_t max_sentences = 5);
 

@@ -17,8 +17,8 @@
 // BM25F for the fields (Robertson, Zaragoza & Taylor, 2004): a title or heading is short and written to
 // say what the section is about, so a term there is strong evidence and counts double. Field
 // frequencies are added before the saturation, so a term in both the heading and the text is not
-// counted as two independent matches. A heading equal to the title (the first section of a page) is
-// counted once.
+// counted as two independent matches. The heading's terms that the title holds (a heading path ends
+// with the page's own title) are counted once, in the title.
 //
 // Proximity (Tao & Zhai, SIGIR 2007, found the minimum distance between two query terms the most
 // useful proximity signal; Büttcher, Clarke & Lushman's BM25TP, 2006, adds a per-pair bonus): for each
@@ -26,6 +26,12 @@
 // weighted by the rarer term's IDF. The bonus is bounded (kProximityWeight) and exists only for pairs
 // that are both present, so it reorders passages that match equally well but never lifts a passage
 // missing a term above one that has it.
+//
+// A small bonus for the share of the title's words the question holds prefers the page about what is
+// asked over the page about a near variant of it ("ALTER TABLE" over "ALTER FOREIGN TABLE").
+//
+// Retrieval's rank (corpus IDF, headings) is added, relative to the best candidate's, with a small
+// weight: it breaks near-ties the candidate-set IDF cannot see.
 //
 // Question and context are scored as two parts, each normalised by its best possible value, then
 // added as question + factor × context (rag/query.hpp): a passage matching the whole conversation but
@@ -41,6 +47,12 @@ constexpr double kTitleWeight = 2.0;
 constexpr double kHeadingWeight = 2.0;
 constexpr double kProximityWeight = 0.3;
 constexpr size_t kMaxProximityTerms = 8;  // the rarest question terms; pairs grow quadratically
+// Retrieval's own rank, relative to the best candidate's: it knows the IDF of the whole corpus (the
+// candidates' IDF here only separates them) and the headings (rag/search_query.hpp).
+constexpr double kRetrievalWeight = 0.15;
+// The share of the title's words the question holds: a page about X ("ALTER TABLE") over a page about a
+// near variant of X ("ALTER FOREIGN TABLE") when the question does not name the variant.
+constexpr double kTitlePrecisionWeight = 0.1;
 
 struct Field {
   std::vector<int> tf;  // per query term
@@ -53,10 +65,11 @@ struct Analysis {
 };
 
 Field analyze_field(std::string_view text, const std::unordered_map<std::string, size_t>& index, size_t n,
-                    std::vector<std::vector<size_t>>* positions) {
+                    std::vector<std::vector<size_t>>* positions, const std::vector<std::string>* except = nullptr) {
   Field field;
   field.tf.assign(n, 0);
   for (const Term& term : extract_terms(text)) {
+    if (except && std::find(except->begin(), except->end(), term.stem) != except->end()) continue;
     ++field.length;
     auto it = index.find(term.stem);
     if (it == index.end()) continue;
@@ -101,8 +114,10 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     Analysis& a = analyses[i];
     a.positions.assign(n, {});
     a.title = analyze_field(p.title, index, n, nullptr);
-    a.heading = terms(p.heading) == terms(p.title) ? Field{std::vector<int>(n, 0), 0}
-                                                   : analyze_field(p.heading, index, n, nullptr);
+    // The heading is a path that usually ends with the page's title ("Chapter 11. Indexes › 11.8. Partial
+    // Indexes"): what the title says already counts once.
+    std::vector<std::string> title_terms = terms(p.title);
+    a.heading = analyze_field(p.heading, index, n, nullptr, &title_terms);
     a.content = analyze_field(p.content, index, n, &a.positions);
     avg_title += static_cast<double>(a.title.length);
     avg_heading += static_cast<double>(a.heading.length);
@@ -140,6 +155,18 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
     return f.tf[t] / (1.0 - kB + kB * static_cast<double>(f.length) / avg);
   };
 
+  double best_db_rank = 0;
+  for (const Passage& p : candidates) best_db_rank = std::max(best_db_rank, p.db_rank);
+  auto title_precision = [&](const Passage& p) {
+    size_t words = 0, asked = 0;
+    for (const std::string& stem : terms(p.title)) {
+      if (std::any_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;  // "11.8."
+      ++words;
+      asked += index.contains(stem) && index.at(stem) < n_question ? 1 : 0;
+    }
+    return words == 0 ? 0.0 : static_cast<double>(asked) / static_cast<double>(words);
+  };
+
   std::vector<Ranked> ranked;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const Analysis& a = analyses[i];
@@ -168,6 +195,9 @@ std::vector<Ranked> rerank(std::string_view question, const std::vector<std::str
       }
       score += kProximityWeight * closeness / pairs_norm;
     }
+    // Only for a passage that matches at all: retrieval's rank cannot lift one that does not.
+    if (best_db_rank > 0 && score > 0) score += kRetrievalWeight * std::max(0.0, candidates[i].db_rank) / best_db_rank;
+    if (score > 0) score += kTitlePrecisionWeight * title_precision(candidates[i]);
     if (score >= min_score) ranked.push_back({i, score});
   }
   std::sort(ranked.begin(), ranked.end(), [&](const Ranked& x, const Ranked& y) {

@@ -16,8 +16,8 @@ void add_words(std::string_view text, std::vector<std::string>& words, std::vect
     if (words.size() >= kMaxSearchWords) return;
     size_t length = w.end - w.begin;
     if (length < 2 || length > kMaxSearchWordBytes) continue;
+    if (is_empty_in_question(text.substr(w.begin, length))) continue;
     std::string lower = lowercase_ascii(text.substr(w.begin, length));
-    if (is_stopword(lower) || is_question_filler(lower)) continue;
     std::string s = stem(lower);
     if (std::find(stems.begin(), stems.end(), s) != stems.end()) continue;
     stems.push_back(std::move(s));

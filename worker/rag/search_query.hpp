@@ -24,4 +24,39 @@ inline constexpr size_t kMaxSearchWordBytes = 64;
 // nothing to search for; the caller then skips retrieval.
 std::string search_query(std::string_view question, const std::vector<std::string>& earlier_user_messages);
 
+// The retrieval query: $1 the text search configuration (regconfig), $2 search_query()'s text, $3 how
+// many candidates; columns chunk id, document title, source (the document's link with the chunk's
+// anchor when it was ingested with --base-url, else its path), heading, content, rank (higher is
+// better).
+//
+// Why two stages: with "or" between the words (for recall), ts_rank_cd ranks by how densely a chunk
+// holds ANY of them, so "How do I rename a table?" is answered by the chunks saying "table" most often
+// (the manual says it in thousands of chunks), and the section on renaming a table never reaches the
+// reranker. ts_rank has no corpus statistics; lexeme_stats has them (sql/003_lexeme_stats.sql). So the
+// 10 × $3 densest chunks are taken first, then ranked by the IDF of the question's lexemes each holds
+// (half as much again in its heading), plus ts_rank_cd, and the best $3 kept. The first stage costs
+// what the single-stage query cost; the second reads 10 × $3 rows.
+inline constexpr const char* kRetrieveSql = R"sql(
+WITH terms AS MATERIALIZED (
+  SELECT to_tsquery('simple', quote_literal(t.lexeme)) AS term,
+         to_tsquery('simple', quote_literal(t.lexeme) || ':A') AS heading_term,
+         ln(1 + (coalesce(total.chunks, 0) + 1)::float8 / (coalesce(s.chunks, 0) + 1)) AS idf
+  FROM unnest(tsvector_to_array(to_tsvector($1::regconfig, $2))) AS t(lexeme)
+  LEFT JOIN lexeme_stats s ON s.lexeme = t.lexeme
+  LEFT JOIN lexeme_stats total ON total.lexeme = ''
+), candidates AS MATERIALIZED (
+  SELECT c.id, c.tsv, ts_rank_cd(c.tsv, q) AS rank
+  FROM websearch_to_tsquery($1::regconfig, $2) AS q, chunks c
+  WHERE c.tsv @@ q
+  ORDER BY rank DESC, c.id
+  LIMIT 10 * $3::integer
+)
+SELECT c.id, d.title, coalesce(d.url || CASE WHEN c.anchor <> '' THEN '#' || c.anchor ELSE '' END, d.source),
+       c.heading, c.content,
+       x.rank + (SELECT coalesce(sum(t.idf * CASE WHEN x.tsv @@ t.heading_term THEN 1.5 ELSE 1 END), 0)
+                 FROM terms t WHERE x.tsv @@ t.term) AS rank
+FROM candidates x JOIN chunks c ON c.id = x.id JOIN documents d ON d.id = c.document_id
+ORDER BY rank DESC, c.id
+LIMIT $3::integer)sql";
+
 }  // namespace chatstream::rag

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
+#include <unordered_map>
 #include <unordered_set>
+
+#include <libstemmer.h>
 
 #include "json/utf8.hpp"
 
@@ -91,119 +95,33 @@ const std::unordered_set<std::string_view>& question_fillers() {
   return set;
 }
 
-// Porter's algorithm speaks of consonants (c) and vowels (v) — "y" is a vowel after a consonant —
-// and of the measure m of a stem, the number of VC sequences in [C](VC)^m[V].
-class Stemmer {
- public:
-  explicit Stemmer(std::string word) : w_(std::move(word)) {}
+// Snowball's English stemmer (Porter2), the algorithm of PostgreSQL's english_stem dictionary, so a
+// word is conflated here exactly as to_tsvector('english', …) conflates it for retrieval (the agreement
+// is measured by build/stem_agreement: tests/quality/stem_agreement.cpp). A stemmer object is not
+// thread-safe and costs an allocation to make: one per thread, made on first use.
+constexpr size_t kStemCacheWords = 65536;
 
-  std::string run() {
-    step1a();
-    step1b();
-    step1c();
-    step5();
-    return std::move(w_);
+class SnowballStemmer {
+ public:
+  SnowballStemmer() : stemmer_(sb_stemmer_new("english", "UTF_8")) {}
+  ~SnowballStemmer() {
+    if (stemmer_ != nullptr) sb_stemmer_delete(stemmer_);
+  }
+  SnowballStemmer(const SnowballStemmer&) = delete;
+  SnowballStemmer& operator=(const SnowballStemmer&) = delete;
+
+  std::string stem(std::string_view word) {
+    // sb_stemmer_new fails only when out of memory (the algorithm is compiled in): then words stay
+    // whole, which costs recall, not correctness.
+    if (stemmer_ == nullptr) return std::string(word);
+    const sb_symbol* out =
+        sb_stemmer_stem(stemmer_, reinterpret_cast<const sb_symbol*>(word.data()), static_cast<int>(word.size()));
+    if (out == nullptr) return std::string(word);
+    return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(sb_stemmer_length(stemmer_)));
   }
 
  private:
-  bool consonant(size_t i) const {
-    switch (w_[i]) {
-      case 'a':
-      case 'e':
-      case 'i':
-      case 'o':
-      case 'u':
-        return false;
-      case 'y':
-        return i == 0 || !consonant(i - 1);
-      default:
-        return true;
-    }
-  }
-  int measure(size_t len) const {
-    int m = 0;
-    size_t i = 0;
-    while (i < len && consonant(i)) ++i;
-    while (i < len) {
-      while (i < len && !consonant(i)) ++i;
-      if (i >= len) break;
-      while (i < len && consonant(i)) ++i;
-      ++m;
-    }
-    return m;
-  }
-  bool has_vowel(size_t len) const {
-    for (size_t i = 0; i < len; ++i) {
-      if (!consonant(i)) return true;
-    }
-    return false;
-  }
-  bool double_consonant(size_t len) const {
-    return len >= 2 && w_[len - 1] == w_[len - 2] && consonant(len - 1);
-  }
-  // *o: the stem ends consonant-vowel-consonant, the last not w, x or y ("hop", not "hoop" or "box").
-  bool cvc(size_t len) const {
-    if (len < 3 || !consonant(len - 3) || consonant(len - 2) || !consonant(len - 1)) return false;
-    char last = w_[len - 1];
-    return last != 'w' && last != 'x' && last != 'y';
-  }
-  bool ends(std::string_view suffix) const {
-    return w_.size() >= suffix.size() && std::string_view(w_).substr(w_.size() - suffix.size()) == suffix;
-  }
-
-  // Plurals. Porter2's rules for the final "s": "ies" → "i" unless that leaves one letter ("ties" →
-  // "tie"), "us"/"ss" stay ("status", "class"), and "s" goes only when a vowel comes before the
-  // letter preceding it ("gaps" → "gap", but "gas", "postgis"… stay).
-  void step1a() {
-    if (ends("sses")) {
-      w_.resize(w_.size() - 2);
-    } else if (ends("ied") || ends("ies")) {
-      w_.resize(w_.size() - 3);
-      w_ += w_.size() > 1 ? "i" : "ie";
-    } else if (ends("us") || ends("ss")) {
-    } else if (ends("s") && has_vowel(w_.size() - 2)) {
-      w_.pop_back();
-    }
-  }
-
-  // -eed, -ed, -ing, then repair what removing them broke ("hopping" → "hop", "filing" → "file").
-  void step1b() {
-    bool removed = false;
-    if (ends("eed")) {
-      if (measure(w_.size() - 3) > 0) w_.pop_back();
-    } else if (ends("ed") && has_vowel(w_.size() - 2)) {
-      w_.resize(w_.size() - 2);
-      removed = true;
-    } else if (ends("ing") && has_vowel(w_.size() - 3)) {
-      w_.resize(w_.size() - 3);
-      removed = true;
-    }
-    if (!removed) return;
-    if (ends("at") || ends("bl") || ends("iz")) {
-      w_ += 'e';
-    } else if (double_consonant(w_.size()) && !ends("l") && !ends("s") && !ends("z")) {
-      w_.pop_back();
-    } else if (measure(w_.size()) == 1 && cvc(w_.size())) {
-      w_ += 'e';
-    }
-  }
-
-  // "y" after a consonant that is not the first letter → "i" ("query" → "queri", as "queries").
-  void step1c() {
-    if (w_.size() > 2 && w_.back() == 'y' && consonant(w_.size() - 2)) w_.back() = 'i';
-  }
-
-  // A final "e" of a long enough stem ("indexe" → "index", "table" → "tabl", but "file" stays), and
-  // a final "ll" ("controll" → "control").
-  void step5() {
-    if (ends("e")) {
-      int m = measure(w_.size() - 1);
-      if (m > 1 || (m == 1 && !cvc(w_.size() - 1))) w_.pop_back();
-    }
-    if (ends("ll") && measure(w_.size()) > 1) w_.pop_back();
-  }
-
-  std::string w_;
+  sb_stemmer* stemmer_;
 };
 
 bool starts_with_bullet(std::string_view line, size_t& marker_length) {
@@ -381,12 +299,32 @@ bool is_question_filler(std::string_view lowercase_word) {
   return question_fillers().contains(lowercase_word);
 }
 
+bool is_empty_in_question(std::string_view word) {
+  std::string lower = lowercase_ascii(word);
+  if (is_stopword(lower)) return true;
+  bool capitals = word.size() >= 2 && std::all_of(word.begin(), word.end(), is_ascii_upper);
+  return is_question_filler(lower) && !capitals;
+}
+
 std::string stem(std::string_view lowercase_word) {
-  if (lowercase_word.size() < 3 ||
-      !std::all_of(lowercase_word.begin(), lowercase_word.end(), is_ascii_lower)) {
+  // PostgreSQL's parser reads a word with digits as a "numword", which the english configuration does
+  // not stem.
+  if (lowercase_word.size() < 3 || std::any_of(lowercase_word.begin(), lowercase_word.end(), is_ascii_digit)) {
     return std::string(lowercase_word);
   }
-  return Stemmer(std::string(lowercase_word)).run();
+  // Passages repeat their words: remembering the stems of the words seen halves the reranker's CPU.
+  // Bounded: forgotten all at once when full (a knowledge base's vocabulary is some tens of thousands).
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view word) const { return std::hash<std::string_view>{}(word); }
+  };
+  thread_local std::unordered_map<std::string, std::string, Hash, std::equal_to<>> known;
+  if (auto it = known.find(lowercase_word); it != known.end()) return it->second;
+  thread_local SnowballStemmer stemmer;
+  std::string stemmed = stemmer.stem(lowercase_word);
+  if (known.size() >= kStemCacheWords) known.clear();
+  known.emplace(std::string(lowercase_word), stemmed);
+  return stemmed;
 }
 
 std::vector<Term> extract_terms(std::string_view text) {
@@ -412,12 +350,72 @@ std::vector<std::string> question_terms(std::string_view question) {
   std::vector<std::string> out;
   for (const Word& word : split_words(question)) {
     if (word.end - word.begin < 2) continue;
-    std::string lower = lowercase_ascii(question.substr(word.begin, word.end - word.begin));
-    if (is_stopword(lower) || is_question_filler(lower)) continue;
+    std::string_view written = question.substr(word.begin, word.end - word.begin);
+    if (is_empty_in_question(written)) continue;
+    std::string lower = lowercase_ascii(written);
     std::string s = stem(lower);
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(std::move(s));
   }
   return out;
+}
+
+namespace {
+
+// The run of backticks opening a fence on the line at text[begin], or 0.
+size_t fence_length(std::string_view line) {
+  size_t n = 0;
+  while (n < line.size() && line[n] == '`') ++n;
+  if (n < 3) return 0;
+  // An opening fence may carry an info string ("```sql"), which holds no backtick.
+  return line.substr(n).find('`') == std::string_view::npos ? n : 0;
+}
+
+}  // namespace
+
+std::vector<Block> split_blocks(std::string_view text) {
+  std::vector<Block> out;
+  auto prose = [&](size_t begin, size_t end) {
+    std::string_view piece = trim(text.substr(begin, end - begin));
+    if (!piece.empty()) out.push_back({piece, false});
+  };
+  size_t prose_begin = 0;
+  size_t line_begin = 0;
+  while (line_begin < text.size()) {
+    size_t line_end = text.find('\n', line_begin);
+    if (line_end == std::string_view::npos) line_end = text.size();
+    size_t fence = fence_length(text.substr(line_begin, line_end - line_begin));
+    if (fence == 0) {
+      line_begin = line_end + 1;
+      continue;
+    }
+    // Find the closing fence: a line of only backticks, at least as many.
+    size_t close_begin = line_end + 1;
+    size_t block_end = std::string_view::npos;
+    while (close_begin < text.size()) {
+      size_t close_end = text.find('\n', close_begin);
+      if (close_end == std::string_view::npos) close_end = text.size();
+      std::string_view line = trim(text.substr(close_begin, close_end - close_begin));
+      if (line.size() >= fence && line.find_first_not_of('`') == std::string_view::npos) {
+        block_end = close_end;
+        break;
+      }
+      close_begin = close_end + 1;
+    }
+    if (block_end == std::string_view::npos) break;  // unclosed: the rest is prose
+    prose(prose_begin, line_begin);
+    out.push_back({text.substr(line_begin, block_end - line_begin), true});
+    prose_begin = line_begin = std::min(text.size(), block_end + 1);
+  }
+  prose(prose_begin, text.size());
+  return out;
+}
+
+std::string_view code_of(std::string_view block) {
+  size_t first = block.find('\n');
+  if (first == std::string_view::npos || fence_length(block.substr(0, first)) == 0) return block;
+  size_t last = block.rfind('\n');
+  if (first == std::string_view::npos || last <= first) return {};
+  return block.substr(first + 1, last - first - 1);
 }
 
 std::vector<std::string_view> split_sentences(std::string_view text) {

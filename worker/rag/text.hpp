@@ -34,12 +34,14 @@ bool is_stopword(std::string_view lowercase_word);
 // questions only, never from passages (where "show" or "describe" can be a command's name).
 bool is_question_filler(std::string_view lowercase_word);
 
-// A light English stemmer for a lowercased word: Porter's step 1 (plural and -ed/-ing endings, with
-// Porter2's gentler rules for a final "s"), plus step 5 (a final "e", a final double "l"). It
-// conflates the forms a question and a manual page most often differ by — "indexes"/"indexed"/
-// "indexing" → "index", "queries" → "queri", "tables" → "tabl", "running" → "run" — and nothing
-// more (no -ation/-ness/-ize rewriting, whose errors cost more precision than they win recall).
-// Words with digits or non-ASCII bytes, and words under three letters, are returned unchanged.
+// Whether a word of a question (as written) carries no topic: a stopword, or a question filler unless
+// written in capitals — "What does EXPLAIN show?" asks about the EXPLAIN command.
+bool is_empty_in_question(std::string_view word);
+
+// The English stemmer of PostgreSQL's `english` configuration (Snowball's Porter2, from libstemmer) for
+// a lowercased word, so that the reranker and the composer conflate words as retrieval does: "indexes"/
+// "indexed"/"indexing" → "index", "queries" → "queri", "tables" → "tabl". Words with digits (PostgreSQL's
+// "numword", not stemmed by it either) and words under three bytes are returned unchanged.
 std::string stem(std::string_view lowercase_word);
 
 // A term with the index of its word among all words of the text (stopwords included), so distances
@@ -66,6 +68,21 @@ std::vector<std::string> question_terms(std::string_view question);
 // sentence ("3.5", "pg_catalog.pg_class", "example.com"). Pieces without a letter or digit are
 // dropped.
 std::vector<std::string_view> split_sentences(std::string_view text);
+
+// A paragraph-level piece of a passage: prose, or a code block fenced as ingest/ writes them
+// ("```\n…\n```", the fence possibly longer, ingest/document.hpp).
+struct Block {
+  std::string_view text;  // a code block with its fences
+  bool code = false;
+};
+
+// The blocks of `text` in order: fenced code blocks (a line of three or more backticks, up to a line of
+// at least as many), and the prose between them (trimmed, empty pieces dropped). An unclosed fence is
+// prose.
+std::vector<Block> split_blocks(std::string_view text);
+
+// The code of a fenced block without its fence lines; other text unchanged.
+std::string_view code_of(std::string_view block);
 
 // Decodes the well-formed UTF-8 character at text[0]; sets `length` to its size, or to 1 (and
 // returns U+FFFD) for a byte that starts no valid character, or to 0 for empty text.

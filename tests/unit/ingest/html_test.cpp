@@ -33,7 +33,7 @@ TEST(Html, DecodesEntities) {
   Document titled = parse_html("<title>Q&amp;A &ndash; FAQ</title><h1>Tips &amp; tricks</h1><p>x</p>", "f");
   EXPECT_EQ(titled.title, "Q&A \xE2\x80\x93 FAQ");
   ASSERT_EQ(titled.chunks.size(), 1u);
-  EXPECT_EQ(titled.chunks[0].heading, "Tips & tricks");
+  EXPECT_EQ(titled.chunks[0].heading, "Q&A \xE2\x80\x93 FAQ \xE2\x80\xBA Tips & tricks");
 }
 
 TEST(Html, DropsScriptsStylesCommentsAndTheHead) {
@@ -58,12 +58,14 @@ TEST(Html, HeadingsOneToThreeStartChunks) {
   ASSERT_EQ(doc.chunks.size(), 4u);
   EXPECT_EQ(doc.chunks[0].heading, "");
   EXPECT_EQ(doc.chunks[0].content, "Intro text.");
-  EXPECT_EQ(doc.chunks[1].heading, "First");
+  // A heading path: the page's title when its headings do not start with it, then the headings above,
+  // " › " between them.
+  EXPECT_EQ(doc.chunks[1].heading, "Guide \xE2\x80\xBA First");
   EXPECT_EQ(doc.chunks[1].content, "One.");
-  EXPECT_EQ(doc.chunks[2].heading, "Second part");
+  EXPECT_EQ(doc.chunks[2].heading, "Guide \xE2\x80\xBA First \xE2\x80\xBA Second part");
   EXPECT_EQ(doc.chunks[2].content, "Two.\n\nMinor heading\n\nStill two.");
   // Sections without text give no chunk; an empty heading does not start a section.
-  EXPECT_EQ(doc.chunks[3].heading, "Empty section");
+  EXPECT_EQ(doc.chunks[3].heading, "Guide \xE2\x80\xBA First \xE2\x80\xBA Empty section");
   EXPECT_EQ(doc.chunks[3].content, "Three.");
 }
 
@@ -73,14 +75,16 @@ TEST(Html, TitleFallsBackToTheFirstH1ThenToTheGivenTitle) {
   EXPECT_EQ(parse_html("<title>  Spaced\n  out  </title>", "f").title, "Spaced out");
 }
 
-TEST(Html, PreKeepsItsLinesAndIndentation) {
+TEST(Html, PreIsAFencedCodeBlockKeepingItsLinesAndIndentation) {
   Document doc = parse_html(
       "<p>For example:</p><pre class=\"programlisting\">\nCREATE TABLE t (\n    id   int,\n    name "
       "text\n);\n"
       "</pre><p>After   the\n   code.</p>",
       "f");
   EXPECT_EQ(all_text(doc),
-            "For example:\n\nCREATE TABLE t (\n    id   int,\n    name text\n);\n\nAfter the code.");
+            "For example:\n\n```\nCREATE TABLE t (\n    id   int,\n    name text\n);\n```\n\nAfter the code.");
+  // A fence inside the code gets a longer fence around it.
+  EXPECT_EQ(all_text(parse_html("<pre>a ``` b</pre>", "f")), "````\na ``` b\n````");
 }
 
 TEST(Html, BlockElementsBecomeParagraphsAndLines) {
@@ -91,8 +95,8 @@ TEST(Html, BlockElementsBecomeParagraphsAndLines) {
       "<p>Per operation.</p></td></tr></table>",
       "f");
   EXPECT_EQ(all_text(doc),
-            "Block one\n\nBlock two\n\nfirst\nsecond\n\nline one\nline two\nline three\n\nName\nMeaning\n\n"
-            "work_mem\nMemory for sorts.\nPer operation.");
+            "Block one\n\nBlock two\n\nfirst\nsecond\n\nline one\nline two\nline three\n\nName | Meaning\n\n"
+            "work_mem | Memory for sorts.\nPer operation.");
 }
 
 TEST(Html, KeepsATermWithItsDefinition) {
@@ -133,10 +137,14 @@ TEST(Html, DropsThePostgresManualNavigation) {
   Document doc = parse_html(page, "indexes-types");
   EXPECT_EQ(doc.title, "11.2. Index Types");
   ASSERT_EQ(doc.chunks.size(), 2u);
-  EXPECT_EQ(doc.chunks[0].heading, "11.2. Index Types");
+  // The heading path starts with the chapter, from the navigation header; the anchor is the section's id.
+  EXPECT_EQ(doc.chunks[0].heading, "Chapter 11. Indexes \xE2\x80\xBA 11.2. Index Types");
+  EXPECT_EQ(doc.chunks[0].anchor, "INDEXES-TYPES");
   EXPECT_EQ(doc.chunks[0].content, "PostgreSQL provides several index types.");
   // The admonition's heading is not a section: it prefixes its paragraph.
-  EXPECT_EQ(doc.chunks[1].heading, "11.2.1. B-Tree");
+  EXPECT_EQ(doc.chunks[1].heading,
+            "Chapter 11. Indexes \xE2\x80\xBA 11.2. Index Types \xE2\x80\xBA 11.2.1. B-Tree");
+  EXPECT_EQ(doc.chunks[1].anchor, "INDEXES-TYPES");
   EXPECT_EQ(doc.chunks[1].content,
             "B-trees can handle equality and range queries.\n\nNote: Only B-tree indexes can be unique.");
   std::string text = all_text(doc);

@@ -19,15 +19,16 @@ TEST(Markdown, AtxAndSetextHeadingsStartSections) {
   EXPECT_EQ(doc.chunks[0].content, "Intro line.");
   EXPECT_EQ(doc.chunks[1].heading, "Title");
   EXPECT_EQ(doc.chunks[1].content, "First.");
-  EXPECT_EQ(doc.chunks[2].heading, "Second");
+  // Headings are paths: the levels above, then their own.
+  EXPECT_EQ(doc.chunks[2].heading, "Title \xE2\x80\xBA Second");
   EXPECT_EQ(doc.chunks[2].content, "Second text.");
   EXPECT_EQ(doc.chunks[3].heading, "Setext one");
   EXPECT_EQ(doc.chunks[3].content, "Under one.");
-  EXPECT_EQ(doc.chunks[4].heading, "Setext two");
+  EXPECT_EQ(doc.chunks[4].heading, "Setext one \xE2\x80\xBA Setext two");
   EXPECT_EQ(doc.chunks[4].content, "Under two.\n\nDeep heading\n\nDeep text.\n\n#not a heading");
 }
 
-TEST(Markdown, CodeFencesAreKeptAsTextWithoutTheFences) {
+TEST(Markdown, CodeIsKeptAsFencedCodeBlocks) {
   Document doc = parse_markdown(
       "## Setup\n\nRun this:\n\n```sh\n# not a heading\nmake   run\n\n  indented line\n```\n\n~~~\n**kept** "
       "as is\n~~~\n"
@@ -35,19 +36,19 @@ TEST(Markdown, CodeFencesAreKeptAsTextWithoutTheFences) {
       "f");
   ASSERT_EQ(doc.chunks.size(), 1u);
   EXPECT_EQ(doc.chunks[0].content,
-            "Run this:\n\n# not a heading\nmake   run\n\n  indented line\n\n**kept** as is\n\nAfter.");
+            "Run this:\n\n```\n# not a heading\nmake   run\n\n  indented line\n```\n\n```\n**kept** as is\n```\n\nAfter.");
 }
 
 TEST(Markdown, AnUnclosedFenceRunsToTheEnd) {
   Document doc = parse_markdown("Text.\n\n```\ncode line\n# still code\n", "f");
   ASSERT_EQ(doc.chunks.size(), 1u);
-  EXPECT_EQ(doc.chunks[0].content, "Text.\n\ncode line\n# still code");
+  EXPECT_EQ(doc.chunks[0].content, "Text.\n\n```\ncode line\n# still code\n```");
 }
 
 TEST(Markdown, IndentedCodeKeepsItsLines) {
   Document doc = parse_markdown("Paragraph.\n\n    SELECT 1;\n      FROM t;\n\nEnd.\n", "f");
   ASSERT_EQ(doc.chunks.size(), 1u);
-  EXPECT_EQ(doc.chunks[0].content, "Paragraph.\n\nSELECT 1;\n  FROM t;\n\nEnd.");
+  EXPECT_EQ(doc.chunks[0].content, "Paragraph.\n\n```\nSELECT 1;\n  FROM t;\n```\n\nEnd.");
 }
 
 TEST(Markdown, ParagraphsListsAndQuotes) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ingest/document.hpp"
+#include "ingest/sections.hpp"
 #include "json/utf8.hpp"
 
 namespace chatstream::ingest {
@@ -54,7 +55,19 @@ TEST(IngestPgManual, ParsesEveryPageIntoCleanChunks) {
     for (const Chunk& c : doc.chunks) {
       ++chunks;
       ASSERT_FALSE(c.content.empty());
-      ASSERT_LE(c.content.size(), kMaxChunkBytes);
+      // Over the chunk size only to keep a code block whole (with the sentence announcing it).
+      if (c.content.find("\n```") == std::string::npos) {
+        ASSERT_LE(c.content.size(), kMaxChunkBytes);
+      } else {
+        ASSERT_LE(c.content.size(), kMaxChunkBytes * detail::kMaxCodeChunkFactor + 16);
+      }
+      // Every code block opened is closed in the same chunk.
+      size_t fences = 0;
+      for (size_t at = 0; (at = c.content.find("```", at)) != std::string::npos; at = c.content.find('\n', at)) {
+        if (at == 0 || c.content[at - 1] == '\n') ++fences;
+        if (at == std::string::npos) break;
+      }
+      ASSERT_EQ(fences % 2, 0u) << c.content;
       ASSERT_TRUE(json::is_valid_utf8(c.content));
       // Navigation, tables of contents and the book index are gone.
       ASSERT_EQ(c.content.find("Prev Up"), std::string::npos) << c.content;
@@ -69,14 +82,25 @@ TEST(IngestPgManual, ParsesEveryPageIntoCleanChunks) {
   const Document& select = docs.at("sql-select.html");
   EXPECT_EQ(select.title, "SELECT");
   ASSERT_FALSE(select.chunks.empty());
-  EXPECT_EQ(select.chunks[0].heading, "SELECT");
+  EXPECT_EQ(select.chunks[0].heading, "SQL Commands \xE2\x80\xBA SELECT");
   EXPECT_TRUE(select.chunks[0].content.starts_with(
       "SELECT, TABLE, WITH \xE2\x80\x94 retrieve rows from a table or view"));
+  // A reference page's sections are headed by the page: "SQL Commands › ALTER TABLE › Examples".
+  const Document& alter = docs.at("sql-altertable.html");
+  EXPECT_TRUE(std::any_of(alter.chunks.begin(), alter.chunks.end(), [](const Chunk& c) {
+    return c.heading == "SQL Commands \xE2\x80\xBA ALTER TABLE \xE2\x80\xBA Examples";
+  }));
   const Document& types = docs.at("indexes-types.html");
   EXPECT_EQ(types.title, "11.2. Index Types");
   EXPECT_TRUE(std::any_of(types.chunks.begin(), types.chunks.end(), [](const Chunk& c) {
-    return c.heading == "11.2.1. B-Tree" &&
-           c.content.starts_with("B-trees can handle equality and range queries");
+    return c.heading == "Chapter 11. Indexes \xE2\x80\xBA 11.2. Index Types \xE2\x80\xBA 11.2.1. B-Tree" &&
+           c.content.starts_with("B-trees can handle equality and range queries") && c.anchor == "INDEXES-TYPES-BTREE";
+  }));
+  // The example of a partial index: whole, as a code block, after the sentence announcing it.
+  const Document& partial = docs.at("indexes-partial.html");
+  EXPECT_TRUE(std::any_of(partial.chunks.begin(), partial.chunks.end(), [](const Chunk& c) {
+    return c.content.find("such as this:\n\n```\nCREATE INDEX access_log_client_ip_ix ON access_log (client_ip)\n"
+                          "WHERE NOT (client_ip > inet '192.168.100.0' AND\n") != std::string::npos;
   }));
   EXPECT_TRUE(docs.at("bookindex.html").chunks.empty()) << "the book index is navigation";
 

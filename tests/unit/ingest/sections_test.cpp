@@ -88,6 +88,43 @@ TEST(Chunk, CutsPreformattedTextBetweenLines) {
   EXPECT_EQ(words(joined), words(code));
 }
 
+TEST(Chunk, KeepsACodeBlockWholeAndWithTheSentenceAnnouncingIt) {
+  // A listing of 1,500 bytes, over the chunk size but under the code limit, after a long paragraph that
+  // ends by announcing it: neither is cut, and they share a chunk.
+  std::string code;
+  for (int i = 0; code.size() < 1500; ++i) code += "INSERT INTO t VALUES (" + std::to_string(i) + ", 'x');\n";
+  std::string fenced = fence_code(code);
+  ASSERT_TRUE(is_fenced(fenced));
+  std::string lead = paragraph(600) + " as follows:";
+  std::vector<Chunk> chunks = chunk_sections({{"S", {paragraph(900), lead, fenced, "After."}}});
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[1].content, lead + "\n\n" + fenced);
+  EXPECT_EQ(chunks[2].content, "After.");
+}
+
+TEST(Chunk, CutsAnOversizedCodeBlockBetweenStatementsEachFenced) {
+  std::string code;
+  for (int i = 0; i < 300; ++i) code += "SELECT column_" + std::to_string(i) + "\n  FROM t;\n";
+  std::vector<Chunk> chunks = chunk_sections({{"S", {fence_code(code)}}});
+  ASSERT_GE(chunks.size(), 4u);
+  std::string joined;
+  for (const Chunk& c : chunks) {
+    EXPECT_LE(c.content.size(), kMaxChunkBytes + 8);  // the fences
+    EXPECT_TRUE(is_fenced(c.content)) << c.content;
+    EXPECT_TRUE(c.content.ends_with(";\n```")) << c.content;  // never mid-statement
+    joined += c.content.substr(4, c.content.size() - 8) + "\n";
+  }
+  EXPECT_EQ(joined, code);
+}
+
+TEST(Chunk, FencesAreLongerThanTheBackticksInside) {
+  EXPECT_EQ(fence_code("\n  a\n\n"), "```\n  a\n```");
+  EXPECT_EQ(fence_code("x ```` y"), "`````\nx ```` y\n`````");
+  EXPECT_EQ(fence_code(" \n "), "");
+  EXPECT_FALSE(is_fenced("```\nunclosed"));
+  EXPECT_FALSE(is_fenced("text ```\na\n```"));
+}
+
 TEST(Chunk, CutsAGiantWordBetweenUtf8Characters) {
   std::string word;
   while (word.size() < 3000) word += "\xE2\x82\xAC\xC3\xA9x";  // €éx: 3 + 2 + 1 bytes

@@ -8,6 +8,7 @@
 
 #include "json/utf8.hpp"
 #include "rag/reranker.hpp"
+#include "rag/text.hpp"
 #include "testing_corpus.hpp"
 
 namespace chatstream::rag {
@@ -40,7 +41,12 @@ std::vector<int> markers(const std::string& text) {
 void expect_consistent(const ExtractiveAnswer& answer) {
   SCOPED_TRACE(answer.text);
   EXPECT_TRUE(json::is_valid_utf8(answer.text));
-  EXPECT_EQ(answer.text.find("  "), std::string::npos);
+  // Whitespace is collapsed in the prose; code blocks keep their layout.
+  for (const Block& block : split_blocks(answer.text)) {
+    if (!block.code) {
+      EXPECT_EQ(block.text.find("  "), std::string_view::npos) << block.text;
+    }
+  }
   std::vector<int> m = markers(answer.text);
   ASSERT_FALSE(m.empty());
   int highest = 0;
@@ -76,12 +82,55 @@ TEST(Extractive, AnswersAHowToWithTheAnnouncedCommand) {
   ASSERT_TRUE(answer.found);
   expect_consistent(answer);
   EXPECT_EQ(answer.citations[0].title, "11.8. Partial Indexes");
-  // The sentence announcing the command brings the command's lines, under one marker.
-  EXPECT_NE(
-      answer.text.find("use a command such as this: CREATE INDEX orders_unbilled_index ON orders (order_nr) "
-                       "WHERE billed is not true; [1]"),
-      std::string::npos)
+  // The sentence announcing the command brings the command's code block, whole (line breaks and
+  // indentation kept), the marker after the announcement; the pointer to another section is not quoted.
+  EXPECT_NE(answer.text.find("use a command such as this: [1]\n\n```\nCREATE INDEX orders_unbilled_index ON "
+                             "orders (order_nr)\n    WHERE billed is not true;\n```"),
+            std::string::npos)
       << answer.text;
+  EXPECT_EQ(answer.text.find("See Section"), std::string::npos) << answer.text;
+}
+
+TEST(Extractive, AnExampleAnnouncedByForExampleComesWithIt) {
+  Passage p{1, "11.8. Partial Indexes", "s", "",
+            "You might be tempted to create a large set of non-overlapping partial indexes, for example.\n\n"
+            "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```",
+            0};
+  ExtractiveAnswer answer = compose_answer("Should I create many non-overlapping partial indexes?", {}, {p});
+  ASSERT_TRUE(answer.found);
+  EXPECT_EQ(answer.text,
+            "You might be tempted to create a large set of non-overlapping partial indexes, for example. [1]\n\n"
+            "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```");
+  // A sentence running into its example (no final period) brings it too, and the comment that follows
+  // the example, when it points back at it, comes with it.
+  p.content = "You might be tempted to create a large set of non-overlapping partial indexes, for example\n\n"
+              "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```\n\nThis is a bad idea! "
+              "Almost certainly, you'll be better off with a single non-partial index.";
+  answer = compose_answer("Should I create many non-overlapping partial indexes?", {}, {p});
+  ASSERT_TRUE(answer.found);
+  EXPECT_TRUE(answer.text.starts_with(
+      "You might be tempted to create a large set of non-overlapping partial indexes, for example [1]\n\n"
+      "```\nCREATE INDEX mytable_cat_1 ON mytable (data) WHERE category = 1;\n```\n\nThis is a bad idea! [1]"))
+      << answer.text;
+}
+
+TEST(Extractive, AHowToQuestionGetsTheStatementThatDoesIt) {
+  // No sentence announces the code: the how-to answer still quotes it, introduced by its source, and
+  // prefers the example that starts with the question's verb over the synopsis.
+  Passage synopsis{1, "ALTER TABLE", "a", "ALTER TABLE \xE2\x80\xBA Synopsis",
+                   "```\nALTER TABLE [ IF EXISTS ] name\n    ADD [ COLUMN ] column_name data_type\n```", 0};
+  Passage example{2, "ALTER TABLE", "b", "ALTER TABLE \xE2\x80\xBA Examples",
+                  "To add a column of type varchar to a table:\n\n"
+                  "```\nALTER TABLE distributors ADD COLUMN address varchar(30);\n```\n\n"
+                  "That will cause all existing rows in the table to be filled with null values for the new column.",
+                  0};
+  ExtractiveAnswer answer = compose_answer("How do I add a column to an existing table?", {}, {synopsis, example});
+  ASSERT_TRUE(answer.found);
+  expect_consistent(answer);
+  EXPECT_NE(answer.text.find("```\nALTER TABLE distributors ADD COLUMN address varchar(30);\n```"),
+            std::string::npos)
+      << answer.text;
+  EXPECT_EQ(answer.text.find("IF EXISTS"), std::string::npos) << answer.text;
 }
 
 TEST(Extractive, SaysPlainlyWhenNothingIsRelevant) {

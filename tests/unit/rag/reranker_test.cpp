@@ -111,6 +111,29 @@ TEST(Rerank, ScoresAreOnAStableScale) {
   EXPECT_EQ(ranked[1].score, 0.0);
 }
 
+TEST(Rerank, PrefersThePageAboutWhatIsAskedOverANearVariant) {
+  // The same words in both; the variant's title names what the question does not ask about.
+  std::string text = "This form adds a new column to the table, using the same syntax as CREATE TABLE.";
+  std::vector<Passage> passages = {{1, "ALTER FOREIGN TABLE", "a", "", text, 0.1},
+                                   {2, "ALTER TABLE", "b", "", text, 0.1}};
+  std::vector<Ranked> ranked = rerank("How do I add a column to a table?", {}, passages, 2, 0.0);
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].index, 1u);
+  // Unless the question names the variant.
+  ranked = rerank("How do I add a column to a foreign table?", {}, passages, 2, 0.0);
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].index, 0u);
+}
+
+TEST(Rerank, RetrievalRankBreaksNearTies) {
+  std::string text = "The server listens on port 5432 by default.";
+  std::vector<Passage> passages = {{1, "A", "a", "", text, 1.0}, {2, "A", "b", "", text, 9.0}};
+  std::vector<Ranked> ranked = rerank("Which port does the server listen on?", {}, passages, 2, 0.0);
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].index, 1u);
+  EXPECT_GT(ranked[0].score, ranked[1].score);
+}
+
 TEST(Rerank, BreaksTiesByDatabaseRankThenIndex) {
   std::vector<Passage> passages = {
       {1, "T", "s", "", "identical text about vacuum", 0.1},

@@ -69,8 +69,8 @@ inline std::vector<Passage> corpus() {
       "A partial index is an index built over a subset of a table; the subset is defined by a conditional "
       "expression (called the predicate of the partial index). The index contains entries only for those "
       "table rows that satisfy the predicate.\n\nTo create a partial index that suits our example, use a "
-      "command such as this:\n\nCREATE INDEX orders_unbilled_index ON orders (order_nr)\n    WHERE billed is "
-      "not true;",
+      "command such as this:\n\n```\nCREATE INDEX orders_unbilled_index ON orders (order_nr)\n    WHERE billed is "
+      "not true;\n```\n\nSee Section 11.2 for more discussion.",
       0.1);
   set(kVacuum, "25.1. Routine Vacuuming", "25.1.1. Vacuuming Basics",
       "PostgreSQL's VACUUM command has to process each table on a regular basis for several reasons: to "

@@ -84,18 +84,38 @@ TEST(RagStem, ConflatesTheUsualEnglishForms) {
       {"status", "status"}, {"class", "class"},      {"controlling", "control"},
       {"happy", "happi"},   {"cry", "cri"},          {"say", "say"},
       {"feed", "feed"},     {"created", "creat"},    {"creating", "creat"},
-      {"creates", "creat"}, {"using", "us"},         {"uses", "us"},
-      {"used", "us"},       {"vacuuming", "vacuum"}, {"vacuumed", "vacuum"},
+      {"creates", "creat"}, {"using", "use"},        {"uses", "use"},
+      {"used", "use"},      {"vacuuming", "vacuum"}, {"vacuumed", "vacuum"},
+      // Porter2's step 2-4 suffixes, as to_tsvector('english', …) stems them.
+      {"partitioning", "partit"}, {"generalization", "general"},
       {"sing", "sing"},     {"string", "string"},
   };
   for (const Case& c : cases) EXPECT_EQ(stem(c.word), c.stem) << c.word;
 }
 
-TEST(RagStem, LeavesShortNumericAndNonAsciiWordsAlone) {
+TEST(RagStem, LeavesShortAndNumericWordsAloneAndStemsUtf8) {
   EXPECT_EQ(stem("is"), "is");
   EXPECT_EQ(stem("utf8"), "utf8");
   EXPECT_EQ(stem("v15s"), "v15s");
-  EXPECT_EQ(stem("caf\xC3\xA9s"), "caf\xC3\xA9s");
+  EXPECT_EQ(stem("caf\xC3\xA9s"), "caf\xC3\xA9");
+}
+
+TEST(RagText, SplitsFencedCodeBlocksFromProse) {
+  std::string text = "Use this:\n\n```\nSELECT 1;\n\n  SELECT 2;\n```\n\nThen ````\nx\n\n````sql\ny\n`````\nz\n\n```\nopen";
+  std::vector<Block> blocks = split_blocks(text);
+  ASSERT_EQ(blocks.size(), 5u);
+  EXPECT_EQ(blocks[0].text, "Use this:");
+  EXPECT_FALSE(blocks[0].code);
+  EXPECT_EQ(blocks[1].text, "```\nSELECT 1;\n\n  SELECT 2;\n```");
+  EXPECT_TRUE(blocks[1].code);
+  EXPECT_EQ(code_of(blocks[1].text), "SELECT 1;\n\n  SELECT 2;");
+  EXPECT_EQ(blocks[2].text, "Then ````\nx");  // a fence must open its line
+  EXPECT_EQ(blocks[3].text, "````sql\ny\n`````");
+  EXPECT_TRUE(blocks[3].code);
+  EXPECT_EQ(code_of(blocks[3].text), "y");
+  // An unclosed fence is prose.
+  EXPECT_EQ(blocks[4].text, "z\n\n```\nopen");
+  EXPECT_FALSE(blocks[4].code);
 }
 
 TEST(RagSentences, SplitsOnTerminalPunctuationFollowedBySpace) {
