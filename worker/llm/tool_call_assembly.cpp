@@ -11,7 +11,10 @@ void ToolCallAssembly::add(simdjson::dom::array pieces) {
     if (calls_.size() <= index) calls_.resize(index + 1);
     ToolCall& call = calls_[index];
     if (std::string_view id; !piece["id"].get(id)) call.id = id;
-    if (std::string_view name; !piece["function"]["name"].get(name)) call.name += name;
+    // The name is bounded too: an upstream that repeats it in every piece would grow it without end.
+    if (std::string_view name; !piece["function"]["name"].get(name)) {
+      if (call.name.size() + name.size() <= kMaxNameBytes) call.name += name;
+    }
     if (std::string_view arguments; !piece["function"]["arguments"].get(arguments)) {
       if (call.arguments.size() + arguments.size() <= kMaxArgumentBytes) call.arguments += arguments;
     }

@@ -5,8 +5,8 @@
 // says which call a piece belongs to (a piece without one continues the last call).
 //
 // Bounded, whatever the upstream sends: at most kMaxCalls calls (pieces with a higher index are
-// ignored) and arguments of at most kMaxArgumentBytes (a fragment that would cross the bound is dropped
-// whole, so what is kept is never cut inside a fragment).
+// ignored), names of at most kMaxNameBytes and arguments of at most kMaxArgumentBytes (a fragment that
+// would cross its bound is dropped whole, so what is kept is never cut inside a fragment).
 
 #include <simdjson.h>
 
@@ -25,6 +25,7 @@ struct ToolCall {
 class ToolCallAssembly {
  public:
   static constexpr size_t kMaxCalls = 17;
+  static constexpr size_t kMaxNameBytes = 256;  // OpenAI allows 64 characters
   static constexpr size_t kMaxArgumentBytes = 64 * 1024;
 
   // Adds the pieces of one delta's `tool_calls` array; elements that are not objects are skipped.

@@ -54,5 +54,13 @@ TEST(ToolCallAssembly, BoundsCallsAndArguments) {
   EXPECT_EQ(assembly.calls()[0].arguments, fragment + "d");
 }
 
+TEST(ToolCallAssembly, BoundsNames) {
+  simdjson::dom::parser parser;
+  ToolCallAssembly assembly;
+  const std::string piece = R"([{"index":0,"function":{"name":"abcdefghijklmnop"}}])";  // 16 bytes each
+  for (int i = 0; i < 1000; ++i) add(assembly, parser, piece);
+  EXPECT_EQ(assembly.calls()[0].name.size(), ToolCallAssembly::kMaxNameBytes);
+}
+
 }  // namespace
 }  // namespace chatstream::llm
