@@ -1,12 +1,15 @@
 # The two commands (see README.md):
 #   make run    install what is missing, build a release binary, run PostgreSQL-less core + nginx on :$(PORT)
-#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan)
+#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan),
+#               then each fuzz target for 30 s
+#   make fuzz   build the libFuzzer targets (tests/fuzz/) and run each for FUZZ_SECONDS (default 300)
 # Plain `make` builds build/chatstream.
 PORT ?= 8080
 BUILD ?= build
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 300
 
-.PHONY: all build run test deps clean bench asan format
+.PHONY: all build run test deps clean bench asan format fuzz
 
 all: build
 
@@ -27,6 +30,9 @@ run:
 test:
 	bash scripts/test.sh
 
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash scripts/fuzz.sh
+
 bench: build
 	bash bench/run.sh
 
@@ -34,4 +40,4 @@ format:
 	clang-format -i $$(git ls-files 'worker/*.cpp' 'worker/*.hpp' 'bench/*.cpp' 'tests/*.cpp')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,117 @@
+// Fuzz target: an upstream's streamed answer (bytes of Server-Sent Events) through the real
+// UpstreamSseParser and ToolCallAssembly (worker/llm/), as OpenAIGeneration uses them.
+//
+// Input: 4 bytes that seed where the stream is cut into reads, then the stream. Oracles:
+// - the parser delivers the same events, and stops at the same point, whether the stream arrives in
+//   one read or in pieces cut anywhere (inside a CRLF pair, a UTF-8 character, a field name);
+// - no event holds a CR, or more than the parser's bound;
+// - the assembled tool calls keep their bounds and serialize (as the provider sends them back to the
+//   upstream) to JSON that parses.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "json/writer.hpp"
+#include "llm/tool_call_assembly.hpp"
+#include "llm/upstream_sse.hpp"
+
+namespace {
+
+using chatstream::llm::ToolCall;
+using chatstream::llm::ToolCallAssembly;
+using chatstream::llm::UpstreamSseParser;
+
+constexpr size_t kMaxEventBytes = 4096;  // small, so the fuzzer reaches the bound
+
+[[noreturn]] void fail(const char* what) {
+  fprintf(stderr, "upstream_sse: %s\n", what);
+  abort();
+}
+
+struct Outcome {
+  std::vector<std::string> events;
+  bool ok = true;
+};
+
+Outcome parse_whole(std::string_view stream) {
+  Outcome outcome;
+  UpstreamSseParser parser(kMaxEventBytes);
+  outcome.ok = parser.feed(stream, [&](std::string_view data) {
+    outcome.events.emplace_back(data);
+    return true;
+  });
+  return outcome;
+}
+
+Outcome parse_in_pieces(std::string_view stream, uint32_t seed) {
+  Outcome outcome;
+  UpstreamSseParser parser(kMaxEventBytes);
+  uint32_t state = seed | 1;
+  while (!stream.empty() && outcome.ok) {
+    state ^= state << 13;  // xorshift32: piece lengths 1..16, mostly short
+    state ^= state >> 17;
+    state ^= state << 5;
+    size_t length = std::min<size_t>(stream.size(), 1 + state % 16);
+    outcome.ok = parser.feed(stream.substr(0, length), [&](std::string_view data) {
+      outcome.events.emplace_back(data);
+      return true;
+    });
+    stream.remove_prefix(length);
+  }
+  return outcome;
+}
+
+// What OpenAIGeneration::on_event does with one event's data.
+void assemble(simdjson::dom::parser& json, const std::string& data, ToolCallAssembly& calls) {
+  if (data == "[DONE]") return;
+  simdjson::dom::element chunk;
+  if (json.parse(data).get(chunk)) return;
+  simdjson::dom::array choices;
+  if (chunk["choices"].get(choices) || choices.size() == 0) return;
+  simdjson::dom::object delta;
+  if (choices.at(0).value_unsafe()["delta"].get(delta)) return;
+  simdjson::dom::array pieces;
+  if (!delta["tool_calls"].get(pieces)) calls.add(pieces);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider provider(data, size);
+  uint32_t seed = provider.ConsumeIntegral<uint32_t>();
+  std::string stream = provider.ConsumeRemainingBytesAsString();
+
+  Outcome whole = parse_whole(stream);
+  Outcome pieces = parse_in_pieces(stream, seed);
+  if (whole.ok != pieces.ok) fail("the bound broke in one read but not in pieces (or the reverse)");
+  if (whole.events != pieces.events) fail("events differ between one read and pieces");
+
+  static simdjson::dom::parser json;
+  ToolCallAssembly calls;
+  for (const std::string& event : whole.events) {
+    if (event.size() > kMaxEventBytes) fail("an event is larger than the parser's bound");
+    if (event.find('\r') != std::string::npos) fail("an event holds a CR");
+    assemble(json, event, calls);
+  }
+
+  if (calls.calls().size() > ToolCallAssembly::kMaxCalls) fail("more tool calls than kMaxCalls");
+  std::string list = "[";
+  for (const ToolCall& call : calls.calls()) {
+    if (call.arguments.size() > ToolCallAssembly::kMaxArgumentBytes) fail("arguments over their bound");
+    if (call.name.size() > ToolCallAssembly::kMaxNameBytes) fail("name over its bound");
+    if (list.size() > 1) list += ",";
+    std::string function;
+    chatstream::json::Object(function).field("name", call.name).field("arguments", call.arguments).close();
+    chatstream::json::Object(list).field("id", call.id).field("type", "function").raw("function", function).close();
+  }
+  list += "]";
+  simdjson::dom::element parsed;
+  if (json.parse(list).get(parsed)) fail("the tool calls do not serialize to JSON");
+  return 0;
+}
