@@ -41,8 +41,8 @@ for target in "${targets[@]}"; do
   fi
   # The last status line carries the coverage; the final stats the execution rate.
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 || true)
-  execs=$(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")
-  rate=$(grep -Eo 'stat::average_exec_per_sec: [0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")
+  execs=$(grep -Eo 'stat::number_of_executed_units: +[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")
+  rate=$(grep -Eo 'stat::average_exec_per_sec: +[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo "?")
   summary+=("$(printf '%-16s %-6s %10s execs %7s execs/s  %s' "$target" "$result" "$execs" "$rate" "$cov")")
 done
 

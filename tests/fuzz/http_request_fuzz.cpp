@@ -13,7 +13,6 @@
 // Oracles: ASan/UBSan (use after close, leaks of the producer or the connection), and everything the
 // server writes must parse as a sequence of HTTP/1.1 responses (llhttp in response mode).
 #include <fcntl.h>
-#include <fuzzer/FuzzedDataProvider.h>
 #include <llhttp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "chat/chat_request.hpp"
@@ -32,6 +32,7 @@
 #include "http/connection.hpp"
 #include "http/router.hpp"
 #include "json/writer.hpp"
+#include "seeded_input.hpp"
 
 namespace {
 
@@ -203,7 +204,7 @@ class ResponseChecker {
 
 class Client {
  public:
-  Client(uint32_t seed) : state_(seed | 1) {
+  explicit Client(uint32_t seed) : cuts_(seed) {
     if (uv_loop_init(&loop_) != 0) fail("uv_loop_init");
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds_) != 0) fail("socketpair");
     fcntl(fds_[1], F_SETFL, fcntl(fds_[1], F_GETFL) | O_NONBLOCK);
@@ -247,12 +248,7 @@ class Client {
   }
 
  private:
-  uint32_t next() {
-    state_ ^= state_ << 13;
-    state_ ^= state_ >> 17;
-    state_ ^= state_ << 5;
-    return state_;
-  }
+  uint32_t next() { return cuts_.next(); }
 
   void turn() {
     uv_run(&loop_, UV_RUN_NOWAIT);
@@ -260,6 +256,7 @@ class Client {
     for (;;) {
       ssize_t n = recv(fds_[1], buffer, sizeof buffer, 0);
       if (n <= 0) break;
+      if (getenv("HTTP_REQUEST_FUZZ_ECHO")) fwrite(buffer, 1, static_cast<size_t>(n), stderr);  // replaying an input
       checker_.feed(buffer, static_cast<size_t>(n));
     }
   }
@@ -269,15 +266,15 @@ class Client {
   FuzzHost* host_;
   http::Connection* connection_;  // deleted by its close callback; used only while connection_open()
   ResponseChecker checker_;
-  uint32_t state_;
+  fuzz::Cuts cuts_;
 };
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzedDataProvider provider(data, size);
-  Client client(provider.ConsumeIntegral<uint32_t>());
-  client.send_all(provider.ConsumeRemainingBytesAsString());
+  fuzz::SeededInput input = fuzz::split_seed(data, size);
+  Client client(input.seed);
+  client.send_all(input.payload);
   client.finish();
   return 0;
 }

@@ -7,19 +7,20 @@
 // - no event holds a CR, or more than the parser's bound;
 // - the assembled tool calls keep their bounds and serialize (as the provider sends them back to the
 //   upstream) to JSON that parses.
-#include <fuzzer/FuzzedDataProvider.h>
 #include <simdjson.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "json/writer.hpp"
 #include "llm/tool_call_assembly.hpp"
 #include "llm/upstream_sse.hpp"
+#include "seeded_input.hpp"
 
 namespace {
 
@@ -52,12 +53,9 @@ Outcome parse_whole(std::string_view stream) {
 Outcome parse_in_pieces(std::string_view stream, uint32_t seed) {
   Outcome outcome;
   UpstreamSseParser parser(kMaxEventBytes);
-  uint32_t state = seed | 1;
+  chatstream::fuzz::Cuts cuts(seed);
   while (!stream.empty() && outcome.ok) {
-    state ^= state << 13;  // xorshift32: piece lengths 1..16, mostly short
-    state ^= state >> 17;
-    state ^= state << 5;
-    size_t length = std::min<size_t>(stream.size(), 1 + state % 16);
+    size_t length = std::min<size_t>(stream.size(), 1 + cuts.next() % 16);  // pieces of 1..16 bytes
     outcome.ok = parser.feed(stream.substr(0, length), [&](std::string_view data) {
       outcome.events.emplace_back(data);
       return true;
@@ -83,12 +81,11 @@ void assemble(simdjson::dom::parser& json, const std::string& data, ToolCallAsse
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  FuzzedDataProvider provider(data, size);
-  uint32_t seed = provider.ConsumeIntegral<uint32_t>();
-  std::string stream = provider.ConsumeRemainingBytesAsString();
+  chatstream::fuzz::SeededInput input = chatstream::fuzz::split_seed(data, size);
+  std::string stream(input.payload);
 
   Outcome whole = parse_whole(stream);
-  Outcome pieces = parse_in_pieces(stream, seed);
+  Outcome pieces = parse_in_pieces(stream, input.seed);
   if (whole.ok != pieces.ok) fail("the bound broke in one read but not in pieces (or the reverse)");
   if (whole.events != pieces.events) fail("events differ between one read and pieces");
 
