@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/http_text.hpp"
 #include "json_text.hpp"
 #include "server.hpp"
 
@@ -44,16 +45,6 @@ const char* reason_phrase(int status) {
     default:
       return "Unknown";
   }
-}
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
-    char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
-    if (x != y) return false;
-  }
-  return true;
 }
 
 void release_if_large(std::string& bytes) {
@@ -238,21 +229,21 @@ int Connection::on_header_value_complete(llhttp_t* parser) {
   std::string_view name = self->header_field_;
   std::string& value = self->header_value_;
   Request& request = self->request_;
-  if (equals_ignoring_case(name, "authorization")) {
+  if (bench::equals_ignore_case(name, "authorization")) {
     request.authorization = value;
-  } else if (equals_ignoring_case(name, "expect")) {
-    self->expect_continue_ = equals_ignoring_case(value, "100-continue");
-  } else if (equals_ignoring_case(name, "x-fake-fault")) {
+  } else if (bench::equals_ignore_case(name, "expect")) {
+    self->expect_continue_ = bench::equals_ignore_case(value, "100-continue");
+  } else if (bench::equals_ignore_case(name, "x-fake-fault")) {
     request.fake_fault = value;
-  } else if (equals_ignoring_case(name, "x-fake-key")) {
+  } else if (bench::equals_ignore_case(name, "x-fake-key")) {
     request.fake_key = value;
-  } else if (equals_ignoring_case(name, "x-fake-fail-times")) {
+  } else if (bench::equals_ignore_case(name, "x-fake-fail-times")) {
     request.fake_fail_times = value;
-  } else if (equals_ignoring_case(name, "x-fake-fault-after")) {
+  } else if (bench::equals_ignore_case(name, "x-fake-fault-after")) {
     request.fake_fault_after = value;
-  } else if (equals_ignoring_case(name, "x-fake-tokens")) {
+  } else if (bench::equals_ignore_case(name, "x-fake-tokens")) {
     request.fake_tokens = value;
-  } else if (equals_ignoring_case(name, "x-fake-rate")) {
+  } else if (bench::equals_ignore_case(name, "x-fake-rate")) {
     request.fake_rate = value;
   }
   self->header_field_.clear();
