@@ -5,10 +5,6 @@
 namespace chatstream::bench {
 namespace {
 
-// A response head larger than this is not something chatstream sends; treat it as garbage rather
-// than buffer without bound.
-constexpr size_t kMaxHeadBytes = 16 * 1024;
-
 HttpResponseParser& owner(llhttp_t* parser) { return *static_cast<HttpResponseParser*>(parser->data); }
 
 }  // namespace
@@ -19,7 +15,6 @@ const llhttp_settings_t& HttpResponseParser::settings() {
     llhttp_settings_init(&s);
     s.on_status = &HttpResponseParser::on_status;
     s.on_header_field = &HttpResponseParser::on_header_field;
-    s.on_header_field_complete = &HttpResponseParser::on_header_field_complete;
     s.on_header_value = &HttpResponseParser::on_header_value;
     s.on_header_value_complete = &HttpResponseParser::on_header_value_complete;
     s.on_headers_complete = &HttpResponseParser::on_headers_complete;
@@ -33,10 +28,7 @@ const llhttp_settings_t& HttpResponseParser::settings() {
 void HttpResponseParser::reset() {
   llhttp_init(&parser_, HTTP_RESPONSE, &settings());
   parser_.data = this;
-  header_field_.clear();
-  content_type_.clear();
-  head_bytes_ = 0;
-  in_content_type_ = false;
+  headers_.reset();
   event_stream_ = false;
   head_complete_ = false;
   body_complete_ = false;
@@ -62,43 +54,25 @@ HttpResponseParser::Status HttpResponseParser::on_eof() {
   return body_complete_ ? Status::kBodyComplete : Status::kMalformed;
 }
 
-bool HttpResponseParser::count_head_bytes(size_t length) {
-  head_bytes_ += length;
-  return head_bytes_ <= kMaxHeadBytes;
-}
-
 int HttpResponseParser::on_status(llhttp_t* parser, const char*, size_t length) {
-  return owner(parser).count_head_bytes(length) ? 0 : -1;
+  return owner(parser).headers_.count(length) ? 0 : -1;
 }
 
 int HttpResponseParser::on_header_field(llhttp_t* parser, const char* at, size_t length) {
-  HttpResponseParser& self = owner(parser);
-  if (!self.count_head_bytes(length)) return -1;
-  self.header_field_.append(at, length);
-  return 0;
-}
-
-int HttpResponseParser::on_header_field_complete(llhttp_t* parser) {
-  HttpResponseParser& self = owner(parser);
-  self.in_content_type_ = equals_ignore_case(self.header_field_, "content-type");
-  self.header_field_.clear();
-  return 0;
+  return owner(parser).headers_.on_name(std::string_view(at, length)) ? 0 : -1;
 }
 
 int HttpResponseParser::on_header_value(llhttp_t* parser, const char* at, size_t length) {
-  HttpResponseParser& self = owner(parser);
-  if (!self.count_head_bytes(length)) return -1;
-  if (self.in_content_type_) self.content_type_.append(at, length);
-  return 0;
+  return owner(parser).headers_.on_value(std::string_view(at, length)) ? 0 : -1;
 }
 
 int HttpResponseParser::on_header_value_complete(llhttp_t* parser) {
   HttpResponseParser& self = owner(parser);
-  if (self.in_content_type_) {
-    self.event_stream_ = starts_with_ignore_case(self.content_type_, "text/event-stream");
-    self.content_type_.clear();
-    self.in_content_type_ = false;
-  }
+  self.headers_.complete([&](std::string_view name, std::string_view value) {
+    if (equals_ignore_case(name, "content-type")) {
+      self.event_stream_ = starts_with_ignore_case(value, "text/event-stream");
+    }
+  });
   return 0;
 }
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/header_reader.hpp"
+
 namespace chatstream::bench {
 
 struct ResponseHead {
@@ -39,7 +41,7 @@ class HttpResponseParser {
     kMalformed,     // not a valid HTTP/1.x response
   };
 
-  HttpResponseParser() { reset(); }
+  HttpResponseParser() : headers_(kMaxHeadBytes) { reset(); }
   HttpResponseParser(const HttpResponseParser&) = delete;
   HttpResponseParser& operator=(const HttpResponseParser&) = delete;
 
@@ -52,23 +54,22 @@ class HttpResponseParser {
   bool head_complete() const { return head_complete_; }
 
  private:
+  // A response head larger than this is not something chatstream sends; treat it as garbage rather
+  // than buffer without bound.
+  static constexpr size_t kMaxHeadBytes = 16 * 1024;
+
   static int on_status(llhttp_t* parser, const char* at, size_t length);
   static int on_header_field(llhttp_t* parser, const char* at, size_t length);
-  static int on_header_field_complete(llhttp_t* parser);
   static int on_header_value(llhttp_t* parser, const char* at, size_t length);
   static int on_header_value_complete(llhttp_t* parser);
   static int on_headers_complete(llhttp_t* parser);
   static int on_body(llhttp_t* parser, const char* at, size_t length);
   static int on_message_complete(llhttp_t* parser);
   static const llhttp_settings_t& settings();
-  bool count_head_bytes(size_t length);
 
   llhttp_t parser_;
   Sink* sink_ = nullptr;         // during feed() only
-  std::string header_field_;     // the name being read (a name may straddle two reads)
-  std::string content_type_;     // the value of Content-Type, while it is read
-  size_t head_bytes_ = 0;
-  bool in_content_type_ = false;
+  HeaderReader headers_;
   bool event_stream_ = false;
   bool head_complete_ = false;
   bool body_complete_ = false;
