@@ -16,7 +16,7 @@ struct SeededInput {
 inline SeededInput split_seed(const uint8_t* data, size_t size) {
   SeededInput input;
   size_t seed_bytes = size < 4 ? size : 4;
-  memcpy(&input.seed, data, seed_bytes);
+  if (seed_bytes > 0) memcpy(&input.seed, data, seed_bytes);
   input.payload = std::string_view(reinterpret_cast<const char*>(data) + seed_bytes, size - seed_bytes);
   return input;
 }
