@@ -31,8 +31,10 @@ for target in "${targets[@]}"; do
   log="$DIR/logs/$target.log"
   echo "=== fuzz.sh: $target for ${FUZZ_SECONDS}s" >&2
   # -timeout: an input that takes 10 s is a hang, reported like a crash. Leaks fail too (ASan).
+  dict=()
+  [[ -f tests/fuzz/dict/$target.dict ]] && dict=(-dict="tests/fuzz/dict/$target.dict")
   if "$DIR/fuzz/$target" -max_total_time="$FUZZ_SECONDS" -timeout=10 -max_len=16384 -print_final_stats=1 \
-       -artifact_prefix="$DIR/crashes/$target/" "$DIR/corpus/$target" "tests/fuzz/corpus/$target" >"$log" 2>&1; then
+       "${dict[@]}" -artifact_prefix="$DIR/crashes/$target/" "$DIR/corpus/$target" "tests/fuzz/corpus/$target" >"$log" 2>&1; then
     result=ok
   else
     result=FAILED
