@@ -6,9 +6,9 @@
 // The connection adopts one end of a unix socketpair; the harness is the client on the other end.
 // Input: 4 bytes that seed the client's behaviour, then the bytes it sends. The client writes them in
 // pieces of 1..64 bytes cut at seeded points, lets the loop turn between pieces (so pipelined requests
-// arrive split anywhere, and sometimes while a streamed response is still being written), and now and
-// then lets 11 s pass on the connection's clock (header and keep-alive timeouts fire). Then it closes
-// its side and the connection must close.
+// arrive split anywhere, and sometimes while a streamed response is still being written), and for
+// one seed in 8 lets 11 s pass on the connection's clock now and then (header and keep-alive
+// timeouts fire). Then it closes its side and the connection must close.
 //
 // Oracles: ASan/UBSan (use after close, leaks of the producer or the connection), and everything the
 // server writes must parse as a sequence of HTTP/1.1 responses (llhttp in response mode).
@@ -204,7 +204,9 @@ class ResponseChecker {
 
 class Client {
  public:
-  explicit Client(uint32_t seed) : cuts_(seed) {
+  // One seed in 8 lets time pass on the connection's clock (timeouts fire); the others leave it
+  // still, or long requests would nearly always end in a 408 before the fuzzer sees their end.
+  explicit Client(uint32_t seed) : cuts_(seed), clock_runs_(seed % 8 == 7) {
     if (uv_loop_init(&loop_) != 0) fail("uv_loop_init");
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds_) != 0) fail("socketpair");
     fcntl(fds_[1], F_SETFL, fcntl(fds_[1], F_GETFL) | O_NONBLOCK);
@@ -234,7 +236,7 @@ class Client {
       bytes.remove_prefix(length - piece.size());
       turn();
       if (next() % 16 == 0) turn();
-      if (next() % 32 == 0 && host_->connection_open()) host_->advance_clock(11000);  // timeouts fire
+      if (clock_runs_ && next() % 32 == 0 && host_->connection_open()) host_->advance_clock(11000);
     }
   }
 
@@ -267,6 +269,7 @@ class Client {
   http::Connection* connection_;  // deleted by its close callback; used only while connection_open()
   ResponseChecker checker_;
   fuzz::Cuts cuts_;
+  bool clock_runs_;
 };
 
 }  // namespace
