@@ -8,7 +8,8 @@
 // pieces of 1..64 bytes cut at seeded points, lets the loop turn between pieces (so pipelined requests
 // arrive split anywhere, and sometimes while a streamed response is still being written), and for
 // one seed in 8 lets 11 s pass on the connection's clock now and then (header and keep-alive
-// timeouts fire). Then it closes its side and the connection must close.
+// timeouts fire); for another the server begins draining at some point. Then the client closes its
+// side and the connection must close.
 //
 // Oracles: ASan/UBSan (use after close, leaks of the producer or the connection), and everything the
 // server writes must parse as a sequence of HTTP/1.1 responses (llhttp in response mode).
@@ -105,7 +106,7 @@ class FuzzHost final : public http::Host {
 
   const http::Limits& limits() const override { return limits_; }
   TimerWheel& wheel() override { return wheel_; }
-  bool draining() const override { return false; }
+  bool draining() const override { return draining_; }
   void schedule_flush(http::Connection& connection) override { flush_list_.push_back(connection.flush_node); }
   void on_connection_closed(http::Connection&) override { connection_open_ = false; }
   uv_buf_t read_buffer() override { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
@@ -126,6 +127,12 @@ class FuzzHost final : public http::Host {
   }
 
   bool connection_open() const { return connection_open_; }
+  // What the server does on SIGTERM (once), for this one connection.
+  void begin_drain(http::Connection& connection) {
+    if (draining_) return;
+    draining_ = true;
+    connection.begin_drain();
+  }
   void advance_clock(uint64_t ms) {
     g_now_ms += ms;
     wheel_.advance_to(g_now_ms);
@@ -182,6 +189,7 @@ class FuzzHost final : public http::Host {
   uv_prepare_t flush_prepare_;
   IntrusiveList flush_list_;
   bool connection_open_ = true;
+  bool draining_ = false;
   char read_buffer_[1024];  // small: a request spans several reads
 };
 
@@ -206,7 +214,8 @@ class Client {
  public:
   // One seed in 8 lets time pass on the connection's clock (timeouts fire); the others leave it
   // still, or long requests would nearly always end in a 408 before the fuzzer sees their end.
-  explicit Client(uint32_t seed) : cuts_(seed), clock_runs_(seed % 8 == 7) {
+  // Another one in 8 drains the server at some point (as on SIGTERM).
+  explicit Client(uint32_t seed) : cuts_(seed), clock_runs_(seed % 8 == 7), drains_(seed % 8 == 6) {
     if (uv_loop_init(&loop_) != 0) fail("uv_loop_init");
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds_) != 0) fail("socketpair");
     fcntl(fds_[1], F_SETFL, fcntl(fds_[1], F_GETFL) | O_NONBLOCK);
@@ -237,6 +246,7 @@ class Client {
       turn();
       if (next() % 16 == 0) turn();
       if (clock_runs_ && next() % 32 == 0 && host_->connection_open()) host_->advance_clock(11000);
+      if (drains_ && next() % 16 == 0 && host_->connection_open()) host_->begin_drain(*connection_);
     }
   }
 
@@ -270,6 +280,7 @@ class Client {
   ResponseChecker checker_;
   fuzz::Cuts cuts_;
   bool clock_runs_;
+  bool drains_;
 };
 
 }  // namespace
