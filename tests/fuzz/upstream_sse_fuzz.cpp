@@ -2,8 +2,9 @@
 // UpstreamSseParser and ToolCallAssembly (worker/llm/), as OpenAIGeneration uses them.
 //
 // Input: 4 bytes that seed where the stream is cut into reads, then the stream. Oracles:
-// - the parser delivers the same events, and stops at the same point, whether the stream arrives in
-//   one read or in pieces cut anywhere (inside a CRLF pair, a UTF-8 character, a field name);
+// - the parser delivers the same events (data, type, id) and comments, and stops at the same point,
+//   whether the stream arrives in one read or in pieces cut anywhere (inside a CRLF pair, a UTF-8
+//   character, a field name), and the data-only interface the provider uses sees the same data;
 // - no event holds a CR, or more than the parser's bound;
 // - the assembled tool calls keep their bounds and serialize (as the provider sends them back to the
 //   upstream) to JSON that parses.
@@ -35,34 +36,50 @@ constexpr size_t kMaxEventBytes = 4096;  // small, so the fuzzer reaches the bou
   abort();
 }
 
-struct Outcome {
-  std::vector<std::string> events;
+// Everything the parser reported, in order: each event as "type\x01id-or-\x02\x01data", each comment
+// as "\x03".
+struct Outcome final : chatstream::llm::UpstreamSseParser::Sink {
+  std::vector<std::string> events;  // data only, for the tool-call assembly
+  std::vector<std::string> reports;
   bool ok = true;
+
+  bool on_event(const chatstream::llm::SseEvent& event) override {
+    events.emplace_back(event.data);
+    std::string report(event.type);
+    report += '\x01';
+    report += event.has_id ? std::string(event.id) : std::string("\x02");
+    report += '\x01';
+    report += event.data;
+    reports.push_back(std::move(report));
+    return true;
+  }
+  void on_comment() override { reports.emplace_back("\x03"); }
 };
 
-Outcome parse_whole(std::string_view stream) {
-  Outcome outcome;
+void parse_whole(std::string_view stream, Outcome& outcome) {
   UpstreamSseParser parser(kMaxEventBytes);
-  outcome.ok = parser.feed(stream, [&](std::string_view data) {
-    outcome.events.emplace_back(data);
-    return true;
-  });
-  return outcome;
+  outcome.ok = parser.feed(stream, outcome);
 }
 
-Outcome parse_in_pieces(std::string_view stream, uint32_t seed) {
-  Outcome outcome;
+void parse_in_pieces(std::string_view stream, uint32_t seed, Outcome& outcome) {
   UpstreamSseParser parser(kMaxEventBytes);
   chatstream::fuzz::Cuts cuts(seed);
   while (!stream.empty() && outcome.ok) {
     size_t length = std::min<size_t>(stream.size(), 1 + cuts.next() % 16);  // pieces of 1..16 bytes
-    outcome.ok = parser.feed(stream.substr(0, length), [&](std::string_view data) {
-      outcome.events.emplace_back(data);
-      return true;
-    });
+    outcome.ok = parser.feed(stream.substr(0, length), outcome);
     stream.remove_prefix(length);
   }
-  return outcome;
+}
+
+// The data-only interface the provider uses reports the same data.
+std::vector<std::string> parse_data_only(std::string_view stream) {
+  std::vector<std::string> events;
+  UpstreamSseParser parser(kMaxEventBytes);
+  parser.feed(stream, [&](std::string_view data) {
+    events.emplace_back(data);
+    return true;
+  });
+  return events;
 }
 
 // What OpenAIGeneration::on_event does with one event's data.
@@ -84,10 +101,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   chatstream::fuzz::SeededInput input = chatstream::fuzz::split_seed(data, size);
   std::string stream(input.payload);
 
-  Outcome whole = parse_whole(stream);
-  Outcome pieces = parse_in_pieces(stream, input.seed);
+  Outcome whole;
+  parse_whole(stream, whole);
+  Outcome pieces;
+  parse_in_pieces(stream, input.seed, pieces);
   if (whole.ok != pieces.ok) fail("the bound broke in one read but not in pieces (or the reverse)");
-  if (whole.events != pieces.events) fail("events differ between one read and pieces");
+  if (whole.reports != pieces.reports) fail("events or comments differ between one read and pieces");
+  if (parse_data_only(stream) != whole.events) fail("the data-only interface reports other events");
 
   static simdjson::dom::parser json;
   ToolCallAssembly calls;
