@@ -1,12 +1,15 @@
 # The two commands (see README.md):
 #   make run    install what is missing, build a release binary, run PostgreSQL-less core + nginx on :$(PORT)
-#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan)
+#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan),
+#               then each fuzz target for 30 s
+#   make fuzz   build the libFuzzer targets (tests/fuzz/) and run each for FUZZ_SECONDS (default 300)
 # Plain `make` builds build/chatstream.
 PORT ?= 8080
 BUILD ?= build
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 300
 
-.PHONY: all build run test deps clean bench asan format image test-container quality
+.PHONY: all build run test deps clean bench asan format image test-container quality fuzz
 
 all: build
 
@@ -39,6 +42,9 @@ quality: build
 	bash scripts/deps.sh
 	python3 tests/quality/quality.py --binary $(BUILD)/chatstream --source-dir .
 
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash scripts/fuzz.sh
+
 bench: build
 	bash bench/run.sh
 
@@ -46,4 +52,4 @@ format:
 	clang-format -i $$(git ls-files 'worker/*.cpp' 'worker/*.hpp' 'bench/*.cpp' 'tests/*.cpp')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

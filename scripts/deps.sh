@@ -17,6 +17,7 @@ PACKAGES=(
   postgresql-doc-15                         # the sample knowledge base: the PostgreSQL manual (HTML)
   python3 curl procps util-linux            # e2e tests, health checks, ps/pkill, taskset/setsid
   prometheus                                # promtool: the metrics format test (tests/ops/)
+  clang libfuzzer-14-dev libclang-rt-14-dev # fuzz targets (tests/fuzz/, scripts/fuzz.sh)
 )
 if [[ "${1:-}" == container ]]; then
   # An OCI engine without a daemon, the runtime that copes with hybrid cgroups, the tool that makes

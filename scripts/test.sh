@@ -4,9 +4,12 @@
 #   1. the normal release build in build/      (the binary `make build` and `make run` use)
 #   2. an ASan+UBSan build in build-asan/      (the e2e tests run that pass's own binary:
 #                                              ctest hands them $<TARGET_FILE:chatstream>)
+# then a fuzz step: each libFuzzer target of tests/fuzz/ for 30 s from its corpus (scripts/fuzz.sh,
+# clang build in build-fuzz/); a crash, leak or hang fails the script.
 # Both passes always run; the script exits non-zero if anything failed.
 # Environment: JOBS (build parallelism, default nproc), CTEST_ARGS (extra ctest arguments, e.g.
-# "-L e2e" or "-R e2e_protocol"), SKIP_ASAN=1 (first pass only, for a quick local loop).
+# "-L e2e" or "-R e2e_protocol"), SKIP_ASAN=1 (first pass only, for a quick local loop), SKIP_FUZZ=1
+# (no fuzz step), TEST_FUZZ_SECONDS (seconds per fuzz target, default 30).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +47,14 @@ run_pass release build -DCMAKE_BUILD_TYPE=Release
 if [[ "${SKIP_ASAN:-0}" != 1 ]]; then
   # Same as `make asan`; benchmarks are pointless under sanitizers.
   run_pass asan build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BENCH=OFF
+fi
+
+if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
+  start=$SECONDS
+  if ! FUZZ_SECONDS="${TEST_FUZZ_SECONDS:-30}" JOBS="$JOBS" bash scripts/fuzz.sh; then
+    failed+=("fuzz")
+  fi
+  echo "=== test.sh: fuzz: done in $((SECONDS - start))s" >&2
 fi
 
 if (( ${#failed[@]} )); then

@@ -39,12 +39,12 @@ Completion::Completion(Server& server, Connection& connection, AnswerPlan plan)
   fault_pending_ = plan_.fault != Fault::kNone;
 
   chunk_prefix_ = R"({"id":)";
-  append_json_string(chunk_prefix_, plan_.id);
+  append_string(chunk_prefix_, plan_.id);
   chunk_prefix_ += plan_.stream ? R"(,"object":"chat.completion.chunk","created":)"
                                 : R"(,"object":"chat.completion","created":)";
   append_uint(chunk_prefix_, plan_.created);
   chunk_prefix_ += R"(,"model":)";
-  append_json_string(chunk_prefix_, plan_.model);
+  append_string(chunk_prefix_, plan_.model);
   chunk_prefix_ += R"(,"choices":[)";
 }
 
@@ -93,11 +93,11 @@ void Completion::item_json(size_t index, std::string& out) const {
   std::string_view text = item_text(index, token);
   if (!plan_.tool_name.empty()) {
     choice = R"({"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":)";
-    append_json_string(choice, text);
+    append_string(choice, text);
     choice += R"(}}]},"finish_reason":null})";
   } else {
     choice = R"({"index":0,"delta":{"content":)";
-    append_json_string(choice, text);
+    append_string(choice, text);
     choice += R"(},"finish_reason":null})";
   }
   chunk_json(choice, out);
@@ -116,9 +116,9 @@ void Completion::begin() {
   if (!plan_.tool_name.empty()) {
     // OpenAI announces the role and the call (id, name, empty arguments) in the first chunk.
     choice = R"({"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":)";
-    append_json_string(choice, plan_.call_id);
+    append_string(choice, plan_.call_id);
     choice += R"(,"type":"function","function":{"name":)";
-    append_json_string(choice, plan_.tool_name);
+    append_string(choice, plan_.tool_name);
     choice += R"(,"arguments":""}}]},"finish_reason":null})";
   } else {
     choice = R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})";
@@ -318,9 +318,9 @@ void Completion::send_whole() {
   std::string token;
   if (!plan_.tool_name.empty()) {
     body += R"(null,"tool_calls":[{"id":)";
-    append_json_string(body, plan_.call_id);
+    append_string(body, plan_.call_id);
     body += R"(,"type":"function","function":{"name":)";
-    append_json_string(body, plan_.tool_name);
+    append_string(body, plan_.tool_name);
     body += R"(,"arguments":")";
     for (size_t i = 0; i < count; ++i) append_json_string_body(body, item_text(i, token));
     body += R"("}}]},"finish_reason":"tool_calls"})";

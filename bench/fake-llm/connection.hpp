@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/header_reader.hpp"
 #include "timer_heap.hpp"
 
 namespace chatstream::fakellm {
@@ -116,6 +117,7 @@ class Connection {
   static int on_headers_complete(llhttp_t* parser);
   static int on_body(llhttp_t* parser, const char* at, size_t length);
   static int on_message_complete(llhttp_t* parser);
+  int refuse_large_head();  // 431
 
   void feed(const char* data, size_t length);
   size_t parse(const char* data, size_t length);
@@ -139,9 +141,7 @@ class Connection {
   uv_tcp_t tcp_{};
   llhttp_t parser_{};
   Request request_;
-  std::string header_field_;  // lower-cased name of the header being read (cut at 32 bytes)
-  std::string header_value_;
-  size_t header_bytes_ = 0;
+  bench::HeaderReader headers_{kMaxHeaderBytes};
   int parse_error_status_ = 0;  // 413 / 431 set by a callback that stopped llhttp
   bool expect_continue_ = false;
   bool request_keep_alive_ = true;

@@ -1,6 +1,6 @@
-// Writing JSON text by appending to a std::string, and the UTF-8 helpers fake-llm needs. Strings go
-// through append_json_string, which escapes what JSON requires and replaces ill-formed UTF-8 with
-// U+FFFD, so every body and chunk fake-llm sends is valid JSON and valid UTF-8.
+// The JSON and UTF-8 pieces fake-llm needs beyond the worker's writer (worker/json/), which it uses
+// for every string it sends: escaped as JSON requires, ill-formed UTF-8 replaced with U+FFFD, so
+// every body and chunk fake-llm sends is valid JSON and valid UTF-8.
 #pragma once
 
 #include <cstddef>
@@ -8,13 +8,15 @@
 #include <string>
 #include <string_view>
 
+#include "json/writer.hpp"
+
 namespace chatstream::fakellm {
 
-// Appends `text` as a quoted JSON string.
-void append_json_string(std::string& out, std::string_view text);
+using json::append_string;
+
 // Appends `text` escaped but without the quotes (for a string built from several pieces).
 void append_json_string_body(std::string& out, std::string_view text);
-void append_uint(std::string& out, uint64_t value);
+inline void append_uint(std::string& out, uint64_t value) { json::append_number(out, value); }
 
 // Byte length of the first `max_chars` code points of `text` (a malformed byte counts as one).
 size_t utf8_prefix_bytes(std::string_view text, size_t max_chars);

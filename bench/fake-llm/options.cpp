@@ -1,10 +1,10 @@
 #include "options.hpp"
 
+#include "common/flags.hpp"
+
 #include <uv.h>
 
 #include <array>
-#include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -39,30 +39,9 @@ Per request, headers override: X-Fake-Fault, X-Fake-Key, X-Fake-Fail-Times, X-Fa
 X-Fake-Tokens, X-Fake-Rate. Prints "listening on HOST:PORT" to stderr; stops on SIGTERM/SIGINT.
 )";
 
-bool fail(std::string_view flag, const char* why) {
-  std::fprintf(stderr, "fake-llm: %.*s: %s\n%s", static_cast<int>(flag.size()), flag.data(), why, kUsage);
-  return false;
-}
+const bench::FlagParser kFlags("fake-llm", kUsage);
 
-bool parse_double(std::string_view flag, const char* text, double min, double max, double& out) {
-  char* end = nullptr;
-  double value = std::strtod(text, &end);
-  if (end == text || *end != '\0' || !std::isfinite(value) || value < min || value > max) {
-    return fail(flag, "expects a number in range");
-  }
-  out = value;
-  return true;
-}
-
-bool parse_uint(std::string_view flag, std::string_view text, uint32_t min, uint32_t max, uint32_t& out) {
-  uint32_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
-    return fail(flag, "expects an integer in range");
-  }
-  out = value;
-  return true;
-}
+bool fail(std::string_view flag, const char* why) { return kFlags.fail(flag, why); }
 
 // HOST:PORT or [IPv6]:PORT, HOST a literal address (no name lookup: fake-llm is for loopback tests).
 bool parse_listen(Options& options) {
@@ -72,7 +51,7 @@ bool parse_listen(Options& options) {
   std::string_view host = listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   uint32_t port = 0;
-  if (!parse_uint("--listen port", listen.substr(colon + 1), 0, 65535, port)) return false;
+  if (!kFlags.integer<uint32_t>("--listen port", listen.substr(colon + 1), 0, 65535, port)) return false;
   options.address = std::string(host);
   options.port = static_cast<uint16_t>(port);
   sockaddr_in6 probe6{};
@@ -151,31 +130,31 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
       options.model = value;
       if (options.model.empty()) return fail(flag, "must not be empty");
     } else if (flag == "--tokens") {
-      ok = parse_uint(flag, value, 0, kMaxTokens, options.tokens);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, kMaxTokens, options.tokens);
     } else if (flag == "--rate") {
-      ok = parse_double(flag, value, 0, 1e6, options.rate);
+      ok = kFlags.number(flag, value, 0, options.rate, 1e6);
     } else if (flag == "--first-token-delay") {
-      ok = parse_uint(flag, value, 0, 3'600'000, options.first_token_delay_ms);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, 3'600'000, options.first_token_delay_ms);
     } else if (flag == "--text") {
       options.text = value;
     } else if (flag == "--split-delay-ms") {
-      ok = parse_uint(flag, value, 0, 10'000, options.split_delay_ms);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, 10'000, options.split_delay_ms);
     } else if (flag == "--tool-call") {
       options.tool_call = value;
     } else if (flag == "--tool-turns") {
-      ok = parse_uint(flag, value, 1, 100, options.tool_turns);
+      ok = kFlags.integer<uint32_t>(flag, value, 1, 100, options.tool_turns);
     } else if (flag == "--fault") {
       if (!parse_fault(value, options.fault)) return fail(flag, "unknown fault mode");
     } else if (flag == "--retry-after") {
-      ok = parse_uint(flag, value, 0, 86'400, options.retry_after_s);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, 86'400, options.retry_after_s);
     } else if (flag == "--fail-times") {
-      ok = parse_uint(flag, value, 0, UINT32_MAX, options.fail_times);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, UINT32_MAX, options.fail_times);
     } else if (flag == "--stall-after") {
-      ok = parse_uint(flag, value, 0, kMaxTokens, options.stall_after);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, kMaxTokens, options.stall_after);
     } else if (flag == "--fail-after") {
-      ok = parse_uint(flag, value, 0, kMaxTokens, options.fail_after);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, kMaxTokens, options.fail_after);
     } else if (flag == "--send-buffer") {
-      ok = parse_uint(flag, value, 0, 64 * 1024 * 1024, options.send_buffer);
+      ok = kFlags.integer<uint32_t>(flag, value, 0, 64 * 1024 * 1024, options.send_buffer);
     } else {
       return fail(flag, "unknown flag");
     }

@@ -63,7 +63,7 @@ void Server::reject(Connection& connection, int status, std::string_view message
                     std::string_view extra_headers) {
   ++stats_.bad_requests;
   std::string body = R"({"error":{"message":)";
-  append_json_string(body, message);
+  append_string(body, message);
   body += R"(,"type":"invalid_request_error","param":null,"code":null}})";
   body += '\n';
   connection.respond(status, "application/json", body, extra_headers);
@@ -79,7 +79,7 @@ void Server::dispatch(Connection& connection, Request& request) {
   if (path == "/models") {
     if (method != "GET") return reject(connection, 405, "Use GET.", "Allow: GET\r\n");
     std::string body = R"({"object":"list","data":[{"id":)";
-    append_json_string(body, options_.model);
+    append_string(body, options_.model);
     body += R"(,"object":"model","created":0,"owned_by":"fake"}]})";
     body += '\n';
     return connection.respond(200, "application/json", body);

@@ -16,7 +16,7 @@ std::string Stats::to_json() const {
   std::string out = "{";
   auto number = [&](const char* name, uint64_t value) {
     if (out.size() > 1) out.push_back(',');
-    append_json_string(out, name);
+    append_string(out, name);
     out.push_back(':');
     append_uint(out, value);
   };
@@ -38,17 +38,17 @@ std::string Stats::to_json() const {
   out += ",\"faults\":{";
   for (size_t i = 1; i < kFaultCount; ++i) {
     if (i > 1) out.push_back(',');
-    append_json_string(out, fault_name(static_cast<Fault>(i)));
+    append_string(out, fault_name(static_cast<Fault>(i)));
     out.push_back(':');
     append_uint(out, faults[i]);
   }
   out += "},\"last_request_body\":";
-  append_json_string(out, last_request_body);
+  append_string(out, last_request_body);
   out += ",\"last_request_body_bytes\":";
   append_uint(out, last_request_body_bytes);
   out += ",\"last_authorization\":";
   if (last_authorization) {
-    append_json_string(out, *last_authorization);
+    append_string(out, *last_authorization);
   } else {
     out += "null";
   }

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/clock.hpp"
+
 namespace chatstream::fakellm {
 
 class TimerHeap;
@@ -47,7 +49,7 @@ class TimerHeap {
   TimerHeap(const TimerHeap&) = delete;
   TimerHeap& operator=(const TimerHeap&) = delete;
 
-  static uint64_t now_us() { return uv_hrtime() / 1000; }
+  static uint64_t now_us() { return bench::now_micros(); }
 
   void schedule(Timer& timer, uint64_t deadline_us);
   void cancel(Timer& timer);

@@ -1,235 +1,108 @@
 #include "http_response.hpp"
 
-#include <algorithm>
-#include <charconv>
-#include <cstring>
+#include "common/http_text.hpp"
 
 namespace chatstream::bench {
 namespace {
 
-// A response head larger than this is not something chatstream sends; treat it as garbage rather
-// than buffer without bound.
-constexpr size_t kMaxHeadBytes = 16 * 1024;
-constexpr uint64_t kMaxChunkSize = uint64_t{1} << 40;
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return (x | 0x20) == (y | 0x20); });
-}
-
-bool contains_token_ignore_case(std::string_view value, std::string_view token) {
-  for (size_t i = 0; i + token.size() <= value.size(); ++i) {
-    if (equals_ignore_case(value.substr(i, token.size()), token)) return true;
-  }
-  return false;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+HttpResponseParser& owner(llhttp_t* parser) { return *static_cast<HttpResponseParser*>(parser->data); }
 
 }  // namespace
 
-void HttpResponseParser::reset() {
-  head_.clear();
-  remaining_ = 0;
-  stage_ = Stage::kHead;
-  chunk_size_digits_ = 0;
-  trailer_line_empty_ = true;
-  keep_alive_ = false;
+const llhttp_settings_t& HttpResponseParser::settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_status = &HttpResponseParser::on_status;
+    s.on_header_field = &HttpResponseParser::on_header_field;
+    s.on_header_value = &HttpResponseParser::on_header_value;
+    s.on_header_value_complete = &HttpResponseParser::on_header_value_complete;
+    s.on_headers_complete = &HttpResponseParser::on_headers_complete;
+    s.on_body = &HttpResponseParser::on_body;
+    s.on_message_complete = &HttpResponseParser::on_message_complete;
+    return s;
+  }();
+  return settings;
 }
 
-HttpResponseParser::Status HttpResponseParser::on_eof() {
-  if (stage_ == Stage::kCloseBody || stage_ == Stage::kDone) {
-    stage_ = Stage::kDone;
-    return Status::kBodyComplete;
-  }
-  return Status::kMalformed;
+void HttpResponseParser::reset() {
+  llhttp_init(&parser_, HTTP_RESPONSE, &settings());
+  parser_.data = this;
+  headers_.reset();
+  event_stream_ = false;
+  head_complete_ = false;
+  body_complete_ = false;
+  stopped_ = false;
 }
 
 HttpResponseParser::Status HttpResponseParser::feed(std::string_view input, Sink& sink) {
-  size_t pos = 0;
-  if (stage_ == Stage::kHead) {
-    // The blank line may straddle two reads: search from a little before the new bytes.
-    size_t old_size = head_.size();
-    size_t search_from = old_size >= 3 ? old_size - 3 : 0;
-    head_.append(input.data(), std::min(input.size(), kMaxHeadBytes + 4 - old_size));
-    size_t end = head_.find("\r\n\r\n", search_from);
-    if (end == std::string::npos) {
-      return head_.size() > kMaxHeadBytes ? Status::kMalformed : Status::kNeedMore;
-    }
-    size_t head_bytes = end + 4;
-    // The body starts right after the blank line; what was copied beyond it is read again below.
-    pos = head_bytes - old_size;
-    head_.resize(head_bytes);
-    if (Status status = parse_head(sink); status != Status::kNeedMore) return status;
-  }
-
-  while (pos < input.size()) {
-    switch (stage_) {
-      case Stage::kCloseBody: {
-        std::string_view bytes = input.substr(pos);
-        pos = input.size();
-        if (!sink.on_body(bytes)) return Status::kStopped;
-        break;
-      }
-      case Stage::kLengthBody: {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        std::string_view bytes = input.substr(pos, take);
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ == 0) stage_ = Stage::kDone;
-        if (!sink.on_body(bytes)) return Status::kStopped;
-        break;
-      }
-      case Stage::kDone:
-        return Status::kBodyComplete;
-      default:
-        if (Status status = feed_chunked(input, pos, sink); status != Status::kNeedMore) return status;
-        break;
-    }
-  }
-  return stage_ == Stage::kDone ? Status::kBodyComplete : Status::kNeedMore;
+  if (body_complete_) return Status::kBodyComplete;
+  sink_ = &sink;
+  llhttp_errno_t error = llhttp_execute(&parser_, input.data(), input.size());
+  sink_ = nullptr;
+  if (stopped_) return Status::kStopped;
+  if (error == HPE_OK) return Status::kNeedMore;
+  // on_message_complete pauses the parser: what follows the body belongs to no response yet.
+  if (error == HPE_PAUSED && body_complete_) return Status::kBodyComplete;
+  return Status::kMalformed;
 }
 
-HttpResponseParser::Status HttpResponseParser::parse_head(Sink& sink) {
-  std::string_view head(head_);
-  size_t line_end = head.find("\r\n");
-  std::string_view status_line = head.substr(0, line_end);
-  // "HTTP/1.1 200 OK": version, then a three-digit status.
-  if (status_line.size() < 12 || status_line.substr(0, 7) != "HTTP/1." || status_line[8] != ' ') {
-    return Status::kMalformed;
+HttpResponseParser::Status HttpResponseParser::on_eof() {
+  if (!body_complete_ && head_complete_ && llhttp_get_errno(&parser_) == HPE_OK) {
+    llhttp_finish(&parser_);  // ends a close-delimited body (on_message_complete); nothing else
   }
-  ResponseHead result;
-  bool http11 = status_line[7] == '1';
-  auto [status_end, status_error] =
-      std::from_chars(status_line.data() + 9, status_line.data() + 12, result.status);
-  if (status_error != std::errc{} || status_end != status_line.data() + 12) return Status::kMalformed;
+  return body_complete_ ? Status::kBodyComplete : Status::kMalformed;
+}
 
-  bool chunked = false;
-  bool has_length = false;
-  bool connection_close = !http11;
-  uint64_t content_length = 0;
-  size_t pos = line_end + 2;
-  while (pos < head.size()) {
-    size_t end = head.find("\r\n", pos);
-    std::string_view line = head.substr(pos, end - pos);
-    pos = end + 2;
-    if (line.empty()) break;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return Status::kMalformed;
-    std::string_view name = line.substr(0, colon);
-    std::string_view value = trim(line.substr(colon + 1));
+int HttpResponseParser::on_status(llhttp_t* parser, const char*, size_t length) {
+  return owner(parser).headers_.count(length) ? 0 : -1;
+}
+
+int HttpResponseParser::on_header_field(llhttp_t* parser, const char* at, size_t length) {
+  return owner(parser).headers_.on_name(std::string_view(at, length)) ? 0 : -1;
+}
+
+int HttpResponseParser::on_header_value(llhttp_t* parser, const char* at, size_t length) {
+  return owner(parser).headers_.on_value(std::string_view(at, length)) ? 0 : -1;
+}
+
+int HttpResponseParser::on_header_value_complete(llhttp_t* parser) {
+  HttpResponseParser& self = owner(parser);
+  self.headers_.complete([&](std::string_view name, std::string_view value) {
     if (equals_ignore_case(name, "content-type")) {
-      result.event_stream =
-          value.size() >= 17 && equals_ignore_case(value.substr(0, 17), "text/event-stream");
-    } else if (equals_ignore_case(name, "transfer-encoding")) {
-      chunked = contains_token_ignore_case(value, "chunked");
-    } else if (equals_ignore_case(name, "content-length")) {
-      auto [end_ptr, error] = std::from_chars(value.data(), value.data() + value.size(), content_length);
-      if (error != std::errc{} || end_ptr != value.data() + value.size()) return Status::kMalformed;
-      has_length = true;
-    } else if (equals_ignore_case(name, "connection")) {
-      if (contains_token_ignore_case(value, "close")) connection_close = true;
-      if (contains_token_ignore_case(value, "keep-alive")) connection_close = false;
+      self.event_stream_ = starts_with_ignore_case(value, "text/event-stream");
     }
-  }
-
-  if (chunked) {
-    stage_ = Stage::kChunkSize;
-  } else if (has_length) {
-    stage_ = content_length == 0 ? Stage::kDone : Stage::kLengthBody;
-    remaining_ = content_length;
-  } else {
-    stage_ = Stage::kCloseBody;
-    connection_close = true;
-  }
-  keep_alive_ = !connection_close;
-  result.keep_alive = keep_alive_;
-  head_.clear();
-  head_.shrink_to_fit();  // thousands of streams: give the head buffer back while the body flows
-  return sink.on_response_head(result) ? Status::kNeedMore : Status::kStopped;
+  });
+  return 0;
 }
 
-// Chunked framing: SIZE[;ext]\r\n DATA \r\n ... 0\r\n [trailer lines] \r\n. A bare \n is accepted
-// wherever \r\n is expected.
-HttpResponseParser::Status HttpResponseParser::feed_chunked(std::string_view input, size_t& pos, Sink& sink) {
-  while (pos < input.size()) {
-    char c = input[pos];
-    switch (stage_) {
-      case Stage::kChunkSize:
-        ++pos;
-        if (int digit = hex_value(c); digit >= 0) {
-          remaining_ = remaining_ * 16 + static_cast<uint64_t>(digit);
-          if (remaining_ > kMaxChunkSize) return Status::kMalformed;
-          ++chunk_size_digits_;
-        } else if (c == ';' || c == ' ' || c == '\t') {
-          stage_ = Stage::kChunkExtension;
-        } else if (c == '\r') {
-          // Wait for the \n.
-        } else if (c == '\n') {
-          if (chunk_size_digits_ == 0) return Status::kMalformed;
-          chunk_size_digits_ = 0;
-          stage_ = remaining_ == 0 ? Stage::kTrailer : Stage::kChunkData;
-          trailer_line_empty_ = true;
-        } else {
-          return Status::kMalformed;
-        }
-        break;
-      case Stage::kChunkExtension:
-        ++pos;
-        if (c == '\n') {
-          if (chunk_size_digits_ == 0) return Status::kMalformed;
-          chunk_size_digits_ = 0;
-          stage_ = remaining_ == 0 ? Stage::kTrailer : Stage::kChunkData;
-          trailer_line_empty_ = true;
-        }
-        break;
-      case Stage::kChunkData: {
-        size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size() - pos));
-        std::string_view bytes = input.substr(pos, take);
-        pos += take;
-        remaining_ -= take;
-        if (remaining_ == 0) stage_ = Stage::kChunkDataEnd;
-        if (!sink.on_body(bytes)) return Status::kStopped;
-        break;
-      }
-      case Stage::kChunkDataEnd:
-        ++pos;
-        if (c == '\n') {
-          stage_ = Stage::kChunkSize;
-        } else if (c != '\r') {
-          return Status::kMalformed;
-        }
-        break;
-      case Stage::kTrailer:
-        ++pos;
-        if (c == '\n') {
-          if (trailer_line_empty_) {
-            stage_ = Stage::kDone;
-            return Status::kBodyComplete;
-          }
-          trailer_line_empty_ = true;
-        } else if (c != '\r') {
-          trailer_line_empty_ = false;
-        }
-        break;
-      default:
-        return Status::kMalformed;
-    }
+int HttpResponseParser::on_headers_complete(llhttp_t* parser) {
+  HttpResponseParser& self = owner(parser);
+  self.head_complete_ = true;
+  ResponseHead head;
+  head.status = parser->status_code;
+  head.event_stream = self.event_stream_;
+  // False for a close-delimited body, "Connection: close", and HTTP/1.0 without keep-alive.
+  head.keep_alive = llhttp_should_keep_alive(parser) != 0;
+  if (!self.sink_->on_response_head(head)) {
+    self.stopped_ = true;
+    return -1;
   }
-  return Status::kNeedMore;
+  return 0;
+}
+
+int HttpResponseParser::on_body(llhttp_t* parser, const char* at, size_t length) {
+  HttpResponseParser& self = owner(parser);
+  if (!self.sink_->on_body(std::string_view(at, length))) {
+    self.stopped_ = true;
+    return -1;
+  }
+  return 0;
+}
+
+int HttpResponseParser::on_message_complete(llhttp_t* parser) {
+  owner(parser).body_complete_ = true;
+  return HPE_PAUSED;
 }
 
 }  // namespace chatstream::bench

@@ -1,11 +1,17 @@
 // Incremental parser of one HTTP/1.x response as a client sees it: status line and headers, then
 // the body framed by Transfer-Encoding: chunked, by Content-Length, or by the connection closing
-// (an HTTP/1.0-style answer). Body bytes are handed on as they arrive, never buffered here.
+// (an HTTP/1.0-style answer). llhttp (the server's parser, in response mode) does the parsing; this
+// class keeps what the load client needs (status, event-stream or not, keep-alive) and hands body
+// bytes on as they arrive, never buffered here.
 #pragma once
+
+#include <llhttp.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "common/header_reader.hpp"
 
 namespace chatstream::bench {
 
@@ -35,36 +41,39 @@ class HttpResponseParser {
     kMalformed,     // not a valid HTTP/1.x response
   };
 
+  HttpResponseParser() : headers_(kMaxHeadBytes) { reset(); }
+  HttpResponseParser(const HttpResponseParser&) = delete;
+  HttpResponseParser& operator=(const HttpResponseParser&) = delete;
+
   Status feed(std::string_view input, Sink& sink);
   // The peer closed the connection: completes a close-delimited body, anything else ended early.
   Status on_eof();
   // Prepares for the next response on the same connection.
   void reset();
 
-  bool head_complete() const { return stage_ != Stage::kHead; }
+  bool head_complete() const { return head_complete_; }
 
  private:
-  enum class Stage : uint8_t {
-    kHead,
-    kChunkSize,
-    kChunkExtension,
-    kChunkData,
-    kChunkDataEnd,
-    kTrailer,
-    kLengthBody,
-    kCloseBody,
-    kDone,
-  };
+  // A response head larger than this is not something chatstream sends; treat it as garbage rather
+  // than buffer without bound.
+  static constexpr size_t kMaxHeadBytes = 16 * 1024;
 
-  Status parse_head(Sink& sink);
-  Status feed_chunked(std::string_view input, size_t& pos, Sink& sink);
+  static int on_status(llhttp_t* parser, const char* at, size_t length);
+  static int on_header_field(llhttp_t* parser, const char* at, size_t length);
+  static int on_header_value(llhttp_t* parser, const char* at, size_t length);
+  static int on_header_value_complete(llhttp_t* parser);
+  static int on_headers_complete(llhttp_t* parser);
+  static int on_body(llhttp_t* parser, const char* at, size_t length);
+  static int on_message_complete(llhttp_t* parser);
+  static const llhttp_settings_t& settings();
 
-  std::string head_;        // status line and headers, until the blank line; empty afterwards
-  uint64_t remaining_ = 0;  // bytes left in the current chunk, or in a Content-Length body
-  Stage stage_ = Stage::kHead;
-  uint8_t chunk_size_digits_ = 0;
-  bool trailer_line_empty_ = true;
-  bool keep_alive_ = false;
+  llhttp_t parser_;
+  Sink* sink_ = nullptr;         // during feed() only
+  HeaderReader headers_;
+  bool event_stream_ = false;
+  bool head_complete_ = false;
+  bool body_complete_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace chatstream::bench

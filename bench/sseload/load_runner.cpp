@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "common/clock.hpp"
 #include "process_stats.hpp"
 
 namespace chatstream::bench {
@@ -12,10 +13,6 @@ namespace {
 constexpr uint64_t kRampTickMs = 1;  // finest libuv timer; several opens per tick when N / ramp > 1/ms
 constexpr uint64_t kSweepTickMs = 250;
 constexpr uint64_t kProgressEveryMs = 1000;
-
-uint64_t now_micros() {
-  return uv_hrtime() / 1000;
-}
 
 uint64_t seconds_to_ms(double seconds) {
   return static_cast<uint64_t>(seconds * 1000 + 0.5);

@@ -1,11 +1,11 @@
 #include "options.hpp"
 
+#include "common/flags.hpp"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
-#include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -36,32 +36,9 @@ constexpr const char* kUsage = R"(usage: sseload [options]
 Prints one JSON object with the figures on stdout.
 )";
 
-bool fail(const char* flag, const char* why) {
-  std::fprintf(stderr, "sseload: %s: %s\n%s", flag, why, kUsage);
-  return false;
-}
+const FlagParser kFlags("sseload", kUsage);
 
-bool parse_double(const char* flag, const char* text, double min, double& out) {
-  char* end = nullptr;
-  double value = std::strtod(text, &end);
-  if (end == text || *end != '\0' || !std::isfinite(value) || value < min) {
-    return fail(flag, "expects a number in range");
-  }
-  out = value;
-  return true;
-}
-
-template <typename Integer>
-bool parse_integer(const char* flag, const char* text, Integer min, Integer max, Integer& out) {
-  std::string_view view(text);
-  Integer value{};
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
-  if (error != std::errc{} || end != view.data() + view.size() || value < min || value > max) {
-    return fail(flag, "expects an integer in range");
-  }
-  out = value;
-  return true;
-}
+bool fail(std::string_view flag, const char* why) { return kFlags.fail(flag, why); }
 
 // Splits http://HOST[:PORT]/PATH and resolves HOST once, before the loop starts (getaddrinfo blocks).
 bool parse_url(Options& options) {
@@ -84,13 +61,11 @@ bool parse_url(Options& options) {
     std::string_view rest = authority.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') return fail("--url", "has garbage after the [IPv6] host");
-      std::string port(rest.substr(1));
-      if (!parse_integer<uint16_t>("--url port", port.c_str(), 1, 65535, options.port)) return false;
+      if (!kFlags.integer<uint16_t>("--url port", rest.substr(1), 1, 65535, options.port)) return false;
     }
   } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
     host_name = authority.substr(0, colon);
-    std::string port(authority.substr(colon + 1));
-    if (!parse_integer<uint16_t>("--url port", port.c_str(), 1, 65535, options.port)) return false;
+    if (!kFlags.integer<uint16_t>("--url port", authority.substr(colon + 1), 1, 65535, options.port)) return false;
   }
   if (!options.unix_path.empty()) return true;
 
@@ -150,31 +125,31 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
     } else if (flag == "--unix") {
       options.unix_path = value;
     } else if (flag == "--streams") {
-      ok = parse_integer<uint32_t>(argv[i - 1], value, 1, 10'000'000, options.streams);
+      ok = kFlags.integer<uint32_t>(argv[i - 1], value, 1, 10'000'000, options.streams);
     } else if (flag == "--total") {
-      ok = parse_integer<uint64_t>(argv[i - 1], value, 1, UINT64_MAX / 2, options.total);
+      ok = kFlags.integer<uint64_t>(argv[i - 1], value, 1, UINT64_MAX / 2, options.total);
     } else if (flag == "--ramp") {
-      ok = parse_double(argv[i - 1], value, 0, options.ramp_s);
+      ok = kFlags.number(argv[i - 1], value, 0, options.ramp_s);
     } else if (flag == "--duration") {
-      ok = parse_double(argv[i - 1], value, 0.001, options.duration_s);
+      ok = kFlags.number(argv[i - 1], value, 0.001, options.duration_s);
     } else if (flag == "--timeout") {
-      ok = parse_double(argv[i - 1], value, 0, options.timeout_s);
+      ok = kFlags.number(argv[i - 1], value, 0, options.timeout_s);
       timeout_given = true;
     } else if (flag == "--idle-timeout") {
-      ok = parse_double(argv[i - 1], value, 0, options.idle_timeout_s);
+      ok = kFlags.number(argv[i - 1], value, 0, options.idle_timeout_s);
     } else if (flag == "--body") {
       options.body = value;
     } else if (flag == "--sources") {
-      ok = parse_integer<uint32_t>(argv[i - 1], value, 1, 254, options.sources);
+      ok = kFlags.integer<uint32_t>(argv[i - 1], value, 1, 254, options.sources);
     } else if (flag == "--hold-seconds") {
-      ok = parse_double(argv[i - 1], value, 0, options.hold_s);
+      ok = kFlags.number(argv[i - 1], value, 0, options.hold_s);
     } else if (flag == "--expect-rate") {
-      ok = parse_double(argv[i - 1], value, 0, options.expect_rate);
+      ok = kFlags.number(argv[i - 1], value, 0, options.expect_rate);
     } else if (flag == "--max-token-event-rate") {
-      ok = parse_double(argv[i - 1], value, 0, options.max_token_event_rate);
+      ok = kFlags.number(argv[i - 1], value, 0, options.max_token_event_rate);
     } else if (flag == "--pid") {
       int pid = 0;
-      ok = parse_integer<int>(argv[i - 1], value, 1, INT32_MAX, pid);
+      ok = kFlags.integer<int>(argv[i - 1], value, 1, INT32_MAX, pid);
       options.server_pids.push_back(pid);
     } else {
       return fail(argv[i - 1], "unknown flag");

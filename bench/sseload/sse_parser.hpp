@@ -1,12 +1,14 @@
-// Incremental Server-Sent Events parser (the WHATWG "event stream interpretation"), fed with body
-// bytes in pieces of any size: lines may be split across reads and chunks, end in \n, \r\n or \r.
-// Only what chatstream's protocol uses is kept: `event`, `data`, `id`; `retry` and unknown fields
-// are ignored; comment lines (":" first) are reported as heartbeats.
+// Server-Sent Events of chatstream's streams as the load client sees them: the worker's incremental
+// parser (the WHATWG "event stream interpretation": lines split anywhere, ending in \n, \r\n or \r;
+// `event`, `data`, `id` kept, `retry` and unknown fields ignored) with the event type classified and
+// comment lines (":" first) reported as heartbeats.
 #pragma once
 
 #include <cstdint>
-#include <string>
+#include <limits>
 #include <string_view>
+
+#include "llm/upstream_sse.hpp"
 
 namespace chatstream::bench {
 
@@ -42,18 +44,12 @@ class SseParser {
   // False when a sink call asked to stop.
   bool feed(std::string_view input, Sink& sink);
   // Prepares for the next response on the same connection; keeps buffer capacity.
-  void reset();
+  void reset() { parser_.reset(); }
 
  private:
-  bool process_line(std::string_view line, Sink& sink);
-
-  std::string partial_line_;  // a line whose end has not arrived yet
-  std::string data_;          // data of the event being assembled
-  std::string id_;
-  EventType type_ = EventType::kOther;
-  bool has_data_ = false;
-  bool has_id_ = false;
-  bool skip_next_lf_ = false;  // the last input ended in \r: a \n starting the next one ends no line
+  // The worker's own SSE parser (worker/llm/upstream_sse.*), without a size bound: chatstream's
+  // events are what is being measured, not judged.
+  llm::UpstreamSseParser parser_{std::numeric_limits<size_t>::max()};
 };
 
 EventType classify_event_type(std::string_view name);

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/clock.hpp"
+
 namespace chatstream::bench {
 namespace {
 
@@ -19,10 +21,6 @@ constexpr double kOnTimeSlackSeconds = 0.100;
 // --max-token-event-rate allows two events beyond rate x span: the first token may go out at once
 // rather than on a flush tick, and the text merged before `done` is flushed with it, off the tick.
 constexpr double kRateSlackEvents = 2;
-
-uint64_t now_micros() {
-  return uv_hrtime() / 1000;
-}
 
 uint64_t fnv1a(std::string_view text) {
   uint64_t hash = 14695981039346656037ull;

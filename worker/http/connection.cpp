@@ -66,16 +66,33 @@ const llhttp_settings_t& Connection::parser_settings() {
   return settings;
 }
 
-int Connection::accept_from(uv_stream_t* listener) {
-  uv_loop_t* loop = listener->loop;
+void Connection::init_handle(uv_loop_t* loop) {
   if (is_unix_) uv_pipe_init(loop, &handle_.pipe, 0);
   else uv_tcp_init(loop, &handle_.tcp);
   handle_.tcp.data = this;
+}
+
+int Connection::accept_from(uv_stream_t* listener) {
+  init_handle(listener->loop);
   int rc = uv_accept(listener, stream());
   if (rc != 0) {
     close();
     return rc;
   }
+  return start_reading();
+}
+
+int Connection::adopt(uv_loop_t* loop, uv_os_sock_t socket) {
+  init_handle(loop);
+  int rc = is_unix_ ? uv_pipe_open(&handle_.pipe, socket) : uv_tcp_open(&handle_.tcp, socket);
+  if (rc != 0) {
+    close();
+    return rc;
+  }
+  return start_reading();
+}
+
+int Connection::start_reading() {
   // Events are small and latency matters more than packet count; we batch per loop turn ourselves.
   if (!is_unix_) uv_tcp_nodelay(&handle_.tcp, 1);
   // Our own output queue is the bounded buffer that merges tokens and detects slow readers; a kernel
@@ -83,7 +100,7 @@ int Connection::accept_from(uv_stream_t* listener) {
   if (int size = host_.limits().send_buffer; size > 0) {
     uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&handle_), &size);
   }
-  rc = uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read);
+  int rc = uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read);
   if (rc != 0) {
     close();
     return rc;

@@ -84,6 +84,9 @@ class Connection {
   // Accepts a pending connection from `listener` and starts reading. Returns a negative libuv error
   // (the connection then closes itself) or 0.
   int accept_from(uv_stream_t* listener);
+  // Adopts a socket that is already connected (a unix socketpair end when is_unix, so tests and fuzz
+  // targets drive the real connection without a listener) and starts reading, as accept_from does.
+  int adopt(uv_loop_t* loop, uv_os_sock_t socket);
 
   // --- Answering the current request (exactly one of these ends it) ---
   // A complete response with a body.
@@ -143,6 +146,8 @@ class Connection {
   static const llhttp_settings_t& parser_settings();
 
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
+  void init_handle(uv_loop_t* loop);
+  int start_reading();
   void feed(const char* data, size_t length);
   size_t parse(const char* data, size_t length);
   void process_buffered_input();

@@ -54,8 +54,11 @@ std::string_view fenced_body(std::string_view paragraph) {
   return paragraph.substr(first + 1, last - first - 1);
 }
 
+size_t cut_point(std::string_view text, size_t max);
+
 // A code block longer than the code limit, cut between statements into pieces of at most `max` bytes
-// (a single longer statement is cut between lines, a longer line stays whole), each fenced again.
+// (a single longer statement is cut between lines, a longer line where prose would be cut), each
+// fenced again.
 void split_code(std::string_view paragraph, size_t max, std::vector<Unit>& out) {
   std::string_view body = fenced_body(paragraph);
   std::string piece;
@@ -75,6 +78,14 @@ void split_code(std::string_view paragraph, size_t max, std::vector<Unit>& out) 
     if (end == std::string_view::npos) end = body.size();
     std::string_view line = body.substr(begin, end - begin);
     if (!piece.empty() && piece.size() + 1 + line.size() > max) emit(statement_end > 0 ? statement_end : piece.size());
+    // One line longer than a chunk (a generated listing, a data dump): cut where prose would be cut.
+    while (line.size() > max) {
+      if (!piece.empty()) emit(piece.size());
+      size_t cut = cut_point(line, max);
+      piece.assign(line.substr(0, cut));
+      emit(piece.size());
+      line.remove_prefix(cut);
+    }
     if (line.empty() && !piece.empty()) statement_end = piece.size();
     if (!piece.empty()) piece += '\n';
     piece += line;

@@ -9,6 +9,7 @@
 
 #include "json/utf8.hpp"
 #include "json/writer.hpp"
+#include "llm/tool_call_assembly.hpp"
 #include "llm/upstream_sse.hpp"
 #include "obs/log.hpp"
 
@@ -19,10 +20,6 @@ constexpr uint64_t kFirstRetryMs = 500;
 constexpr uint64_t kMaxRetryAfterMs = 10000;
 constexpr size_t kMaxErrorBody = 4096;
 constexpr size_t kMaxPassageChars = 1500;
-
-struct ToolCall {
-  std::string id, name, arguments;
-};
 
 // Reads "Retry-After: <seconds>" (the HTTP-date form is rare for APIs and treated as absent).
 uint64_t parse_retry_after_ms(std::string_view header_value) {
@@ -224,20 +221,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
       if (finished_) return false;  // cancelled from inside the sink
     }
     simdjson::dom::array calls;
-    if (!delta["tool_calls"].get(calls)) {
-      for (simdjson::dom::element call : calls) {
-        uint64_t index = 0;
-        if (call["index"].get(index)) index = tool_calls_.empty() ? 0 : tool_calls_.size() - 1;
-        if (index > 16) continue;  // bounded
-        if (tool_calls_.size() <= index) tool_calls_.resize(index + 1);
-        ToolCall& assembled = tool_calls_[index];
-        if (std::string_view id; !call["id"].get(id)) assembled.id = id;
-        if (std::string_view name; !call["function"]["name"].get(name)) assembled.name += name;
-        if (std::string_view arguments; !call["function"]["arguments"].get(arguments)) {
-          if (assembled.arguments.size() + arguments.size() <= 64 * 1024) assembled.arguments += arguments;
-        }
-      }
-    }
+    if (!delta["tool_calls"].get(calls)) tool_calls_.add(calls);
     return true;
   }
 
@@ -300,11 +284,11 @@ class OpenAIGeneration final : public Generation, private Transfer {
     ++tool_turns_;
     // The assistant's tool request joins the conversation, then each result.
     std::string calls = "[";
-    for (size_t i = 0; i < tool_calls_.size(); ++i) {
-      if (i > 0) calls += ",";
+    for (const ToolCall& call : tool_calls_.calls()) {
+      if (calls.size() > 1) calls += ",";
       std::string function;
-      json::Object(function).field("name", tool_calls_[i].name).field("arguments", tool_calls_[i].arguments).close();
-      json::Object(calls).field("id", tool_calls_[i].id).field("type", "function").raw("function", function).close();
+      json::Object(function).field("name", call.name).field("arguments", call.arguments).close();
+      json::Object(calls).field("id", call.id).field("type", "function").raw("function", function).close();
     }
     calls += "]";
     messages_ += ",";
@@ -315,7 +299,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
 
   void run_next_tool() {
     if (finished_) return;
-    if (next_tool_ >= tool_calls_.size()) {
+    if (next_tool_ >= tool_calls_.calls().size()) {
       if (tool_turns_ > provider_.settings().max_tool_turns) {
         fail("The language model kept asking for tools without answering.", "tool turn limit");
         return;
@@ -323,7 +307,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
       send_request();  // the conversation continues with the results
       return;
     }
-    const ToolCall& call = tool_calls_[next_tool_];
+    const ToolCall& call = tool_calls_.calls()[next_tool_];
     std::string fields;
     json::Object(fields).field("id", call.id).field("name", call.name).field("arguments", call.arguments);
     sink_.on_stage("tool_call", std::string_view(fields).substr(1));
@@ -341,7 +325,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
 
   void finish_tool(std::string result) {
     if (finished_) return;
-    const ToolCall& call = tool_calls_[next_tool_];
+    const ToolCall& call = tool_calls_.calls()[next_tool_];
     size_t limit = provider_.settings().max_tool_result_bytes;
     bool truncated = result.size() > limit;
     if (truncated) result.resize(json::complete_utf8_prefix(std::string_view(result).substr(0, limit)));
@@ -375,7 +359,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
   curl_slist* headers_ = nullptr;
   UpstreamSseParser parser_;
   simdjson::dom::parser json_;
-  std::vector<ToolCall> tool_calls_;
+  ToolCallAssembly tool_calls_;
   std::string finish_reason_;
   std::string usage_;
   std::string error_body_;

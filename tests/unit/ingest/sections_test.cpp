@@ -117,6 +117,19 @@ TEST(Chunk, CutsAnOversizedCodeBlockBetweenStatementsEachFenced) {
   EXPECT_EQ(joined, code);
 }
 
+// Found by the ingest_html fuzz target: one line of a listing longer than the code limit made a chunk
+// of the whole line (tests/fuzz/corpus/ingest_html/long_h1.html).
+TEST(Chunk, CutsAnOversizedLineOfCode) {
+  std::string line;
+  for (int i = 0; i < 1500; ++i) line += "\xC3\xA9 x";
+  std::vector<Chunk> chunks = chunk_sections({{"S", {fence_code("short;\n" + line + "\nend;")}}});
+  ASSERT_GE(chunks.size(), 2u);
+  for (const Chunk& c : chunks) {
+    EXPECT_LE(c.content.size(), kMaxChunkBytes + 8);
+    EXPECT_TRUE(is_fenced(c.content)) << c.content.substr(0, 80);
+  }
+}
+
 TEST(Chunk, FencesAreLongerThanTheBackticksInside) {
   EXPECT_EQ(fence_code("\n  a\n\n"), "```\n  a\n```");
   EXPECT_EQ(fence_code("x ```` y"), "`````\nx ```` y\n`````");
