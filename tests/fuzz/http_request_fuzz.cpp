@@ -30,7 +30,7 @@
 #include "chat/chat_request.hpp"
 #include "core/intrusive_list.hpp"
 #include "core/timer_wheel.hpp"
-#include "handler/context.hpp"
+#include "handler/dispatch.hpp"
 #include "http/connection.hpp"
 #include "http/router.hpp"
 #include "json/writer.hpp"

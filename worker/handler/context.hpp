@@ -10,6 +10,7 @@
 #include "chat/store.hpp"
 #include "core/graveyard.hpp"
 #include "db/pool.hpp"
+#include "handler/dispatch.hpp"
 #include "http/router.hpp"
 #include "llm/provider.hpp"
 
@@ -38,8 +39,6 @@ struct HandlerContext {
 
 // Every route of the worker (docs/protocol.md).
 void add_routes(http::Router& router, HandlerContext& context);
-// Answers `request` from `router`: the handler, or 404 / 405 with Allow.
-void dispatch(const http::Router& router, http::Connection& connection, http::Request& request);
 
 // One registration function per resource (their own files).
 void add_chat_routes(http::Router& router, HandlerContext& context);
