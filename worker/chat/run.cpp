@@ -43,6 +43,7 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
       streaming_(is_streaming(mode)),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
+      user_id_(std::move(request.user_id)),
       message_(std::move(request.message)),
       watchdog_(&Run::on_watchdog, this),
       started_us_(monotonic_us()),
@@ -71,7 +72,7 @@ void Run::begin() {
   // The user message is stored before any generation starts; the same round trip brings the
   // session's recent history for the provider.
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
-                 env_.history_chars};
+                 env_.history_chars, user_id_};
   starting_ = true;
   ticket_ = env_.store->start_run(start, [this](Result<RunStarted>& started) { on_started(started); });
 }

@@ -58,6 +58,8 @@ class Run final : public Reclaimable,
   void shut_down();
 
   const Uuid& id() const { return id_; }
+  // The user the run belongs to (POST /chat/cancel finds only one's own runs).
+  const std::string& user_id() const { return user_id_; }
 
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
@@ -99,6 +101,7 @@ class Run final : public Reclaimable,
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
   Uuid session_id_;
+  std::string user_id_;
   char id_text_[36];
   char session_text_[36];
   std::string message_;

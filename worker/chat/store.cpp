@@ -44,11 +44,12 @@ std::string number(double value) {
 
 constexpr const char* kStartRunSql = R"sql(
 WITH s AS (
-  INSERT INTO sessions (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET updated_at = now()
+  INSERT INTO sessions (id, user_id, title) VALUES ($1, $7, left(regexp_replace(btrim($5), '\s+', ' ', 'g'), 100))
+  ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE sessions.user_id = $7
   RETURNING id, language
 ), r AS (
-  INSERT INTO runs (id, session_id, provider, worker_pid, status)
-  SELECT $2, s.id, $3, $4, 'running' FROM s RETURNING id
+  INSERT INTO runs (id, session_id, provider, worker_pid, status, user_id)
+  SELECT $2, s.id, $3, $4, 'running', $7 FROM s RETURNING id
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status)
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
@@ -69,7 +70,8 @@ LIMIT $3)sql";
 constexpr const char* kFinishRunSql = R"sql(
 WITH m AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)
-  VALUES ($1, $2, 'assistant', $3, $4, $5, $6::jsonb)
+  SELECT $1, $2, 'assistant', $3, $4, $5, $6::jsonb
+  WHERE EXISTS (SELECT 1 FROM runs WHERE id = $2 AND session_id = $1)  -- not for a deleted conversation
   RETURNING id
 ), r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
@@ -79,13 +81,13 @@ WITH m AS (
 SELECT id FROM m)sql";
 
 constexpr const char* kCancelSql =
-    "SELECT pg_notify('chatstream_cancel', id::text) FROM runs WHERE id = $1 AND status = 'running'";
+    "SELECT pg_notify('chatstream_cancel', id::text) FROM runs WHERE id = $1 AND user_id = $2 AND status = 'running'";
 
 constexpr const char* kMessagesSql = R"sql(
 SELECT m.id, m.role, m.content, m.status,
        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text
 FROM sessions s LEFT JOIN messages m ON m.session_id = s.id
-WHERE s.id = $1
+WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql";
 }  // namespace
 
@@ -102,7 +104,8 @@ Store::~Store() {
 
 Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done) {
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
-                    std::to_string(getpid()), start.message, std::to_string(start.history_messages)};
+                    std::to_string(getpid()), start.message, std::to_string(start.history_messages),
+                    start.user_id};
   size_t budget = start.history_chars;
   auto ticket = std::make_shared<Ticket>(0);
   *ticket = pool_.execute(kStartRunSql, std::move(params), [this, ticket, done = std::move(done), budget](
@@ -117,6 +120,12 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
     if (!outcome.ok()) {
       Result<RunStarted> failed = error_of(*outcome.error);
       done(failed);
+      return;
+    }
+    if (outcome.rows() == 0) {
+      // The session exists and is another user's (checked before the run started; this is the race).
+      Result<RunStarted> foreign = Error{Errc::kNotFound, "No such session"};
+      done(foreign);
       return;
     }
     RunStarted started;
@@ -251,8 +260,9 @@ void Store::on_retry(void* opaque) {
   self->write(std::move(end), nullptr);
 }
 
-Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done) {
-  return pool_.execute(kCancelSql, {run_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
+Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& user_id,
+                                      std::function<void(Status)> done) {
+  return pool_.execute(kCancelSql, {run_id.to_string(), user_id}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));
     else if (outcome.rows() == 0) done(Error{Errc::kNotFound, "No run in progress with this run_id"});
@@ -261,8 +271,9 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::function<void(St
 }
 
 Store::Ticket Store::session_messages(
-    const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done) {
-  return pool_.execute(kMessagesSql, {session_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
+    const Uuid& session_id, const std::string& user_id,
+    std::function<void(Result<std::vector<StoredMessage>>&)> done) {
+  return pool_.execute(kMessagesSql, {session_id.to_string(), user_id}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok() || outcome.rows() == 0) {
       Result<std::vector<StoredMessage>> failed =

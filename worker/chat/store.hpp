@@ -32,6 +32,7 @@ struct RunStart {
   std::string provider;
   size_t history_messages = 10;
   size_t history_chars = 6000;
+  std::string user_id = "anonymous";  // the owner: a new session is theirs, another's is kNotFound
 };
 
 struct RunStarted {
@@ -73,10 +74,11 @@ class Store {
   // retried all the same.
   using SavedCallback = std::function<void(Result<int64_t> message_id)>;
   void finish_run(RunEnd end, SavedCallback saved = nullptr);
-  // NOTIFY the worker that owns `run_id`; kNotFound when no such run is running.
-  Ticket cancel_everywhere(const Uuid& run_id, std::function<void(Status)> done);
-  // Messages of a session, oldest first; kNotFound for an unknown session.
-  Ticket session_messages(const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done);
+  // NOTIFY the worker that owns `run_id`; kNotFound when no such run of `user_id` is running.
+  Ticket cancel_everywhere(const Uuid& run_id, const std::string& user_id, std::function<void(Status)> done);
+  // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.
+  Ticket session_messages(const Uuid& session_id, const std::string& user_id,
+                          std::function<void(Result<std::vector<StoredMessage>>&)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
   // A run that ends while its start statement is in flight: the statement is left to finish (it may
   // commit the run's row), then `end` is written if it did; the run's own callback is not called.

@@ -23,6 +23,10 @@ enum class Errc : uint8_t {
   kPayloadTooLarge,
   kUnsupportedMediaType,
   kHeadersTooLarge,
+  // Sign-in and ownership (worker/auth).
+  kUnauthorized,
+  kForbidden,
+  kTooManyRuns,
   // Capacity and lifecycle.
   kOverloaded,
   kShutdown,
