@@ -412,7 +412,9 @@ class PublicKeys(E2ETestCase):
 
     def test_the_public_key_is_never_an_hmac_secret(self):
         c = {"sub": "mallory", "exp": int(time.time()) + 60}
-        for secret in (self.pem.decode(), open(self.public).read()):
+        with open(self.public) as f:
+            whole_file = f.read()
+        for secret in (self.pem.decode(), whole_file):
             tok = jwt_hs256(c, secret=secret)
             r = self.srv.request("POST", "/chat", {"message": "hi"}, headers=auth(tok))
             self.assertJsonError(r, 401, "unauthorized")
