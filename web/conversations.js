@@ -133,6 +133,8 @@ function refresh() {
     try {
       const page = await getJson(`/sessions?limit=${PAGE}`);
       state.items = Array.isArray(page?.sessions) ? page.sessions : [];
+      // A server without a database keeps no conversations: no list to show.
+      document.body.classList.toggle('no-conversations', page?.stored === false);
       state.next = page?.next_before || null;
       setNote('');
     } catch (err) {

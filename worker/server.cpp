@@ -68,7 +68,8 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
 
   std::unique_ptr<auth::JwtVerifier> verifier;
   if (config.sign_in()) {
-    // The master checked the settings at start; they cannot fail here.
+    // The master checked the settings at start. Should they fail here all the same (the key file
+    // changed since), sign-in stays required and every protected request is refused: closed, not open.
     auto created = auth::JwtVerifier::create(jwt_settings(config));
     if (created) verifier = std::move(*created);
     else log::error("sign-in settings rejected", log::field("error", created.error().message));

@@ -363,8 +363,9 @@ class SignInOff(E2ETestCase):
         r = self.srv.request("POST", "/chat", {"message": "again", "session_id": sid}, headers=auth("whatever"))
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.pg.scalar(f"SELECT user_id FROM sessions WHERE id = '{sid}'"), "anonymous")
-        listed = self.srv.request("GET", "/sessions").json()["sessions"]
-        self.assertIn(sid, [c["id"] for c in listed])
+        page = self.srv.request("GET", "/sessions").json()
+        self.assertIs(page["stored"], True)
+        self.assertIn(sid, [c["id"] for c in page["sessions"]])
         self.assertEqual(self.srv.request("GET", "/api/anonymous/sessions").status, 200)
         self.assertJsonError(self.srv.request("GET", "/api/bob/sessions"), 403, "forbidden")
         # An unknown session id is not created on the fly any more: 404, like another user's.
@@ -409,6 +410,9 @@ class PublicKeys(E2ETestCase):
                 tok = self.signed(alg, {"sub": "heidi", "exp": int(time.time()) + 60})
                 r = self.srv.request("POST", "/chat", {"message": "hi"}, headers=auth(tok))
                 self.assertEqual(r.status, 200, r)
+                # No database here: nothing is kept, and the list says so.
+                r = self.srv.request("GET", "/sessions", headers=auth(tok))
+                self.assertEqual(r.json(), {"sessions": [], "next_before": None, "stored": False})
 
     def test_the_public_key_is_never_an_hmac_secret(self):
         c = {"sub": "mallory", "exp": int(time.time()) + 60}

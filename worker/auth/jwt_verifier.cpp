@@ -192,7 +192,8 @@ Result<std::string> JwtVerifier::verify(std::string_view token, int64_t now_s) c
   std::string_view payload_part = token.substr(first_dot + 1, second_dot - first_dot - 1);
   std::string_view signature_part = token.substr(second_dot + 1);
 
-  simdjson::dom::parser parser;
+  // One parser per thread, reused: the header is read (alg copied out) before the claims replace it.
+  static thread_local simdjson::dom::parser parser;
   simdjson::dom::object header;
   if (!decode_object(header_part, parser, &header) || has_duplicate(header, {"alg", "crit"})) {
     return unauthorized("The access token is malformed.");

@@ -21,7 +21,8 @@ void cancel_statement(void* conversations, uint64_t ticket) {
   static_cast<chat::Conversations*>(conversations)->cancel(ticket);
 }
 
-std::string page_body(const chat::ConversationPage& page) {
+// `stored` false: no database, nothing is kept (the page then hides its list).
+std::string page_body(const chat::ConversationPage& page, bool stored = true) {
   std::string list = "[";
   for (size_t i = 0; i < page.conversations.size(); ++i) {
     const chat::ConversationSummary& c = page.conversations[i];
@@ -37,7 +38,7 @@ std::string page_body(const chat::ConversationPage& page) {
   list += "]";
   std::string body;
   json::Object object(body);
-  object.raw("sessions", list);
+  object.raw("sessions", list).field("stored", stored);
   if (page.next_before.empty()) object.raw("next_before", "null");
   else object.field("next_before", page.next_before);
   object.close();
@@ -80,7 +81,7 @@ void list_sessions(HandlerContext& context, http::Connection& connection, http::
     return;
   }
   if (!context.conversations) {
-    connection.respond(200, "application/json", page_body({}), "Cache-Control: no-store\r\n");
+    connection.respond(200, "application/json", page_body({}, false), "Cache-Control: no-store\r\n");
     return;
   }
   auto* response = http::DeferredResponse::attach(connection, context.graveyard);
