@@ -172,6 +172,20 @@ const std::vector<Option>& options() {
          c.db_wait_timeout_ms = *ms;
          return {};
        }},
+      {"checkpoint-interval", "DUR", "write the answers in progress to the database this often (default 2s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms < 100) return Error{"must be at least 100ms"};
+         c.checkpoint_interval_ms = *ms;
+         return {};
+       }},
+      {"instance-id", "ID", "this instance's name for the runs it owns (default <hostname>:<listen>)",
+       [](Config& c, const std::string& v) -> Status {
+         if (v.size() > 200) return Error{"must be at most 200 bytes"};
+         c.instance_id = v;
+         return {};
+       }},
       {"history-messages", "N", "earlier messages of the session given to the provider (default 10)",
        [](Config& c, const std::string& v) {
          return assign(parse_integer(v, 0, 1000), [&](auto n) { c.history_messages = static_cast<size_t>(n); });
@@ -358,6 +372,11 @@ Status validate(Config& config) {
   if (config.workers == 0) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     config.workers = cores > 0 ? static_cast<int>(cores) : 1;
+  }
+  if (config.instance_id.empty()) {
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    config.instance_id = std::string(host) + ":" + config.listen.describe();
   }
   if (config.output_hard_cap < config.output_high_water) {
     return Error{"--output-hard-cap (" + std::to_string(config.output_hard_cap) +

@@ -61,6 +61,12 @@ struct Config {
   size_t retrieval_candidates = 20; // top K of the full-text query
   size_t rerank_keep = 4;           // passages kept after reranking (cited)
   double extractive_rate = 30;      // tokens per second, 0 = as fast as possible
+  // Durable runs: the answer so far is written this often (one statement per worker per interval),
+  // and it renews the runs' lease; a run whose lease ran out (10 intervals) has lost its owner.
+  uint64_t checkpoint_interval_ms = 2000;
+  // Who owns the running runs in PostgreSQL; default "<hostname>:<listen address>". Two instances
+  // sharing a database need different ids (the default differs by host or listen address).
+  std::string instance_id;
 
   // OpenAI-compatible upstream (provider openai). The key is never logged nor shown.
   std::string llm_base_url;

@@ -28,6 +28,8 @@ namespace {
 constexpr int kListenBacklog = 8192;  // the kernel caps it at net.core.somaxconn
 // Grace beyond --drain-timeout before the master kills workers: the worker's own final close pass.
 constexpr uint64_t kKillGraceMs = 10000;
+// Dead workers remembered for the runs they left (a crash-looping worker is backed off long before).
+constexpr size_t kMaxLostWorkers = 4096;
 
 Result<int> bind_listener(const ListenAddress& address) {
   if (address.is_unix) {
@@ -93,7 +95,9 @@ struct WorkerProcess {
 class Master {
  public:
   Master(const Config& config, int listen_fd, obs::SharedMetrics* metrics)
-      : config_(config), listen_fd_(listen_fd), metrics_(metrics), workers_(static_cast<size_t>(config.workers)) {}
+      : config_(config), listen_fd_(listen_fd), metrics_(metrics), workers_(static_cast<size_t>(config.workers)) {
+    origin_.master_pid = getpid();
+  }
 
   int run() {
     sigset_t signals;
@@ -144,7 +148,7 @@ class Master {
       sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
       signal(SIGPIPE, SIG_IGN);
       obs::bind_worker_slot(metrics_, static_cast<uint32_t>(index));
-      _exit(run_worker(config_, listen_fd_, static_cast<int>(index)));
+      _exit(run_worker(config_, listen_fd_, static_cast<int>(index), origin_));
     }
     worker.pid = pid;
     worker.started_ms = monotonic_ms();
@@ -171,6 +175,8 @@ class Master {
           log::info("worker finished", log::field("worker", static_cast<long long>(i)) + "," + log::field("how", how));
           break;
         }
+        // Its running runs are closed as worker_lost by the next worker that starts.
+        if (origin_.lost_worker_pids.size() < kMaxLostWorkers) origin_.lost_worker_pids.push_back(pid);
         // A worker that dies soon after starting is crash-looping: back off up to 5 s.
         uint64_t now = monotonic_ms();
         worker.backoff_ms = now - worker.started_ms < 1000 ? std::min<uint64_t>(5000, worker.backoff_ms * 2 + 100) : 0;
@@ -217,6 +223,7 @@ class Master {
   int listen_fd_;
   obs::SharedMetrics* metrics_;
   std::vector<WorkerProcess> workers_;
+  WorkerOrigin origin_;
   sigset_t original_mask_;
   bool draining_ = false;
   uint64_t kill_at_ms_ = 0;

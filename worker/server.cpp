@@ -18,7 +18,7 @@ namespace {
 constexpr uint64_t kDrainForceMs = 2000;
 }  // namespace
 
-Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
+Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const WorkerOrigin& origin)
     : loop_(loop),
       config_(config),
       worker_index_(worker_index),
@@ -62,7 +62,10 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
     settings.size = config.db_pool_size;
     settings.wait_timeout_ms = config.db_wait_timeout_ms;
     pool_ = std::make_unique<db::Pool>(loop_, wheel_, graveyard_, settings);
-    store_ = std::make_unique<chat::Store>(*pool_, wheel_);
+    chat::RunOwner owner{config.instance_id, origin.master_pid, 10 * config.checkpoint_interval_ms};
+    store_ = std::make_unique<chat::Store>(*pool_, wheel_, owner);
+    checkpointer_ = std::make_unique<chat::Checkpointer>(wheel_, *store_, registry_, config.checkpoint_interval_ms,
+                                                         origin.lost_worker_pids);
     conversations_ = std::make_unique<chat::Conversations>(*pool_);
   }
 
@@ -91,6 +94,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index)
     pool_->listen(std::string(chat::Store::kCancelChannel),
                   [this](std::string_view, std::string_view payload) { on_cancel_notification(payload); });
     pool_->start();
+    checkpointer_->start();
   }
 
   uv_prepare_init(loop_, &flush_prepare_);
@@ -267,6 +271,7 @@ void Server::close_handles() {
   wheel_.cancel(drain_deadline_);
   wheel_.cancel(drain_force_);
   wheel_.cancel(drain_writes_);
+  if (checkpointer_) checkpointer_->stop();
   if (pool_) pool_->close();
   provider_->close();
   wheel_.close();
@@ -277,12 +282,12 @@ void Server::close_handles() {
 
 // ---------------------------------------------------------------------------------------------------
 
-int run_worker(const Config& config, int listen_fd, int worker_index) {
+int run_worker(const Config& config, int listen_fd, int worker_index, const WorkerOrigin& origin) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   int status = 0;
   {
-    Server server(&loop, config, worker_index);
+    Server server(&loop, config, worker_index, origin);
     Status listening = server.listen_on(listen_fd);
     if (!listening) {
       log::error("worker cannot serve", log::field("error", listening.error().message));

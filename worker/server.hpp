@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/checkpointer.hpp"
 #include "chat/run.hpp"
 #include "chat/run_registry.hpp"
 #include "chat/store.hpp"
@@ -28,9 +29,16 @@
 
 namespace chatstream {
 
+// What the master tells a worker it forks: itself, and the workers of this instance that died (their
+// running runs are closed as worker_lost by whichever worker starts next).
+struct WorkerOrigin {
+  int master_pid = 0;
+  std::vector<int> lost_worker_pids;
+};
+
 class Server final : private http::Host, private handler::WorkerState {
  public:
-  Server(uv_loop_t* loop, const Config& config, int worker_index);
+  Server(uv_loop_t* loop, const Config& config, int worker_index, const WorkerOrigin& origin);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
   ~Server();
@@ -92,6 +100,7 @@ class Server final : private http::Host, private handler::WorkerState {
   std::unique_ptr<chat::Store> store_;
   std::unique_ptr<chat::Conversations> conversations_;  // null without a database
   std::unique_ptr<auth::SignIn> sign_in_;
+  std::unique_ptr<chat::Checkpointer> checkpointer_;
   Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
   std::unique_ptr<chat::RunEnvironment> run_env_;
   std::unique_ptr<handler::HandlerContext> handler_context_;
@@ -105,6 +114,6 @@ class Server final : private http::Host, private handler::WorkerState {
 };
 
 // Entry point of a forked worker process: returns its exit status.
-int run_worker(const Config& config, int listen_fd, int worker_index);
+int run_worker(const Config& config, int listen_fd, int worker_index, const WorkerOrigin& origin);
 
 }  // namespace chatstream

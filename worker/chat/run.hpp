@@ -10,6 +10,7 @@
 // the registry hands it to the Graveyard, which deletes it on the next loop turn, never inside its own
 // callbacks. The Run owns its writer and its generation.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -60,6 +61,12 @@ class Run final : public Reclaimable,
   const Uuid& id() const { return id_; }
   // The user the run belongs to (POST /chat/cancel finds only one's own runs).
   const std::string& user_id() const { return user_id_; }
+  // For checkpoints: whether the run's row exists, the answer so far, and how much of it is stored.
+  bool persisted() const { return persisted_ && status_ == RunStatus::kRunning; }
+  std::string_view answer() const { return answer_; }
+  uint64_t tokens() const { return tokens_; }
+  size_t checkpointed_bytes() const { return checkpointed_bytes_; }
+  void checkpointed(size_t bytes) { checkpointed_bytes_ = std::max(checkpointed_bytes_, bytes); }
 
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
@@ -136,6 +143,7 @@ class Run final : public Reclaimable,
   uint64_t first_token_us_ = 0;
   uint64_t last_token_ms_;
   uint64_t tokens_ = 0;
+  size_t checkpointed_bytes_ = 0;  // of answer_, stored by the last checkpoint
   bool paused_ = false;
 };
 

@@ -44,12 +44,12 @@ std::string number(double value) {
 
 constexpr const char* kStartRunSql = R"sql(
 WITH s AS (
-  INSERT INTO sessions (id, user_id, title) VALUES ($1, $7, left(regexp_replace(btrim($5), '\s+', ' ', 'g'), 100))
-  ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE sessions.user_id = $7
+  INSERT INTO sessions (id, user_id, title) VALUES ($1, $10, left(regexp_replace(btrim($5), '\s+', ' ', 'g'), 100))
+  ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE sessions.user_id = $10
   RETURNING id, language
 ), r AS (
-  INSERT INTO runs (id, session_id, provider, worker_pid, status, user_id)
-  SELECT $2, s.id, $3, $4, 'running', $7 FROM s RETURNING id
+  INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until, user_id)
+  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond', $10 FROM s RETURNING id
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status)
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
@@ -67,18 +67,57 @@ WHERE c.tsv @@ q
 ORDER BY rank DESC, c.id
 LIMIT $3)sql";
 
+// Only a run still running gets its end: one already closed as worker_lost (its lease ran out while
+// its owner could not reach the database) keeps that outcome, and no second answer is stored.
 constexpr const char* kFinishRunSql = R"sql(
-WITH m AS (
-  INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)
-  SELECT $1, $2, 'assistant', $3, $4, $5, $6::jsonb
-  WHERE EXISTS (SELECT 1 FROM runs WHERE id = $2 AND session_id = $1)  -- not for a deleted conversation
-  RETURNING id
-), r AS (
+WITH r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
                   duration_ms = $10, token_count = $5
-  WHERE id = $2
+  WHERE id = $2 AND status = 'running'
+  RETURNING id
+), m AS (
+  INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)
+  SELECT $1, r.id, 'assistant', $3, $4, $5, $6::jsonb FROM r
+  RETURNING id
 )
 SELECT id FROM m)sql";
+
+constexpr const char* kCheckpointSql = R"sql(
+UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
+                  lease_until = now() + $4::int * interval '1 millisecond'
+FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, appended, tokens)
+WHERE r.id = v.id AND r.status = 'running')sql";
+
+constexpr const char* kCloseLostRunsSql = R"sql(
+WITH lost AS (
+  UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(),
+                  token_count = checkpoint_tokens
+  WHERE status = 'running'
+    AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
+         OR lease_until < now())
+  RETURNING id, session_id, checkpoint, checkpoint_tokens
+), m AS (
+  INSERT INTO messages (session_id, run_id, role, content, status, token_count)
+  SELECT session_id, id, 'assistant', checkpoint, 'error', checkpoint_tokens FROM lost
+  RETURNING run_id
+)
+SELECT count(*) FROM m)sql";
+
+// A PostgreSQL array literal of text values: {"a","b \" c"} (every element quoted and escaped).
+std::string text_array(const std::vector<std::string_view>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
 
 constexpr const char* kCancelSql =
     "SELECT pg_notify('chatstream_cancel', id::text) FROM runs WHERE id = $1 AND user_id = $2 AND status = 'running'";
@@ -91,8 +130,8 @@ WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql";
 }  // namespace
 
-Store::Store(db::Pool& pool, TimerWheel& wheel)
-    : pool_(pool), wheel_(wheel), retry_timer_(&Store::on_retry, this) {}
+Store::Store(db::Pool& pool, TimerWheel& wheel, RunOwner owner)
+    : pool_(pool), wheel_(wheel), owner_(std::move(owner)), retry_timer_(&Store::on_retry, this) {}
 
 Store::~Store() {
   if (!pending_.empty()) {
@@ -105,6 +144,7 @@ Store::~Store() {
 Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done) {
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
                     std::to_string(getpid()), start.message, std::to_string(start.history_messages),
+                    owner_.instance_id, std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms),
                     start.user_id};
   size_t budget = start.history_chars;
   auto ticket = std::make_shared<Ticket>(0);
@@ -258,6 +298,54 @@ void Store::on_retry(void* opaque) {
   self->pending_.pop_front();
   self->retrying_ = true;
   self->write(std::move(end), nullptr);
+}
+
+Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done) {
+  std::string ids = "{";
+  std::string tokens = "{";
+  std::vector<std::string_view> appended;
+  appended.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0) {
+      ids.push_back(',');
+      tokens.push_back(',');
+    }
+    ids += entries[i].run_id.to_string();
+    tokens += std::to_string(entries[i].tokens);
+    appended.push_back(entries[i].appended);
+  }
+  ids.push_back('}');
+  tokens.push_back('}');
+  db::Params params{std::move(ids), text_array(appended), std::move(tokens), std::to_string(owner_.lease_ms)};
+  return pool_.execute(kCheckpointSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    if (!outcome.ok()) done(error_of(*outcome.error));
+    else done(Status{});
+  });
+}
+
+Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids,
+                                     std::function<void(Result<int64_t>)> done) {
+  std::string pids = "{";
+  for (size_t i = 0; i < lost_worker_pids.size(); ++i) {
+    if (i > 0) pids.push_back(',');
+    pids += std::to_string(lost_worker_pids[i]);
+  }
+  pids.push_back('}');
+  db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), std::move(pids)};
+  return pool_.execute(kCloseLostRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    if (!outcome.ok()) {
+      done(error_of(*outcome.error));
+      return;
+    }
+    int64_t closed = 0;
+    if (outcome.rows() > 0) {
+      std::string_view n = outcome.text(0, 0);
+      std::from_chars(n.data(), n.data() + n.size(), closed);
+    }
+    done(closed);
+  });
 }
 
 Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& user_id,

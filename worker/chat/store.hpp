@@ -25,6 +25,20 @@
 
 namespace chatstream::chat {
 
+// Who owns the runs this store starts (the durable-run columns of sql/004_durable_runs.sql).
+struct RunOwner {
+  std::string instance_id;
+  int master_pid = 0;
+  uint64_t lease_ms = 20000;  // a running run not renewed for this long has lost its owner
+};
+
+// One run's part of a checkpoint: the answer text produced since its last checkpoint.
+struct CheckpointEntry {
+  Uuid run_id;
+  std::string_view appended;  // valid until the statement is sent (copied into it)
+  uint64_t tokens = 0;
+};
+
 struct RunStart {
   Uuid run_id;
   Uuid session_id;
@@ -60,7 +74,7 @@ struct StoredMessage {
 
 class Store {
  public:
-  Store(db::Pool& pool, TimerWheel& wheel);
+  Store(db::Pool& pool, TimerWheel& wheel, RunOwner owner = {});
   ~Store();
 
   using Ticket = db::Pool::Ticket;
@@ -79,6 +93,14 @@ class Store {
   // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.
   Ticket session_messages(const Uuid& session_id, const std::string& user_id,
                           std::function<void(Result<std::vector<StoredMessage>>&)> done);
+  // One statement for every running run of the worker: appends each one's new answer text to its
+  // checkpoint and renews the lease of all of them.
+  Ticket checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done);
+  // Closes the runs whose owner is gone — those of an earlier incarnation of this instance, of its
+  // dead workers (`lost_worker_pids`), and of any instance whose lease ran out — with status error,
+  // code worker_lost and the text of their last checkpoint as the assistant message. `done` gets how
+  // many were closed.
+  Ticket close_lost_runs(const std::vector<int>& lost_worker_pids, std::function<void(Result<int64_t>)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
   // A run that ends while its start statement is in flight: the statement is left to finish (it may
   // commit the run's row), then `end` is written if it did; the run's own callback is not called.
@@ -98,6 +120,7 @@ class Store {
 
   db::Pool& pool_;
   TimerWheel& wheel_;
+  RunOwner owner_;
   std::deque<RunEnd> pending_;  // finishing writes waiting for the database to come back
   std::unordered_map<Ticket, RunEnd> abandoned_starts_;
   Timer retry_timer_;

@@ -178,6 +178,11 @@ std::string SharedMetrics::render_prometheus() const {
           "Conversation writes kept in memory because the database was unavailable (retried).",
           Counter::kPersistDeferred);
   counter("chatstream_persist_lost_total", "Conversation writes that could not be saved.", Counter::kPersistLost);
+  counter("chatstream_checkpoint_statements_total",
+          "Checkpoint statements (one per worker per --checkpoint-interval, for all of its runs).",
+          Counter::kCheckpointStatements);
+  counter("chatstream_worker_lost_runs_total", "Runs closed as worker_lost because their worker was gone.",
+          Counter::kRunsClosedLost);
 
   help(out, "chatstream_workers", "gauge", "Worker processes running.");
   line(out, "chatstream_workers", "", static_cast<uint64_t>(std::max<int64_t>(0, m.workers_running.load())));

@@ -43,6 +43,8 @@ enum class Counter : uint32_t {
   kDbQueries,
   kPersistDeferred,
   kPersistLost,
+  kCheckpointStatements,
+  kRunsClosedLost,
   kCount
 };
 

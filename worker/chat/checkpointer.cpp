@@ -1,0 +1,73 @@
+#include "chat/checkpointer.hpp"
+
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+
+namespace chatstream::chat {
+
+Checkpointer::Checkpointer(TimerWheel& wheel, Store& store, RunRegistry& registry, uint64_t interval_ms,
+                           std::vector<int> lost_worker_pids)
+    : wheel_(wheel),
+      store_(store),
+      registry_(registry),
+      interval_ms_(interval_ms),
+      lost_worker_pids_(std::move(lost_worker_pids)),
+      timer_(&Checkpointer::on_tick, this) {}
+
+Checkpointer::~Checkpointer() { stop(); }
+
+void Checkpointer::start() {
+  stopped_ = false;
+  sweep();  // what a dead worker or an earlier incarnation left running is closed at once
+  wheel_.schedule_in(timer_, interval_ms_);
+}
+
+void Checkpointer::stop() {
+  stopped_ = true;
+  wheel_.cancel(timer_);
+  if (checkpoint_in_flight_) store_.cancel(checkpoint_in_flight_);
+  if (sweep_in_flight_) store_.cancel(sweep_in_flight_);
+  checkpoint_in_flight_ = sweep_in_flight_ = 0;
+}
+
+void Checkpointer::on_tick(void* opaque) {
+  auto* self = static_cast<Checkpointer*>(opaque);
+  self->write_checkpoint();
+  if (++self->ticks_ % kSweepEvery == 0) self->sweep();
+  // From the previous deadline: the interval does not drift by the time callbacks take.
+  self->wheel_.schedule(self->timer_, self->timer_.deadline_ms() + self->interval_ms_);
+}
+
+void Checkpointer::write_checkpoint() {
+  if (checkpoint_in_flight_) return;  // the database is slow: the next one carries both intervals' text
+  std::vector<CheckpointEntry> entries;
+  std::vector<std::pair<Uuid, size_t>> written;  // run, answer bytes covered once this one commits
+  for (Run* run : registry_.snapshot()) {
+    if (!run->persisted()) continue;
+    std::string_view answer = run->answer();
+    entries.push_back({run->id(), answer.substr(run->checkpointed_bytes()), run->tokens()});
+    written.emplace_back(run->id(), answer.size());
+  }
+  if (entries.empty()) return;
+  obs::add(obs::Counter::kCheckpointStatements);
+  checkpoint_in_flight_ = store_.checkpoint(entries, [this, written = std::move(written)](Status saved) {
+    checkpoint_in_flight_ = 0;
+    if (!saved) return;  // nothing was appended: the next checkpoint sends the same text again
+    for (const auto& [id, bytes] : written) {
+      if (Run* run = registry_.find(id)) run->checkpointed(bytes);
+    }
+  });
+}
+
+void Checkpointer::sweep() {
+  if (sweep_in_flight_) return;
+  sweep_in_flight_ = store_.close_lost_runs(lost_worker_pids_, [this](Result<int64_t> closed) {
+    sweep_in_flight_ = 0;
+    if (closed && *closed > 0) {
+      obs::add(obs::Counter::kRunsClosedLost, static_cast<uint64_t>(*closed));
+      log::warn("closed runs whose worker is gone (worker_lost)", log::field("runs", static_cast<long long>(*closed)));
+    }
+  });
+}
+
+}  // namespace chatstream::chat
