@@ -329,11 +329,15 @@ const state = {
 };
 
 function saveSession(id) {
+  const changed = state.sessionId !== id;
   state.sessionId = id;
   const s = storage();
-  if (!s) return;
-  if (id) s.setItem(SESSION_KEY, id);
-  else s.removeItem(SESSION_KEY);
+  if (s) {
+    if (id) s.setItem(SESSION_KEY, id);
+    else s.removeItem(SESSION_KEY);
+  }
+  // The conversation list (conversations.js) highlights the open conversation.
+  if (changed) window.dispatchEvent(new CustomEvent('chatstream:session', { detail: { id } }));
 }
 
 function isNearBottom() {
@@ -469,6 +473,7 @@ async function send(message, { retry = false } = {}) {
       showError(words);
     }
   } finally {
+    window.dispatchEvent(new CustomEvent('chatstream:run-ended')); // the list shows the new answer
     if (state.run === run) {
       state.run = null;
       setBusy(false);
@@ -644,6 +649,16 @@ ui.retry.addEventListener('click', () => {
 });
 
 ui.newChat.addEventListener('click', newChat);
+// The conversation list (conversations.js) opens a stored conversation, or a new chat (id null).
+window.addEventListener('chatstream:open', (e) => {
+  const id = e.detail?.id || null;
+  if (id && id === state.sessionId && !state.run) return;
+  newChat();
+  if (id) {
+    saveSession(id);
+    loadHistory();
+  }
+});
 
 for (const button of document.querySelectorAll('.suggestion')) {
   button.addEventListener('click', () => send(button.textContent));

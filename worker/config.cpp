@@ -6,7 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <fstream>
+#include <iterator>
 #include <map>
+
+#include "auth/jwt_verifier.hpp"
 
 namespace chatstream {
 
@@ -295,6 +299,38 @@ const std::vector<Option>& options() {
          c.keepalive_timeout_ms = *ms;
          return {};
        }},
+      {"jwt-secret", "SECRET", "sign-in: HS256 secret of the bearer tokens (at least 32 bytes); never logged",
+       [](Config& c, const std::string& v) -> Status {
+         c.jwt_secret = v;
+         return {};
+       }},
+      {"jwt-public-key", "FILE", "sign-in: PEM public key(s) of RS256/ES256 bearer tokens (several during a rollover)",
+       [](Config& c, const std::string& v) -> Status {
+         c.jwt_public_key_path = v;
+         return {};
+       }},
+      {"jwt-issuer", "ISS", "sign-in: required iss claim (default: not checked)",
+       [](Config& c, const std::string& v) -> Status {
+         c.jwt_issuer = v;
+         return {};
+       }},
+      {"jwt-audience", "AUD", "sign-in: required aud claim (default: not checked)",
+       [](Config& c, const std::string& v) -> Status {
+         c.jwt_audience = v;
+         return {};
+       }},
+      {"jwt-leeway", "DUR", "sign-in: clock skew allowed on exp and nbf (default 30s)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms > 3600000) return Error{"must be at most 1h"};
+         c.jwt_leeway_ms = *ms;
+         return {};
+       }},
+      {"max-active-runs-per-user", "N", "running answers per user across workers, more get 429 (default 4, 0 = no limit)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_integer(v, 0, 100000), [&](auto n) { c.max_active_runs_per_user = static_cast<size_t>(n); });
+       }},
       {"drain-timeout", "DUR", "on SIGTERM, time running streams get to finish (default 30s)",
        [](Config& c, const std::string& v) {
          return assign(parse_duration_ms(v), [&](auto ms) { c.drain_timeout_ms = ms; });
@@ -349,10 +385,32 @@ Status validate(Config& config) {
   if (config.run_timeout_ms != 0 && config.token_timeout_ms > config.run_timeout_ms) {
     return Error{"--token-timeout must not exceed --run-timeout"};
   }
+  if (!config.jwt_public_key_path.empty()) {
+    std::ifstream file(config.jwt_public_key_path, std::ios::binary);
+    if (!file) return Error{"--jwt-public-key: cannot read " + config.jwt_public_key_path};
+    config.jwt_public_key_pem.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  if (config.sign_in()) {
+    auto verifier = auth::JwtVerifier::create(jwt_settings(config));
+    if (!verifier) {
+      return Error{(config.jwt_public_key_path.empty() ? std::string("--jwt-secret: ") : "--jwt-secret/--jwt-public-key: ") +
+                   verifier.error().message};
+    }
+  }
   return {};
 }
 
 }  // namespace
+
+auth::JwtSettings jwt_settings(const Config& config) {
+  auth::JwtSettings settings;
+  settings.hs256_secret = config.jwt_secret;
+  settings.public_keys_pem = config.jwt_public_key_pem;
+  settings.issuer = config.jwt_issuer;
+  settings.audience = config.jwt_audience;
+  settings.leeway_s = static_cast<int64_t>(config.jwt_leeway_ms / 1000);
+  return settings;
+}
 
 Result<uint64_t> parse_duration_ms(const std::string& text) {
   std::string number = text;

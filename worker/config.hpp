@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/jwt_verifier.hpp"
 #include "core/result.hpp"
 
 namespace chatstream {
@@ -79,6 +80,17 @@ struct Config {
   int llm_max_retries = 3;
   int llm_max_tool_turns = 10;
 
+  // Sign-in (worker/auth). With neither a secret nor a public key, sign-in is off: one anonymous user.
+  // The secret and the key are never logged nor shown.
+  std::string jwt_secret;           // HS256
+  std::string jwt_public_key_path;  // PEM file: RS256 (RSA) and/or ES256 (EC P-256) public keys
+  std::string jwt_public_key_pem;   // its contents, read once at start
+  std::string jwt_issuer;           // checked when set
+  std::string jwt_audience;         // checked when set
+  uint64_t jwt_leeway_ms = 30000;   // clock skew allowed on exp and nbf
+  size_t max_active_runs_per_user = 4;  // running runs of one user across workers (sign-in on), 0 = no limit
+  bool sign_in() const { return !jwt_secret.empty() || !jwt_public_key_path.empty(); }
+
   // Process model.
   uint64_t drain_timeout_ms = 30000;
   std::string log_level = "info";
@@ -97,6 +109,9 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
 
 // The text printed by `chatstream --help`.
 std::string help_text();
+
+// The verifier settings of the sign-in flags (Config::sign_in()).
+auth::JwtSettings jwt_settings(const Config& config);
 
 // Parses "1.5", "1.5s", "500ms", "2m" into milliseconds.
 Result<uint64_t> parse_duration_ms(const std::string& text);

@@ -248,6 +248,10 @@ int run_master(const Config& config) {
     log::info("no database configured: answers are streamed but not stored, and there is no retrieval "
               "(set --database-url or DATABASE_URL)");
   }
+  if (!config.sign_in()) {
+    log::info("sign-in is off: every request is the one anonymous user "
+              "(set --jwt-secret or --jwt-public-key to require bearer tokens)");
+  }
   int status = Master(config, *fd, metrics).run();
   if (config.listen.is_unix) unlink(config.listen.host.c_str());
   return status;

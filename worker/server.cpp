@@ -66,7 +66,18 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
     store_ = std::make_unique<chat::Store>(*pool_, wheel_, owner);
     checkpointer_ = std::make_unique<chat::Checkpointer>(wheel_, *store_, registry_, config.checkpoint_interval_ms,
                                                          origin.lost_worker_pids);
+    conversations_ = std::make_unique<chat::Conversations>(*pool_);
   }
+
+  std::unique_ptr<auth::JwtVerifier> verifier;
+  if (config.sign_in()) {
+    // The master checked the settings at start. Should they fail here all the same (the key file
+    // changed since), sign-in stays required and every protected request is refused: closed, not open.
+    auto created = auth::JwtVerifier::create(jwt_settings(config));
+    if (created) verifier = std::move(*created);
+    else log::error("sign-in settings rejected", log::field("error", created.error().message));
+  }
+  sign_in_ = std::make_unique<auth::SignIn>(config.sign_in(), std::move(verifier));
 
   sse::StreamSettings stream;
   stream.heartbeat_ms = config.heartbeat_ms;
@@ -98,7 +109,9 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
   sigint_.data = this;
   uv_signal_start(&sigint_, &Server::on_signal, SIGINT);
   handler_context_.reset(new handler::HandlerContext{*run_env_, registry_, store_.get(), pool_.get(), *provider_,
-                                                     graveyard_, static_cast<const handler::WorkerState&>(*this)});
+                                                     graveyard_, static_cast<const handler::WorkerState&>(*this),
+                                                     *sign_in_, conversations_.get(),
+                                                     config.max_active_runs_per_user, config.run_timeout_ms});
   handler::add_routes(router_, *handler_context_);
 }
 
@@ -174,7 +187,7 @@ void Server::on_prepare(uv_prepare_t* handle) {
 // Requests (handlers in handler/)
 
 void Server::dispatch(http::Connection& connection, http::Request& request) {
-  handler::dispatch(router_, connection, request);
+  handler::dispatch(router_, *handler_context_, connection, request);
 }
 
 // "<run_id> <reason>" (reason: cancel_request, interrupted).

@@ -100,6 +100,8 @@ class Server final : private http::Host, private handler::WorkerState {
   std::unique_ptr<llm::Provider> provider_;
   std::unique_ptr<db::Pool> pool_;    // null without a database
   std::unique_ptr<chat::Store> store_;
+  std::unique_ptr<chat::Conversations> conversations_;  // null without a database
+  std::unique_ptr<auth::SignIn> sign_in_;
   std::unique_ptr<chat::Checkpointer> checkpointer_;
   Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
   std::unique_ptr<chat::RunEnvironment> run_env_;

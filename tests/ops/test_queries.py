@@ -28,7 +28,7 @@ LOCAL = {"schema_migrations"}
 
 # How a part of a statement names the session key of each distributed table.
 KEYED = {
-    "sessions": [r"\bINSERT INTO sessions \(id\) VALUES \(\$\d+\)", r"\bs\.id = \$\d+", r"\bWHERE id = \$\d+"],
+    "sessions": [r"\bINSERT INTO sessions \(id\b[^)]*\) VALUES \(\$\d+\b", r"\bs\.id = \$\d+", r"\bWHERE id = \$\d+"],
     "runs": [r"\bsession_id = \$\d+", r"\bINSERT INTO runs \([^)]*\bsession_id\b"],
     "messages": [r"\bsession_id = \$\d+", r"\bsession_id = s\.id\b", r"\bINSERT INTO messages \([^)]*\bsession_id\b"],
 }
@@ -39,6 +39,13 @@ DECLARED_FAN_OUT = {
         "POST /chat/cancel knows only the run id (the protocol's cancel body is {run_id}); the lookup "
         "runs on every shard, once per press of a stop button, and finds at most one row. Keying it "
         "needs the session id in the cancel request (docs/scaling.md, 'What is not keyed').",
+    "count(*) FROM runs\n        WHERE user_id = $1":
+        "the per-user limit (--max-active-runs-per-user) counts a user's running runs over all of their "
+        "sessions: once per new run, on the small partial index of running runs of each shard. Keyed "
+        "by session it could not see the user's other conversations.",
+    "FROM sessions s\nWHERE s.user_id = $1":
+        "GET /sessions lists one user's conversations, newest first, one page at a time: a user's "
+        "sessions live on many shards; an index on (user_id, updated_at) answers it on each.",
     "checkpoint = r.checkpoint || v.appended":
         "the checkpoint is one statement per worker per --checkpoint-interval for all of that worker's "
         "runs, whatever their sessions: batching across sessions is its point (a distributed database "

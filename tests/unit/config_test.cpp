@@ -399,5 +399,54 @@ TEST(HelpText, ExplainsDurations) {
   EXPECT_NE(help_text().find("15, 1.5s, 500ms, 2m"), std::string::npos);
 }
 
+TEST(ParseCommandLine, SignInIsOffByDefault) {
+  auto parsed = serve({});
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->config.sign_in());
+  EXPECT_EQ(parsed->config.jwt_leeway_ms, 30000u);
+  EXPECT_EQ(parsed->config.max_active_runs_per_user, 4u);
+}
+
+TEST(ParseCommandLine, SignInFlagsAndVariables) {
+  const std::string secret(40, 'k');
+  auto parsed = serve({"--jwt-issuer", "https://login.example", "--jwt-audience", "chatstream", "--jwt-leeway", "5s",
+                       "--max-active-runs-per-user", "2"},
+                      Environment{"CHATSTREAM_JWT_SECRET=" + secret});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->config.sign_in());
+  EXPECT_EQ(parsed->config.jwt_secret, secret);
+  EXPECT_EQ(parsed->config.jwt_issuer, "https://login.example");
+  EXPECT_EQ(parsed->config.jwt_audience, "chatstream");
+  EXPECT_EQ(parsed->config.jwt_leeway_ms, 5000u);
+  EXPECT_EQ(parsed->config.max_active_runs_per_user, 2u);
+  EXPECT_EQ(jwt_settings(parsed->config).leeway_s, 5);
+}
+
+TEST(ParseCommandLine, BadSignInSettingsStopTheStartWithoutShowingTheSecret) {
+  std::string message = error_of({"--jwt-secret", "too-short-secret"});
+  EXPECT_NE(message.find("--jwt-secret"), std::string::npos) << message;
+  EXPECT_EQ(message.find("too-short-secret"), std::string::npos) << message;
+  message = error_of({"--jwt-public-key", "/nonexistent/key.pem"});
+  EXPECT_NE(message.find("--jwt-public-key"), std::string::npos) << message;
+  char path[] = "/tmp/chatstream-config-test-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "not a key\n", 10), 10);
+  close(fd);
+  message = error_of({"--jwt-public-key", path});
+  unlink(path);
+  EXPECT_NE(message.find("PEM"), std::string::npos) << message;
+  EXPECT_NE(error_of({"--jwt-leeway", "2h"}).find("--jwt-leeway"), std::string::npos);
+  EXPECT_NE(error_of({"--max-active-runs-per-user", "-1"}).find("--max-active-runs-per-user"), std::string::npos);
+}
+
+TEST(ParseCommandLine, HelpListsTheSignInFlags) {
+  std::string help = help_text();
+  for (const char* name : {"--jwt-secret", "CHATSTREAM_JWT_SECRET", "--jwt-public-key", "CHATSTREAM_JWT_PUBLIC_KEY",
+                           "--jwt-issuer", "--jwt-audience", "--jwt-leeway", "--max-active-runs-per-user"}) {
+    EXPECT_NE(help.find(name), std::string::npos) << name;
+  }
+}
+
 }  // namespace
 }  // namespace chatstream

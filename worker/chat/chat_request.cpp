@@ -189,4 +189,29 @@ Status parse_cancel_request(http::Request& request, CancelRequest* out) {
   return {};
 }
 
+Status parse_rename_request(http::Request& request, std::string* title) {
+  bool has_title = false;
+  Status parsed = for_each_field(request, [&](std::string_view key, simdjson::dom::element value)
+                                           -> std::optional<std::string> {
+    if (key != "title") return std::nullopt;
+    if (auto problem = read_string(value, key, title)) return problem;
+    has_title = true;
+    return std::nullopt;
+  });
+  if (!parsed) return parsed;
+  if (!has_title) return Error{Errc::kBadRequest, "'title' is required"};
+  size_t first = title->find_first_not_of(" \t\r\n"), last = title->find_last_not_of(" \t\r\n");
+  if (first == std::string::npos) return Error{Errc::kBadRequest, "'title' must not be empty"};
+  *title = title->substr(first, last - first + 1);
+  size_t chars = 0;
+  for (unsigned char c : *title) {
+    if (c < 0x20 || c == 0x7f) return Error{Errc::kBadRequest, "'title' must be one line without control characters"};
+    if ((c & 0xc0) != 0x80) ++chars;  // UTF-8: count the first byte of each character
+  }
+  if (chars > kMaxTitleChars) {
+    return Error{Errc::kBadRequest, "'title' must be at most " + std::to_string(kMaxTitleChars) + " characters"};
+  }
+  return {};
+}
+
 }  // namespace chatstream::chat

@@ -21,6 +21,7 @@ enum class Multitask : uint8_t {
 };
 
 struct ChatRequest {
+  std::string user_id;  // who asks (http::Request::user_id, auth/sign_in.hpp); owns the session and the run
   std::string message;
   std::optional<Uuid> session_id;
   Multitask multitask = Multitask::kReject;
@@ -42,5 +43,8 @@ Status parse_chat_request(http::Request& request, ChatRequest* out);
 // the session to continue from `session_id` in the body or the X-Chatstream-Session-Id header.
 Status parse_openai_request(http::Request& request, ChatRequest* out);
 Status parse_cancel_request(http::Request& request, CancelRequest* out);
+// PATCH /sessions/{id}: {"title": "…"}, trimmed, 1 to kMaxTitleChars characters, no control characters.
+inline constexpr size_t kMaxTitleChars = 200;
+Status parse_rename_request(http::Request& request, std::string* title);
 
 }  // namespace chatstream::chat

@@ -45,6 +45,7 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
       multitask_(request.multitask),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
+      user_id_(std::move(request.user_id)),
       message_(std::move(request.message)),
       watchdog_(&Run::on_watchdog, this),
       started_us_(monotonic_us()),
@@ -86,7 +87,7 @@ void Run::open() {
 // recent history for the provider — or says that the session is busy with another run.
 void Run::send_start() {
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
-                 env_.history_chars};
+                 env_.history_chars, user_id_};
   starting_ = true;
   ticket_ = env_.store->start_run(start, [this](Result<RunStarted>& started) { on_started(started); });
 }
@@ -116,7 +117,7 @@ void Run::on_session_busy(const Uuid& running_run) {
       if (Run* running = env_.registry.find(running_run)) {
         running->cancel("interrupted");
       } else {
-        env_.store->cancel_everywhere(running_run, "interrupted", [](Status) {});
+        env_.store->cancel_everywhere(running_run, user_id_, "interrupted", [](Status) {});
       }
       break;
     case Multitask::kEnqueue:

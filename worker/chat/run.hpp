@@ -63,6 +63,8 @@ class Run final : public Reclaimable,
   void shut_down();
 
   const Uuid& id() const { return id_; }
+  // The user the run belongs to (POST /chat/cancel finds only one's own runs).
+  const std::string& user_id() const { return user_id_; }
   // For checkpoints: whether the run's row exists, the answer so far, and how much of it is stored.
   bool persisted() const { return persisted_ && status_ == RunStatus::kRunning; }
   std::string_view answer() const { return answer_; }
@@ -126,6 +128,7 @@ class Run final : public Reclaimable,
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
   Uuid session_id_;
+  std::string user_id_;
   char id_text_[36];
   char session_text_[36];
   std::string message_;

@@ -45,12 +45,13 @@ std::string number(double value) {
 
 constexpr const char* kStartRunSql = R"sql(
 WITH s AS (
-  INSERT INTO sessions (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET updated_at = now()
+  INSERT INTO sessions (id, user_id, title) VALUES ($1, $10, left(regexp_replace(btrim($5), '\s+', ' ', 'g'), 100))
+  ON CONFLICT (id) DO UPDATE SET updated_at = now() WHERE sessions.user_id = $10
   RETURNING id, language
 ), r AS (
   -- At most one running run per session (runs_one_running_per_session): a busy session starts nothing.
-  INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until)
-  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond' FROM s
+  INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until, user_id)
+  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond', $10 FROM s
   ON CONFLICT (session_id) WHERE status = 'running' DO NOTHING
   RETURNING id
 ), m AS (
@@ -126,13 +127,14 @@ std::string text_array(const std::vector<std::string_view>& values) {
 }
 
 constexpr const char* kCancelSql =
-    "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $2) FROM runs WHERE id = $1 AND status = 'running'";
+    "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
+    "WHERE id = $1 AND user_id = $2 AND status = 'running'";
 
 constexpr const char* kMessagesSql = R"sql(
 SELECT m.id, m.role, m.content, m.status,
        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text
 FROM sessions s LEFT JOIN messages m ON m.session_id = s.id
-WHERE s.id = $1
+WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql";
 }  // namespace
 
@@ -150,7 +152,8 @@ Store::~Store() {
 Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done) {
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
                     std::to_string(getpid()), start.message, std::to_string(start.history_messages),
-                    owner_.instance_id, std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms)};
+                    owner_.instance_id, std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms),
+                    start.user_id};
   size_t budget = start.history_chars;
   auto ticket = std::make_shared<Ticket>(0);
   *ticket = pool_.execute(kStartRunSql, std::move(params), [this, ticket, done = std::move(done), budget](
@@ -165,6 +168,12 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
     if (!outcome.ok()) {
       Result<RunStarted> failed = error_of(*outcome.error);
       done(failed);
+      return;
+    }
+    if (outcome.rows() == 0) {
+      // The session exists and is another user's (checked before the run started; this is the race).
+      Result<RunStarted> foreign = Error{Errc::kNotFound, "No such session"};
+      done(foreign);
       return;
     }
     RunStarted started;
@@ -357,8 +366,10 @@ Store::Ticket Store::running_run(const Uuid& session_id, std::function<void(Resu
   });
 }
 
-Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::string_view reason, std::function<void(Status)> done) {
-  return pool_.execute(kCancelSql, {run_id.to_string(), std::string(reason)}, [done = std::move(done)](db::QueryOutcome& outcome) {
+Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& user_id, std::string_view reason,
+                                      std::function<void(Status)> done) {
+  return pool_.execute(kCancelSql, {run_id.to_string(), user_id, std::string(reason)},
+                       [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));
     else if (outcome.rows() == 0) done(Error{Errc::kNotFound, "No run in progress with this run_id"});
@@ -367,8 +378,9 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, std::string_view reas
 }
 
 Store::Ticket Store::session_messages(
-    const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done) {
-  return pool_.execute(kMessagesSql, {session_id.to_string()}, [done = std::move(done)](db::QueryOutcome& outcome) {
+    const Uuid& session_id, const std::string& user_id,
+    std::function<void(Result<std::vector<StoredMessage>>&)> done) {
+  return pool_.execute(kMessagesSql, {session_id.to_string(), user_id}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok() || outcome.rows() == 0) {
       Result<std::vector<StoredMessage>> failed =

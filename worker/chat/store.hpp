@@ -46,6 +46,7 @@ struct RunStart {
   std::string provider;
   size_t history_messages = 10;
   size_t history_chars = 6000;
+  std::string user_id = "anonymous";  // the owner: a new session is theirs, another's is kNotFound
 };
 
 struct RunStarted {
@@ -89,12 +90,14 @@ class Store {
   using SavedCallback = std::function<void(Result<int64_t> message_id)>;
   void finish_run(RunEnd end, SavedCallback saved = nullptr);
   // NOTIFY the worker that owns `run_id` (its readers are told `reason`: cancel_request,
-  // interrupted); kNotFound when no such run is running.
-  Ticket cancel_everywhere(const Uuid& run_id, std::string_view reason, std::function<void(Status)> done);
+  // interrupted); kNotFound when no such run of `user_id` is running.
+  Ticket cancel_everywhere(const Uuid& run_id, const std::string& user_id, std::string_view reason,
+                           std::function<void(Status)> done);
   // The running run of a session, if any.
   Ticket running_run(const Uuid& session_id, std::function<void(Result<std::optional<Uuid>>)> done);
-  // Messages of a session, oldest first; kNotFound for an unknown session.
-  Ticket session_messages(const Uuid& session_id, std::function<void(Result<std::vector<StoredMessage>>&)> done);
+  // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.
+  Ticket session_messages(const Uuid& session_id, const std::string& user_id,
+                          std::function<void(Result<std::vector<StoredMessage>>&)> done);
   // One statement for every running run of the worker: appends each one's new answer text to its
   // checkpoint and renews the lease of all of them.
   Ticket checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done);

@@ -24,6 +24,10 @@ enum class Errc : uint8_t {
   kUnsupportedMediaType,
   kHeadersTooLarge,
   kRunInProgress,
+  // Sign-in and ownership (worker/auth).
+  kUnauthorized,
+  kForbidden,
+  kTooManyRuns,
   // Capacity and lifecycle.
   kOverloaded,
   kShutdown,

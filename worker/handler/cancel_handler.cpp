@@ -21,7 +21,8 @@ void add_cancel_routes(http::Router& router, HandlerContext& context) {
     }
     std::string body;
     json::Object(body).field("run_id", cancel.run_id.to_string()).field("cancelled", true).close();
-    if (chat::Run* run = context.registry.find(cancel.run_id)) {
+    // Another user's run is not found, here or through the database.
+    if (chat::Run* run = context.registry.find(cancel.run_id); run && run->user_id() == request.user_id) {
       run->cancel();
       connection.respond(200, "application/json", body);
       return;
@@ -31,7 +32,8 @@ void add_cancel_routes(http::Router& router, HandlerContext& context) {
       return;
     }
     auto* response = http::DeferredResponse::attach(connection, context.graveyard);
-    uint64_t ticket = context.store->cancel_everywhere(cancel.run_id, "cancel_request", [response, body](Status found) {
+    uint64_t ticket = context.store->cancel_everywhere(cancel.run_id, request.user_id, "cancel_request",
+                                                       [response, body](Status found) {
       http::Connection* connection = response->take();
       if (!connection) return;
       if (!found) connection->respond_error(found.error().code, found.error().message);

@@ -12,7 +12,7 @@ void start_run(HandlerContext& context, http::Connection& connection, chat::Chat
     connection.respond_error(Errc::kShutdown, "The server is restarting. Please retry shortly.");
     return;
   }
-  chat::Run::start(context.runs, connection, std::move(request), mode);
+  admit_run(context, connection, std::move(request), mode);
 }
 
 }  // namespace
@@ -25,6 +25,7 @@ void add_chat_routes(http::Router& router, HandlerContext& context) {
         connection.respond_error(parsed.error().code, parsed.error().message);
         return;
       }
+      chat_request.user_id = request.user_id;
       start_run(context, connection, std::move(chat_request), mode);
     };
   };
@@ -37,6 +38,7 @@ void add_chat_routes(http::Router& router, HandlerContext& context) {
                  connection.respond_error(parsed.error().code, parsed.error().message);
                  return;
                }
+               chat_request.user_id = request.user_id;
                chat::RunMode mode = chat_request.stream ? chat::RunMode::kOpenAIStream : chat::RunMode::kOpenAIJson;
                start_run(context, connection, std::move(chat_request), mode);
              });

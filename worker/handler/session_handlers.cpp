@@ -1,4 +1,5 @@
-// GET /sessions/{id}/messages: a stored conversation, oldest message first.
+// GET /sessions/{id}/messages: a stored conversation of the request's user, oldest message first
+// (another user's is not found).
 #include "handler/context.hpp"
 #include "http/deferred_response.hpp"
 #include "json/writer.hpp"
@@ -33,7 +34,7 @@ std::string messages_body(std::string_view session_id, const std::vector<chat::S
 
 void add_session_routes(http::Router& router, HandlerContext& context) {
   router.add("GET", "/sessions/{id}/messages",
-             [&context](http::Connection& connection, http::Request&, const http::RouteParams& params) {
+             [&context](http::Connection& connection, http::Request& request, const http::RouteParams& params) {
                auto session_id = Uuid::parse(params.get("id"));
                if (!context.store) {
                  connection.respond_error(Errc::kNotFound, "Conversations are not kept: no database configured");
@@ -46,7 +47,7 @@ void add_session_routes(http::Router& router, HandlerContext& context) {
                auto* response = http::DeferredResponse::attach(connection, context.graveyard);
                std::string id_text = session_id->to_string();
                uint64_t ticket = context.store->session_messages(
-                   *session_id, [response, id_text](Result<std::vector<chat::StoredMessage>>& messages) {
+                   *session_id, request.user_id, [response, id_text](Result<std::vector<chat::StoredMessage>>& messages) {
                      http::Connection* connection = response->take();
                      if (!connection) return;
                      if (!messages) {

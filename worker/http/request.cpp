@@ -10,6 +10,8 @@ void Request::clear() {
   query.clear();
   content_type.clear();
   session_header.clear();
+  authorization.clear();
+  user_id.clear();
   // A long-lived stream should not keep a large request body allocated.
   if (body.capacity() > 1024) std::string().swap(body);
   else body.clear();

@@ -12,6 +12,8 @@ struct Request {
   std::string query;
   std::string content_type;  // as sent, empty when absent
   std::string session_header;  // X-Chatstream-Session-Id (OpenAI-compatible clients)
+  std::string authorization;    // the Authorization header as sent (never logged)
+  std::string user_id;          // set by the sign-in check (auth/request_user.hpp) before a handler runs
   std::string body;          // capacity leaves simdjson's padding after size()
   bool keep_alive = true;
   int http_major = 1;

@@ -90,11 +90,14 @@ void count_response(int status) {
   Counter counter;
   switch (status) {
     case 400: counter = Counter::kResponses400; break;
+    case 401: counter = Counter::kResponses401; break;
+    case 403: counter = Counter::kResponses403; break;
     case 404: counter = Counter::kResponses404; break;
     case 405: counter = Counter::kResponses405; break;
     case 408: counter = Counter::kResponses408; break;
     case 413: counter = Counter::kResponses413; break;
     case 415: counter = Counter::kResponses415; break;
+    case 429: counter = Counter::kResponses429; break;
     case 431: counter = Counter::kResponses431; break;
     default: counter = status >= 500 ? Counter::kResponses5xx : Counter::kResponses2xx;
   }
@@ -196,9 +199,10 @@ std::string SharedMetrics::render_prometheus() const {
 
   help(out, "chatstream_http_responses_total", "counter", "HTTP responses by status.");
   static const std::pair<const char*, Counter> kStatuses[] = {
-      {"2xx", Counter::kResponses2xx}, {"400", Counter::kResponses400}, {"404", Counter::kResponses404},
+      {"2xx", Counter::kResponses2xx}, {"400", Counter::kResponses400}, {"401", Counter::kResponses401},
+      {"403", Counter::kResponses403}, {"404", Counter::kResponses404},
       {"405", Counter::kResponses405}, {"408", Counter::kResponses408}, {"413", Counter::kResponses413},
-      {"415", Counter::kResponses415}, {"431", Counter::kResponses431}, {"5xx", Counter::kResponses5xx}};
+      {"415", Counter::kResponses415}, {"429", Counter::kResponses429}, {"431", Counter::kResponses431}, {"5xx", Counter::kResponses5xx}};
   for (const auto& [code, c] : kStatuses) {
     std::string labels = std::string("{code=\"") + code + "\"}";
     line(out, "chatstream_http_responses_total", labels.c_str(), sum_counter(m, c));
