@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "db/client_error.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 
@@ -10,19 +11,8 @@ namespace chatstream::chat {
 
 namespace {
 
-// What a client is told about a failed statement (the details go to the log), as chat::Store does.
-Error error_of(const db::QueryError& error) {
-  switch (error.code) {
-    case Errc::kOverloaded:
-      return Error{Errc::kOverloaded, "The server is busy. Please retry in a moment."};
-    case Errc::kDatabaseUnavailable:
-      return Error{Errc::kDatabaseUnavailable, "The database is unavailable. Please retry in a moment."};
-    default:
-      log::error("database statement failed",
-                 log::field("error", error.message) + "," + log::field("sqlstate", error.sqlstate));
-      return Error{Errc::kInternal, "Something went wrong while reading the conversations."};
-  }
-}
+// What a client is told about a failed statement (db/client_error.hpp).
+Error error_of(const db::QueryError& error) { return db::client_error(error, "reading the conversations"); }
 
 constexpr const char* kNoSuchSession = "No such session";
 

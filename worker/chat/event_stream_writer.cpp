@@ -6,11 +6,11 @@ namespace chatstream::chat {
 
 namespace {
 
-class EventStreamWriter final : public RunWriter {
+class EventStreamWriter final : public SseRunWriter {
  public:
   EventStreamWriter(http::Connection& connection, TimerWheel& wheel, const sse::StreamSettings& settings,
                     sse::StreamObserver& observer)
-      : connection_(connection), stream_(connection, wheel, settings, observer, sse::Framing::kChatstream) {}
+      : SseRunWriter(connection, wheel, settings, observer, sse::Framing::kChatstream) {}
 
   void open(const RunOpening& opening) override {
     std::string meta;
@@ -22,14 +22,6 @@ class EventStreamWriter final : public RunWriter {
     stream_.open(opening.run_id, std::string_view(meta).substr(1));
   }
 
-  void stage(std::string_view type, std::string_view fields_json) override { stream_.send(type, fields_json); }
-  void token(std::string_view text) override { stream_.send_token(text); }
-  bool attached() const override { return stream_.attached(); }
-
-  void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
-    // Before open() the stream has not taken the connection: the request gets a plain JSON error.
-    connection_.respond_error(error, message, {}, extra_fields);
-  }
 
   void end(const RunOutcome& outcome) override {
     if (!stream_.attached()) return;
@@ -66,10 +58,6 @@ class EventStreamWriter final : public RunWriter {
     sse::StreamEnd end{type, std::string_view(fields).substr(1), {}, {}, {}};
     stream_.close(end, outcome.error == Errc::kSlowConsumer && type == "error");
   }
-
- private:
-  http::Connection& connection_;
-  sse::Stream stream_;
 };
 
 }  // namespace

@@ -6,11 +6,11 @@ namespace chatstream::chat {
 
 namespace {
 
-class OpenAIStreamWriter final : public RunWriter {
+class OpenAIStreamWriter final : public SseRunWriter {
  public:
   OpenAIStreamWriter(http::Connection& connection, TimerWheel& wheel, const sse::StreamSettings& settings,
                      sse::StreamObserver& observer, WriterSettings options)
-      : connection_(connection), stream_(connection, wheel, settings, observer, sse::Framing::kOpenAI), options_(options) {}
+      : SseRunWriter(connection, wheel, settings, observer, sse::Framing::kOpenAI), options_(options) {}
 
   void open(const RunOpening& opening) override {
     std::string headers = "X-Chatstream-Session-Id: ";
@@ -19,14 +19,6 @@ class OpenAIStreamWriter final : public RunWriter {
     stream_.open(opening.run_id, {}, headers);
   }
 
-  void stage(std::string_view type, std::string_view fields_json) override { stream_.send(type, fields_json); }
-  void token(std::string_view text) override { stream_.send_token(text); }
-  bool attached() const override { return stream_.attached(); }
-
-  void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
-    // Before open() the stream has not taken the connection: the request gets a plain JSON error.
-    connection_.respond_error(error, message, {}, extra_fields);
-  }
 
   void end(const RunOutcome& outcome) override {
     if (!stream_.attached()) return;
@@ -42,8 +34,6 @@ class OpenAIStreamWriter final : public RunWriter {
   }
 
  private:
-  http::Connection& connection_;
-  sse::Stream stream_;
   WriterSettings options_;
 };
 

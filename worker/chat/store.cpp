@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "db/client_error.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "rag/search_query.hpp"
@@ -17,19 +18,8 @@ constexpr size_t kMaxPendingWrites = 10000;
 constexpr uint64_t kMaxRetryBackoffMs = 5000;
 constexpr const char* kSavedLater = "The answer could not be saved yet; it will be when the database is back.";
 
-// What a client is told about a failed statement (the details go to the log).
-Error error_of(const db::QueryError& error) {
-  switch (error.code) {
-    case Errc::kOverloaded:
-      return Error{Errc::kOverloaded, "The server is busy. Please retry in a moment."};
-    case Errc::kDatabaseUnavailable:
-      return Error{Errc::kDatabaseUnavailable, "The database is unavailable. Please retry in a moment."};
-    default:
-      log::error("database statement failed",
-                 log::field("error", error.message) + "," + log::field("sqlstate", error.sqlstate));
-      return Error{Errc::kInternal, "Something went wrong while saving the conversation."};
-  }
-}
+// What a client is told about a failed statement (db/client_error.hpp).
+Error error_of(const db::QueryError& error) { return db::client_error(error, "saving the conversation"); }
 
 // A write that failed for lack of a database (not because the statement is wrong) is kept and retried.
 bool retryable(const db::QueryOutcome& outcome) {

@@ -8,6 +8,32 @@
 
 namespace chatstream::chat {
 
+// What the two SSE formats share: an sse::Stream on the connection (attached from construction, so a
+// client that leaves before the stream opens is heard), stages and tokens passed through, and the
+// refusal before open().
+class SseRunWriter : public RunWriter {
+ public:
+  SseRunWriter(http::Connection& connection, TimerWheel& wheel, const sse::StreamSettings& settings,
+               sse::StreamObserver& observer, sse::Framing framing)
+      : connection_(connection), stream_(connection, wheel, settings, observer, framing) {}
+
+  void stage(std::string_view type, std::string_view fields_json) override { stream_.send(type, fields_json); }
+  void token(std::string_view text) override { stream_.send_token(text); }
+  bool attached() const override { return stream_.attached(); }
+
+  void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
+    if (!stream_.attached()) return;  // the client left
+    // The stream lets go of the connection first: the connection may close (and be freed) before
+    // this writer is, once the plain JSON error is written.
+    stream_.abandon();
+    connection_.respond_error(error, message, {}, extra_fields);
+  }
+
+ protected:
+  http::Connection& connection_;
+  sse::Stream stream_;
+};
+
 // chatstream's SSE protocol (docs/protocol.md): meta, stages, token, done / error / cancelled.
 std::unique_ptr<RunWriter> make_event_stream_writer(http::Connection& connection, TimerWheel& wheel,
                                                     const sse::StreamSettings& settings,

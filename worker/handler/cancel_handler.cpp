@@ -7,10 +7,6 @@
 
 namespace chatstream::handler {
 
-namespace {
-void cancel_statement(void* store, uint64_t ticket) { static_cast<chat::Store*>(store)->cancel(ticket); }
-}  // namespace
-
 void add_cancel_routes(http::Router& router, HandlerContext& context) {
   router.add("POST", "/chat/cancel", [&context](http::Connection& connection, http::Request& request,
                                                 const http::RouteParams&) {
@@ -39,7 +35,7 @@ void add_cancel_routes(http::Router& router, HandlerContext& context) {
       if (!found) connection->respond_error(found.error().code, found.error().message);
       else connection->respond(200, "application/json", body);
     });
-    response->waits_for(ticket, &cancel_statement, context.store);
+    response->waits_for(ticket, &cancel_statement<chat::Store>, context.store);
   });
 }
 

@@ -54,6 +54,13 @@ void dispatch(const http::Router& router, const HandlerContext& context, http::C
 // starts at once (nothing to check against).
 void admit_run(HandlerContext& context, http::Connection& connection, chat::ChatRequest request, chat::RunMode mode);
 
+// For http::DeferredResponse::waits_for: cancels statement `ticket` of a chat::Store or
+// chat::Conversations (whatever has cancel(ticket)) when the client leaves first.
+template <typename Statements>
+void cancel_statement(void* statements, uint64_t ticket) {
+  static_cast<Statements*>(statements)->cancel(ticket);
+}
+
 // One registration function per resource (their own files).
 void add_chat_routes(http::Router& router, HandlerContext& context);
 void add_cancel_routes(http::Router& router, HandlerContext& context);

@@ -17,10 +17,6 @@ constexpr size_t kDefaultPage = 20;
 constexpr size_t kMaxPage = 100;
 constexpr const char* kNoDatabase = "Conversations are not kept: no database configured";
 
-void cancel_statement(void* conversations, uint64_t ticket) {
-  static_cast<chat::Conversations*>(conversations)->cancel(ticket);
-}
-
 // `stored` false: no database, nothing is kept (the page then hides its list).
 std::string page_body(const chat::ConversationPage& page, bool stored = true) {
   std::string list = "[";
@@ -92,7 +88,7 @@ void list_sessions(HandlerContext& context, http::Connection& connection, http::
         if (!page) connection->respond_error(page.error().code, page.error().message);
         else connection->respond(200, "application/json", page_body(*page), "Cache-Control: no-store\r\n");
       });
-  response->waits_for(ticket, &cancel_statement, context.conversations);
+  response->waits_for(ticket, &cancel_statement<chat::Conversations>, context.conversations);
 }
 
 }  // namespace
@@ -116,7 +112,7 @@ void add_conversation_routes(http::Router& router, HandlerContext& context) {
     auto* response = http::DeferredResponse::attach(connection, context.graveyard);
     uint64_t ticket =
         context.conversations->rename(*session_id, request.user_id, title, answer_with(response, std::move(body)));
-    response->waits_for(ticket, &cancel_statement, context.conversations);
+    response->waits_for(ticket, &cancel_statement<chat::Conversations>, context.conversations);
   });
 
   router.add("DELETE", "/sessions/{id}", [&context](http::Connection& connection, http::Request& request,
@@ -129,7 +125,7 @@ void add_conversation_routes(http::Router& router, HandlerContext& context) {
     auto* response = http::DeferredResponse::attach(connection, context.graveyard);
     uint64_t ticket =
         context.conversations->remove(*session_id, request.user_id, answer_with(response, std::move(body)));
-    response->waits_for(ticket, &cancel_statement, context.conversations);
+    response->waits_for(ticket, &cancel_statement<chat::Conversations>, context.conversations);
   });
 }
 

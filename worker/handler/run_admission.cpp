@@ -9,9 +9,6 @@
 namespace chatstream::handler {
 
 namespace {
-void cancel_statement(void* conversations, uint64_t ticket) {
-  static_cast<chat::Conversations*>(conversations)->cancel(ticket);
-}
 // A `running` row older than the run timeout plus this is a dead worker's, not a live run.
 constexpr uint64_t kRunAgeMarginMs = 5000;
 }  // namespace
@@ -39,7 +36,7 @@ void admit_run(HandlerContext& context, http::Connection& connection, chat::Chat
         }
         chat::Run::start(context.runs, *connection, std::move(*pending), mode);
       });
-  response->waits_for(ticket, &cancel_statement, context.conversations);
+  response->waits_for(ticket, &cancel_statement<chat::Conversations>, context.conversations);
 }
 
 }  // namespace chatstream::handler

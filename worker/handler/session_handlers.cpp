@@ -8,8 +8,6 @@ namespace chatstream::handler {
 
 namespace {
 
-void cancel_statement(void* store, uint64_t ticket) { static_cast<chat::Store*>(store)->cancel(ticket); }
-
 std::string messages_body(std::string_view session_id, const std::vector<chat::StoredMessage>& messages) {
   std::string list = "[";
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -57,7 +55,7 @@ void add_session_routes(http::Router& router, HandlerContext& context) {
                      connection->respond(200, "application/json", messages_body(id_text, *messages),
                                          "Cache-Control: no-store\r\n");
                    });
-               response->waits_for(ticket, &cancel_statement, context.store);
+               response->waits_for(ticket, &cancel_statement<chat::Store>, context.store);
              });
 }
 
