@@ -100,13 +100,17 @@ test('streamed completion: progressive chunks, exact text, usage chunk last, cle
     assert.equal(chunk.object, 'chat.completion.chunk');
     assert.equal(chunk.model, 'chatstream');
   }
-  // role chunk, one chunk per word, finish chunk, usage chunk
-  assert.equal(chunks.length, WORDS.length + 3, `got ${chunks.length} chunks for ${WORDS.length} words`);
+  // role chunk, a chunk per word, finish chunk, usage chunk. Words that reach the server in the same
+  // loop turn share a chunk (docs/protocol.md, coalescing): on a loaded machine a stall of one token
+  // interval merges two words, so each chunk holds whole words in order, and nearly all stand alone.
   const first = chunks[0].chunk;
   assert.equal(first.choices[0].delta.role, 'assistant');
   assert.equal(first.choices[0].finish_reason, null);
   const content = chunks.slice(1, -2);
-  assert.deepEqual(content.map(({ chunk }) => chunk.choices[0].delta.content), WORDS);
+  const texts = content.map(({ chunk }) => chunk.choices[0].delta.content);
+  assert.deepEqual(texts.flatMap((text) => wordsOf(text)), WORDS, 'whole words, in order, none lost or repeated');
+  assert.ok(texts.every((text) => wordsOf(text).length >= 1), 'an empty content chunk');
+  assert.ok(content.length >= WORDS.length - 3, `got ${content.length} content chunks for ${WORDS.length} words`);
   assert.ok(content.every(({ chunk }) => chunk.choices[0].finish_reason === null));
   assert.equal(contentOf(chunks), TEXT);
 
