@@ -18,7 +18,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config ccache \
       libuv1-dev node-llhttp libpq-dev libmimalloc-dev libsimdjson-dev \
-      libcurl4-openssl-dev libssl-dev \
+      libcurl4-openssl-dev libssl-dev libstemmer-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -52,7 +52,7 @@ FROM debian:12-slim
 # Runtime libraries of the build stage's -dev packages, nginx, and curl for the health check.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libpq5 libmimalloc2.0 libsimdjson14 libcurl4 libssl3 ca-certificates \
+      libuv1 libpq5 libmimalloc2.0 libsimdjson14 libcurl4 libssl3 libstemmer0d ca-certificates \
       nginx curl \
  && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \
  && useradd --system --create-home --home-dir /var/lib/chatstream --shell /usr/sbin/nologin chatstream
