@@ -30,6 +30,8 @@ A fake OpenAI-compatible upstream (POST /v1/chat/completions, GET /v1/models, GE
   --tool-call NAME          when the request has tools and ends with a user message, call NAME first
   --tool-turns K            tool calls before the answer (default 1)
   --fault MODE              500 | 429 | stall | disconnect | malformed | huge | none (default none)
+  --fault-cycle M1,M2,...   request k gets the mode at k modulo the list (e.g. 500,stall,none,none:
+                            a share of the requests fail, each way in turn); instead of --fault
   --retry-after N           Retry-After seconds of a 429 (default 1)
   --fail-times K            fault only the first K requests (per X-Fake-Key), 0 = all (default 0)
   --stall-after N           tokens sent before a stall (default 3)
@@ -145,6 +147,17 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
       ok = kFlags.integer<uint32_t>(flag, value, 1, 100, options.tool_turns);
     } else if (flag == "--fault") {
       if (!parse_fault(value, options.fault)) return fail(flag, "unknown fault mode");
+    } else if (flag == "--fault-cycle") {
+      options.fault_cycle.clear();
+      std::string_view list(value);
+      while (!list.empty()) {
+        size_t comma = list.find(',');
+        Fault fault;
+        if (!parse_fault(list.substr(0, comma), fault)) return fail(flag, "unknown fault mode in the list");
+        options.fault_cycle.push_back(fault);
+        list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      }
+      if (options.fault_cycle.empty()) return fail(flag, "expects a comma-separated list of modes");
     } else if (flag == "--retry-after") {
       ok = kFlags.integer<uint32_t>(flag, value, 0, 86'400, options.retry_after_s);
     } else if (flag == "--fail-times") {

@@ -44,6 +44,7 @@ struct Options {
 
   // Faults.
   Fault fault = Fault::kNone;
+  std::vector<Fault> fault_cycle;  // request k (counting from 1) gets fault_cycle[k % size]: a share of faults
   uint32_t retry_after_s = 1;  // Retry-After of a 429
   uint32_t fail_times = 0;     // fault only the first K requests (per X-Fake-Key), 0 = every request
   uint32_t stall_after = 3;    // tokens sent before a stall

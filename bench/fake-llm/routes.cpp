@@ -105,6 +105,7 @@ void Server::handle_chat(Connection& connection, Request& request) {
 
   // Per-request overrides of the command line.
   Fault fault = options_.fault;
+  if (!options_.fault_cycle.empty()) fault = options_.fault_cycle[stats_.requests % options_.fault_cycle.size()];
   uint32_t fail_times = options_.fail_times;
   uint32_t tokens = options_.tokens;
   double rate = options_.rate;

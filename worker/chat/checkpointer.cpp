@@ -18,6 +18,7 @@ Checkpointer::~Checkpointer() { stop(); }
 
 void Checkpointer::start() {
   stopped_ = false;
+  reachable_since_ms_ = wheel_.now_ms();
   sweep();  // what a dead worker or an earlier incarnation left running is closed at once
   wheel_.schedule_in(timer_, interval_ms_);
 }
@@ -63,7 +64,10 @@ void Checkpointer::write_checkpoint() {
   obs::add(obs::Counter::kCheckpointStatements);
   checkpoint_in_flight_ = store_.checkpoint(entries, [this, written = std::move(written)](Status saved) {
     checkpoint_in_flight_ = 0;
-    if (!saved) return;  // nothing was appended: the next checkpoint sends the same text again
+    if (!saved) {
+      reachable_since_ms_ = wheel_.now_ms();  // the leases of every owner may lapse meanwhile
+      return;  // nothing was appended: the next checkpoint sends the same text again
+    }
     for (const Written& w : written) {
       if (Run* run = registry_.find(w.run_id)) {
         run->checkpointed(w.bytes);
@@ -75,8 +79,12 @@ void Checkpointer::write_checkpoint() {
 
 void Checkpointer::sweep() {
   if (sweep_in_flight_) return;
-  sweep_in_flight_ = store_.close_lost_runs(lost_worker_pids_, [this](Result<int64_t> closed) {
+  // Leases are trusted once this worker has reached the database for a whole lease: after an outage
+  // (or at start) every owner first needs that long to renew theirs.
+  bool leases_trusted = wheel_.now_ms() >= reachable_since_ms_ + store_.lease_ms();
+  sweep_in_flight_ = store_.close_lost_runs(lost_worker_pids_, leases_trusted, [this](Result<int64_t> closed) {
     sweep_in_flight_ = 0;
+    if (!closed) reachable_since_ms_ = wheel_.now_ms();
     if (closed && *closed > 0) {
       obs::add(obs::Counter::kRunsClosedLost, static_cast<uint64_t>(*closed));
       log::warn("closed runs whose worker is gone (worker_lost)", log::field("runs", static_cast<long long>(*closed)));

@@ -4,7 +4,8 @@
 // last checkpoint and renews their lease — one statement per worker per interval, not one per run.
 // Every few intervals (and at start) it also closes the runs whose owner is gone: those an earlier
 // incarnation of this instance left running, those of this instance's dead workers (the master names
-// them), and those of any instance whose lease ran out.
+// them), and those of any other instance whose lease ran out — once this worker has reached the
+// database for a whole lease (after an outage every owner needs that long to renew).
 
 #include <cstdint>
 #include <vector>
@@ -41,6 +42,7 @@ class Checkpointer {
   std::vector<int> lost_worker_pids_;
   Timer timer_;
   unsigned ticks_ = 0;
+  uint64_t reachable_since_ms_ = 0;  // since when statements have not failed (lease sweeps wait a lease)
   Store::Ticket checkpoint_in_flight_ = 0;
   Store::Ticket sweep_in_flight_ = 0;
   bool stopped_ = false;

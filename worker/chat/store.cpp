@@ -108,7 +108,9 @@ WITH lost AS (
                   event_count = CASE WHEN event_count > 0 THEN event_count + 1 ELSE event_count END
   WHERE status = 'running'
     AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
-         OR lease_until < now())
+         -- Another instance's run whose lease ran out, once the leases can be trusted (the sweeper
+         -- has reached the database for a whole lease: an outage stopped every owner's renewals).
+         OR (instance_id <> $1 AND lease_until < now() AND $5::boolean))
   RETURNING id, session_id, checkpoint, checkpoint_tokens
 ), x AS (
   -- Finished runs older than --resume-retention can no longer be replayed: their events go.
@@ -374,7 +376,7 @@ Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std
   });
 }
 
-Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids,
+Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids, bool close_expired_leases,
                                      std::function<void(Result<int64_t>)> done) {
   std::string pids = "{";
   for (size_t i = 0; i < lost_worker_pids.size(); ++i) {
@@ -383,7 +385,7 @@ Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids,
   }
   pids.push_back('}');
   db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), std::move(pids),
-                    std::to_string(owner_.resume_retention_ms)};
+                    std::to_string(owner_.resume_retention_ms), close_expired_leases ? "true" : "false"};
   return pool_.execute(kCloseLostRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) {

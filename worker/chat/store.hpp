@@ -128,10 +128,13 @@ class Store {
   // checkpoint and renews the lease of all of them.
   Ticket checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done);
   // Closes the runs whose owner is gone — those of an earlier incarnation of this instance, of its
-  // dead workers (`lost_worker_pids`), and of any instance whose lease ran out — with status error,
-  // code worker_lost and the text of their last checkpoint as the assistant message. `done` gets how
-  // many were closed.
-  Ticket close_lost_runs(const std::vector<int>& lost_worker_pids, std::function<void(Result<int64_t>)> done);
+  // dead workers (`lost_worker_pids`), and (with `close_expired_leases`) of any other instance whose
+  // lease ran out — with status error, code worker_lost and the text of their last checkpoint as the
+  // assistant message; also clears the stored streams older than the resume retention. `done` gets
+  // how many runs were closed.
+  Ticket close_lost_runs(const std::vector<int>& lost_worker_pids, bool close_expired_leases,
+                         std::function<void(Result<int64_t>)> done);
+  uint64_t lease_ms() const { return owner_.lease_ms; }
   // The stored stream of one run of `user_id` (kNotFound: none, or another user's).
   Ticket stored_run(const Uuid& run_id, const std::string& user_id, std::function<void(Result<StoredRun>&)> done);
   // Sends `payloads` as notifications on `channel`, in order, in one statement.
