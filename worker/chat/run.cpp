@@ -51,6 +51,7 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
       message_(std::move(request.message)),
       watchdog_(&Run::on_watchdog, this),
       started_us_(monotonic_us()),
+      started_ms_(env.wheel.now_ms()),
       last_token_ms_(env.wheel.now_ms()) {
   // An OpenAI-style request carries its own conversation; a stored session's history replaces it.
   if (!request.prior_turns.empty()) pipeline().history = std::move(request.prior_turns);
@@ -465,7 +466,7 @@ void Run::shut_down() {
 
 void Run::arm_watchdog() {
   uint64_t deadline = UINT64_MAX;
-  if (env_.run_timeout_ms > 0) deadline = started_us_ / 1000 + env_.run_timeout_ms;
+  if (env_.run_timeout_ms > 0) deadline = started_ms_ + env_.run_timeout_ms;
   if (env_.token_timeout_ms > 0 && !paused_) deadline = std::min(deadline, last_token_ms_ + env_.token_timeout_ms);
   if (deadline != UINT64_MAX) env_.wheel.schedule(watchdog_, deadline);
 }
@@ -474,7 +475,7 @@ void Run::on_watchdog(void* opaque) {
   auto* self = static_cast<Run*>(opaque);
   uint64_t now = self->env_.wheel.now_ms();
   const RunEnvironment& env = self->env_;
-  if (env.run_timeout_ms > 0 && now >= self->started_us_ / 1000 + env.run_timeout_ms) {
+  if (env.run_timeout_ms > 0 && now >= self->started_ms_ + env.run_timeout_ms) {
     self->finish(RunStatus::kTimeout, Errc::kTimeout, "The answer took too long and was stopped.");
     return;
   }

@@ -180,7 +180,8 @@ class Run final : public Reclaimable,
     return *pipeline_;
   }
   std::unique_ptr<Pipeline> pipeline_;
-  uint64_t started_us_;
+  uint64_t started_us_;  // for the figures (ttft, duration)
+  uint64_t started_ms_;  // on the wheel's clock, for the deadlines
   uint64_t first_token_us_ = 0;
   uint64_t last_token_us_ = 0;  // for the token-gap histogram
   uint64_t last_token_ms_;
