@@ -13,12 +13,16 @@ namespace chatstream::chat {
 
 namespace {
 // Appends the stored events with seq >= log.next_seq() that follow on without a gap; ends the log
-// at a terminal event.
+// at a terminal event. The terminal event is delivered even when the reader's cursor is past it: a
+// run whose worker died was stored up to its last checkpoint, and its `worker_lost` end (seq right
+// after that checkpoint) is news to a reader that had seen more than the checkpoint holds.
 void append_stored(sse::EventLog& log, std::string_view stored) {
   sse::for_each_framed_event(stored, [&](uint64_t seq, std::string_view event) {
-    if (log.ended() || seq != log.next_seq()) return;
+    if (log.ended()) return;
+    bool terminal = sse::is_terminal_type(sse::framed_event_type(event));
+    if (seq != log.next_seq() && !(terminal && seq < log.next_seq())) return;
     log.append_framed(event);
-    if (sse::is_terminal_type(sse::framed_event_type(event))) log.end();
+    if (terminal) log.end();
   });
 }
 }  // namespace

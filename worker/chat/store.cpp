@@ -101,11 +101,11 @@ WITH lost AS (
   UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(),
                   token_count = checkpoint_tokens,
                   -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable.
-                  events = CASE WHEN event_count > 0 THEN events || format(
+                  events = CASE WHEN resumable THEN events || format(
                       E'id: %s:%s\nevent: error\ndata: {"type":"error","code":"worker_lost","message":"%s","retryable":true,"tokens":%s}\n\n',
                       id, event_count, 'The server answering stopped; the answer up to its last checkpoint was kept.',
                       checkpoint_tokens) ELSE events END,
-                  event_count = CASE WHEN event_count > 0 THEN event_count + 1 ELSE event_count END
+                  event_count = CASE WHEN resumable THEN event_count + 1 ELSE event_count END
   WHERE status = 'running'
     AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
          -- Another instance's run whose lease ran out, once the leases can be trusted (the sweeper
