@@ -422,9 +422,8 @@ function streamCallbacks(run) {
     },
     onEvent: (data) => onEvent(run, data),
     // The stream dropped: the same answer continues from its last event once reconnected.
-    onReconnect: ({ attempt, of, delayMs, error, lastEventId }) => {
+    onReconnect: ({ attempt, of, delayMs, error }) => {
       run.reconnecting = true;
-      debug('reconnect', { attempt, delayMs, kind: error.kind, lastEventId });
       showStatus(`${describeError(error)} Retrying in ${Math.round(delayMs / 1000)} s… (attempt ${attempt} of ${of})`);
     },
   };

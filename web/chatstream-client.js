@@ -364,7 +364,9 @@ async function readEventStream({
       onEvent(ev) {
         if (terminal || protocolError) return;
         const at = parseEventId(ev.id);
-        if (dedupe && at && at.seq <= cursor.lastSeq) {
+        // A terminal event always ends the stream, even under a seq already seen: a run closed by
+        // another worker (worker_lost) may number it after its last checkpoint, behind this client.
+        if (dedupe && at && at.seq <= cursor.lastSeq && !TERMINAL_EVENTS.includes(ev.type)) {
           log('already seen', ev.id);
           return;
         }

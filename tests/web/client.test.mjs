@@ -285,6 +285,16 @@ test('worker_lost from the resumed run is its terminal event', async () => {
   const end = await streamChat({ body: {}, fetch, resume: true, resumeDelays: [5] });
   assert.deepEqual([end.type, end.code, end.retryable], ['error', 'worker_lost', true]);
   assert.equal(fetch.calls.length, 2);
+
+  // Numbered after the run's last checkpoint, which this client had already passed: still the end.
+  const behind = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'a'), tok(2, 'b'), tok(3, 'c'), 10], { failAfter: true }),
+    fakeFetch([ev(2, 'error', { code: 'worker_lost', retryable: true })], { end: false }),
+  ]);
+  const seen = [];
+  const last = await streamChat({ body: {}, fetch: behind, resume: true, resumeDelays: [5], onEvent: (d) => seen.push(d.type) });
+  assert.equal(last.code, 'worker_lost');
+  assert.deepEqual(seen, ['meta', 'token', 'token', 'token', 'error']);
 });
 
 test('no reconnection without resume, or before the first event', async () => {
