@@ -675,18 +675,19 @@ async function loadHistory({ replace = false, follow: followRun = true, note = '
     conversation = null;
   }
   if (state.sessionId !== sessionId || state.run) return; // the user moved on
-  if (replace) ui.messages.replaceChildren();
-  else if (ui.messages.childElementCount > 0) return;
+  if (!replace && ui.messages.childElementCount > 0) return;
   if (!conversation) {
     if (replace && runId && followRun) {
-      attach(runId, { note }); // no stored history, but the server named the running answer
+      attach(runId, { note }); // no stored history to show, but the server named the running answer
       return;
     }
+    if (replace) ui.messages.replaceChildren();
     ui.historyNote.textContent = 'You are continuing an earlier conversation; its previous messages cannot be shown.';
     ui.historyNote.hidden = false;
     updateEmpty();
     return;
   }
+  if (replace) ui.messages.replaceChildren();
   for (const m of conversation.messages) {
     if (m.role === 'user') {
       ui.messages.append(new UserMessage(m.content).root);
