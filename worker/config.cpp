@@ -180,6 +180,19 @@ const std::vector<Option>& options() {
          c.checkpoint_interval_ms = *ms;
          return {};
        }},
+      {"disconnect-grace", "DUR",
+       "a streamed answer whose client left waits this long for a resume before it is cancelled (default 10s)",
+       [](Config& c, const std::string& v) {
+         return assign(parse_duration_ms(v), [&](auto ms) { c.disconnect_grace_ms = ms; });
+       }},
+      {"resume-retention", "DUR", "a finished answer's stream can be resumed (replayed) this long (default 10m)",
+       [](Config& c, const std::string& v) -> Status {
+         auto ms = parse_duration_ms(v);
+         if (!ms) return ms.error();
+         if (*ms > 7 * 24 * 3600 * 1000ull) return Error{"must be at most 7d"};
+         c.resume_retention_ms = *ms;
+         return {};
+       }},
       {"instance-id", "ID", "this instance's name for the runs it owns (default <hostname>:<listen>)",
        [](Config& c, const std::string& v) -> Status {
          if (v.size() > 200) return Error{"must be at most 200 bytes"};
@@ -427,9 +440,15 @@ Result<uint64_t> parse_duration_ms(const std::string& text) {
   } else if (ends_with("m")) {
     number.resize(number.size() - 1);
     scale = 60000;
+  } else if (ends_with("h")) {
+    number.resize(number.size() - 1);
+    scale = 3600000;
+  } else if (ends_with("d")) {
+    number.resize(number.size() - 1);
+    scale = 86400000;
   }
   auto value = parse_real(number, 0, 1e9);
-  if (!value) return Error{"'" + text + "' is not a duration (e.g. 15, 1.5s, 500ms, 2m)"};
+  if (!value) return Error{"'" + text + "' is not a duration (e.g. 15, 1.5s, 500ms, 2m, 1h)"};
   return static_cast<uint64_t>(std::llround(*value * scale));
 }
 

@@ -67,6 +67,8 @@ struct Config {
   // Durable runs: the answer so far is written this often (one statement per worker per interval),
   // and it renews the runs' lease; a run whose lease ran out (10 intervals) has lost its owner.
   uint64_t checkpoint_interval_ms = 2000;
+  uint64_t disconnect_grace_ms = 10000;
+  uint64_t resume_retention_ms = 600000;
   // Who owns the running runs in PostgreSQL; default "<hostname>:<listen address>". Two instances
   // sharing a database need different ids (the default differs by host or listen address).
   std::string instance_id;

@@ -62,7 +62,8 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
     settings.size = config.db_pool_size;
     settings.wait_timeout_ms = config.db_wait_timeout_ms;
     pool_ = std::make_unique<db::Pool>(loop_, wheel_, graveyard_, settings);
-    chat::RunOwner owner{config.instance_id, origin.master_pid, 10 * config.checkpoint_interval_ms};
+    chat::RunOwner owner{config.instance_id, origin.master_pid, 10 * config.checkpoint_interval_ms,
+                         config.resume_retention_ms};
     store_ = std::make_unique<chat::Store>(*pool_, wheel_, owner);
     checkpointer_ = std::make_unique<chat::Checkpointer>(wheel_, *store_, registry_, config.checkpoint_interval_ms,
                                                          origin.lost_worker_pids);
@@ -87,14 +88,20 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
   stream.hard_cap = config.output_hard_cap;
   stream.slow_consumer_grace_ms = config.slow_consumer_grace_ms;
   run_env_.reset(new chat::RunEnvironment{wheel_, *provider_, registry_, waiters_, graveyard_, stream,
-                                          config.run_timeout_ms, config.token_timeout_ms, store_.get(),
-                                          config.history_messages, config.history_chars,
-                                          config.retrieval_candidates, config.rerank_keep});
+                                          config.run_timeout_ms, config.token_timeout_ms,
+                                          config.disconnect_grace_ms, store_.get(), config.history_messages,
+                                          config.history_chars, config.retrieval_candidates, config.rerank_keep});
   if (pool_) {
     pool_->listen(std::string(chat::Store::kCancelChannel),
                   [this](std::string_view, std::string_view payload) { on_cancel_notification(payload); });
     pool_->listen(std::string(chat::Store::kRunEndChannel),
                   [this](std::string_view, std::string_view payload) { on_run_end_notification(payload); });
+    publisher_ = std::make_unique<chat::RunPublisher>(*store_, registry_, wheel_);
+    followers_ = std::make_unique<chat::RunFollowers>(*store_, wheel_, graveyard_, run_env_->stream_settings);
+    pool_->listen(std::string(chat::Store::kFollowChannel),
+                  [this](std::string_view, std::string_view payload) { publisher_->on_follow(payload); });
+    pool_->listen(std::string(chat::Store::kEventsChannel),
+                  [this](std::string_view, std::string_view payload) { followers_->on_events(payload); });
     pool_->start();
     checkpointer_->start();
   }
@@ -111,7 +118,8 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
   handler_context_.reset(new handler::HandlerContext{*run_env_, registry_, store_.get(), pool_.get(), *provider_,
                                                      graveyard_, static_cast<const handler::WorkerState&>(*this),
                                                      *sign_in_, conversations_.get(),
-                                                     config.max_active_runs_per_user, config.run_timeout_ms});
+                                                     config.max_active_runs_per_user, config.run_timeout_ms,
+                                                     followers_.get()});
   handler::add_routes(router_, *handler_context_);
 }
 

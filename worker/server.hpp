@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "chat/checkpointer.hpp"
+#include "chat/run_followers.hpp"
+#include "chat/run_publisher.hpp"
 #include "chat/run.hpp"
 #include "chat/run_registry.hpp"
 #include "chat/store.hpp"
@@ -103,6 +105,8 @@ class Server final : private http::Host, private handler::WorkerState {
   std::unique_ptr<chat::Conversations> conversations_;  // null without a database
   std::unique_ptr<auth::SignIn> sign_in_;
   std::unique_ptr<chat::Checkpointer> checkpointer_;
+  std::unique_ptr<chat::RunPublisher> publisher_;   // null without a database
+  std::unique_ptr<chat::RunFollowers> followers_;   // null without a database
   Graveyard graveyard_;  // after the wheel and the provider: buried runs use both when deleted
   std::unique_ptr<chat::RunEnvironment> run_env_;
   std::unique_ptr<handler::HandlerContext> handler_context_;

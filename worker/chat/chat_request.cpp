@@ -1,5 +1,7 @@
 #include "chat/chat_request.hpp"
 
+#include <charconv>
+
 #include <simdjson.h>
 
 #include "json/utf8.hpp"
@@ -94,6 +96,12 @@ Status parse_chat_request(http::Request& request, ChatRequest* out) {
       else if (text == "interrupt") out->multitask = Multitask::kInterrupt;
       else if (text == "enqueue") out->multitask = Multitask::kEnqueue;
       else return std::string("'multitask' must be one of reject, interrupt, enqueue");
+    } else if (key == "on_disconnect") {
+      std::string text;
+      if (auto problem = read_string(value, key, &text)) return problem;
+      if (text == "cancel") out->on_disconnect = OnDisconnect::kCancel;
+      else if (text == "continue") out->on_disconnect = OnDisconnect::kContinue;
+      else return std::string("'on_disconnect' must be one of cancel, continue");
     }
     return std::nullopt;  // unknown fields are ignored (forward compatibility)
   });
@@ -168,6 +176,62 @@ Status parse_openai_request(http::Request& request, ChatRequest* out) {
   turns.pop_back();
   if (is_blank(out->message)) return Error{Errc::kBadRequest, "the user message must not be empty"};
   out->prior_turns = std::move(turns);
+  return {};
+}
+
+namespace {
+// "<seq>" or "<run_id>:<seq>" (the id: line of an event). The run, when named, must be this one.
+Status parse_cursor(std::string_view cursor, const Uuid& run_id, std::string_view source, uint64_t* next_seq) {
+  size_t colon = cursor.rfind(':');
+  if (colon != std::string_view::npos) {
+    auto named = Uuid::parse(cursor.substr(0, colon));
+    if (!named || !(*named == run_id)) {
+      return Error{Errc::kBadRequest, std::string(source) + " names another run than the one in the path"};
+    }
+    cursor.remove_prefix(colon + 1);
+  }
+  uint64_t seq = 0;
+  auto [end, ec] = std::from_chars(cursor.data(), cursor.data() + cursor.size(), seq);
+  if (cursor.empty() || ec != std::errc() || end != cursor.data() + cursor.size() || seq >= (1ull << 40)) {
+    return Error{Errc::kBadRequest, std::string(source) + " must be <run_id>:<seq> or <seq>"};
+  }
+  *next_seq = seq + 1;
+  return {};
+}
+
+// The value of `key` in a query string, with %3A/%3a decoded (the colon of a cursor).
+std::optional<std::string> query_value(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != key) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string value;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%' && i + 2 < raw.size() && (raw.substr(i + 1, 2) == "3A" || raw.substr(i + 1, 2) == "3a")) {
+        value.push_back(':');
+        i += 2;
+      } else {
+        value.push_back(raw[i]);
+      }
+    }
+    return value;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+Status parse_resume_request(const http::Request& request, std::string_view run_id, ResumeRequest* out) {
+  auto id = Uuid::parse(run_id);
+  if (!id) return Error{Errc::kNotFound, "No such run"};
+  out->run_id = *id;
+  out->next_seq = 0;
+  if (auto cursor = query_value(request.query, "last_event_id")) {
+    return parse_cursor(*cursor, *id, "last_event_id", &out->next_seq);
+  }
+  if (!request.last_event_id.empty()) return parse_cursor(request.last_event_id, *id, "Last-Event-ID", &out->next_seq);
   return {};
 }
 

@@ -20,17 +20,33 @@ enum class Multitask : uint8_t {
   kEnqueue,    // start when the running run ends (the stream says `queued` meanwhile)
 };
 
+// What happens to a streamed run whose client goes away (POST /chat/stream "on_disconnect").
+enum class OnDisconnect : uint8_t {
+  kGrace,     // wait --disconnect-grace for a resume, then cancel (the default)
+  kCancel,    // "cancel": the same, said explicitly
+  kContinue,  // "continue": finish and store the answer even if nobody listens (within the run timeout)
+};
+
 struct ChatRequest {
   std::string user_id;  // who asks (http::Request::user_id, auth/sign_in.hpp); owns the session and the run
   std::string message;
   std::optional<Uuid> session_id;
   Multitask multitask = Multitask::kReject;
+  OnDisconnect on_disconnect = OnDisconnect::kGrace;
   // POST /v1/chat/completions: the messages before the last user message (used as the conversation
   // when no session_id continues a stored one), and whether the usage chunk was asked for.
   std::vector<llm::Turn> prior_turns;
   bool stream = false;
   bool include_usage = false;
 };
+
+// GET /chat/stream/{run_id}: where a resumed stream starts — after `Last-Event-ID: <run_id>:<seq>`,
+// or after `?last_event_id=<seq>` (or `<run_id>:<seq>`); with neither, at seq 0 (meta).
+struct ResumeRequest {
+  Uuid run_id;
+  uint64_t next_seq = 0;
+};
+Status parse_resume_request(const http::Request& request, std::string_view run_id, ResumeRequest* out);
 
 struct CancelRequest {
   Uuid run_id;

@@ -41,20 +41,34 @@ void Checkpointer::on_tick(void* opaque) {
 void Checkpointer::write_checkpoint() {
   if (checkpoint_in_flight_) return;  // the database is slow: the next one carries both intervals' text
   std::vector<CheckpointEntry> entries;
-  std::vector<std::pair<Uuid, size_t>> written;  // run, answer bytes covered once this one commits
+  struct Written {
+    Uuid run_id;
+    size_t bytes;     // of the answer, covered once this one commits
+    uint64_t events;  // of the event log
+  };
+  std::vector<Written> written;
   for (Run* run : registry_.snapshot()) {
     if (!run->persisted()) continue;
     std::string_view answer = run->answer();
-    entries.push_back({run->id(), answer.substr(run->checkpointed_bytes()), run->tokens()});
-    written.emplace_back(run->id(), answer.size());
+    CheckpointEntry entry{run->id(), answer.substr(run->checkpointed_bytes()), run->tokens(), {}, 0, 0};
+    if (const sse::EventLog* log = run->event_log()) {
+      entry.events_from = run->checkpointed_events();
+      entry.events_to = log->next_seq();
+      log->frame(entry.events_from, entry.events_to, entry.events);
+    }
+    written.push_back({run->id(), answer.size(), entry.events_to});
+    entries.push_back(std::move(entry));
   }
   if (entries.empty()) return;
   obs::add(obs::Counter::kCheckpointStatements);
   checkpoint_in_flight_ = store_.checkpoint(entries, [this, written = std::move(written)](Status saved) {
     checkpoint_in_flight_ = 0;
     if (!saved) return;  // nothing was appended: the next checkpoint sends the same text again
-    for (const auto& [id, bytes] : written) {
-      if (Run* run = registry_.find(id)) run->checkpointed(bytes);
+    for (const Written& w : written) {
+      if (Run* run = registry_.find(w.run_id)) {
+        run->checkpointed(w.bytes);
+        run->events_checkpointed(w.events);
+      }
     }
   });
 }

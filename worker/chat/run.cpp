@@ -15,6 +15,7 @@
 #include "rag/search_query.hpp"
 #include "rag/snippet.hpp"
 #include "rag/text.hpp"
+#include "sse/framing.hpp"
 
 namespace chatstream::chat {
 
@@ -43,6 +44,7 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
       streaming_(is_streaming(mode)),
       continues_session_(request.session_id.has_value()),
       multitask_(request.multitask),
+      on_disconnect_(request.on_disconnect),
       id_(Uuid::random()),
       session_id_(request.session_id ? *request.session_id : Uuid::random()),
       user_id_(std::move(request.user_id)),
@@ -57,7 +59,9 @@ Run::Run(RunEnvironment& env, http::Connection& connection, ChatRequest request,
   text = session_id_.to_string();
   std::memcpy(session_text_, text.data(), sizeof session_text_);
   writer_ = make_run_writer(mode, connection, env.wheel, env.stream_settings, static_cast<sse::StreamObserver&>(*this),
-                            WriterSettings{request.include_usage});
+                            WriterSettings{request.include_usage, std::string_view(id_text_, sizeof id_text_)});
+  log_ = writer_->event_log();
+  if (log_) log_->set_watcher(static_cast<sse::LogWatcher*>(this));
 }
 
 void Run::begin() {
@@ -166,6 +170,7 @@ void Run::on_started(Result<RunStarted>& started) {
     return;
   }
   persisted_ = true;
+  answer_message_id_ = started->answer_message_id;
   open();
   pipeline().language = std::move(started->language);
   if (!started->history.empty()) pipeline().history = std::move(started->history);
@@ -408,7 +413,42 @@ void Run::on_slow_consumer() {
   finish(RunStatus::kError, Errc::kSlowConsumer, "The connection was too slow to receive the answer.");
 }
 
-void Run::on_client_gone() { finish(RunStatus::kDisconnected); }
+void Run::on_client_gone() {
+  if (!log_) {
+    finish(RunStatus::kDisconnected);
+    return;
+  }
+  if (paused_ && generation_ && status_ == RunStatus::kRunning) {
+    // The pressure came from the client that left; the log takes the rest.
+    paused_ = false;
+    last_token_ms_ = env_.wheel.now_ms();
+    generation_->resume();
+  }
+  check_readers();
+}
+
+void Run::on_log_readers_changed(size_t) { check_readers(); }
+
+void Run::check_readers() {
+  if (status_ != RunStatus::kRunning) return;
+  if (writer_->attached() || log_->readers() > 0) {
+    if (pipeline_) env_.wheel.cancel(pipeline_->grace_timer);
+    return;
+  }
+  if (on_disconnect_ == OnDisconnect::kContinue) return;  // within the run timeout
+  if (env_.disconnect_grace_ms == 0) {
+    finish(RunStatus::kDisconnected);
+    return;
+  }
+  if (!pipeline().grace_timer.scheduled()) env_.wheel.schedule_in(pipeline().grace_timer, env_.disconnect_grace_ms);
+}
+
+void Run::on_grace_expired(void* opaque) {
+  auto* self = static_cast<Run*>(opaque);
+  if (self->writer_->attached() || (self->log_ && self->log_->readers() > 0)) return;
+  obs::add(obs::Counter::kDisconnectGraceExpired);
+  self->finish(RunStatus::kDisconnected);
+}
 
 void Run::cancel(std::string_view reason) {
   cancel_reason_ = reason;
@@ -453,9 +493,12 @@ void Run::finish(RunStatus status, Errc error, std::string_view message, std::st
   assert(status != RunStatus::kRunning);
   status_ = status;
   env_.wheel.cancel(watchdog_);
+  final_duration_ms_ = elapsed_ms(started_us_);
+  if (log_) writer_->flush_tokens();  // every token is in the log before the end is stored
   if (pipeline_) {
     env_.wheel.cancel(pipeline_->tool_timer);
     env_.wheel.cancel(pipeline_->wait_timer);
+    env_.wheel.cancel(pipeline_->grace_timer);
     pipeline_->tool_done = nullptr;
   }
   if (waiting_session_) {
@@ -465,7 +508,7 @@ void Run::finish(RunStatus status, Errc error, std::string_view message, std::st
   if (generation_) generation_->cancel();  // no work goes on for an answer nobody will read
   if (ticket_ != 0 && starting_) {
     // The start statement may commit the run's row: let it, then write the end.
-    env_.store->abandon_start(ticket_, make_end(error));
+    env_.store->abandon_start(ticket_, make_end(error, message));
     ticket_ = 0;
   } else if (ticket_ != 0) {
     env_.store->cancel(ticket_);  // no query goes on either
@@ -474,7 +517,7 @@ void Run::finish(RunStatus status, Errc error, std::string_view message, std::st
   env_.registry.finished(id_);
   obs::gauge_add(obs::Gauge::kActiveRuns, -1);
   if (env_.store && persisted_) {
-    if (status == RunStatus::kComplete && writer_->attached()) {
+    if (status == RunStatus::kComplete && (writer_->attached() || log_)) {
       // `done` means "saved": the terminal event waits for the commit (and carries the message id);
       // a database that went away turns it into a clear error, and the write is retried.
       env_.store->finish_run(make_end(error), [this](Result<int64_t> message_id) {
@@ -483,7 +526,7 @@ void Run::finish(RunStatus status, Errc error, std::string_view message, std::st
       });
       return;
     }
-    env_.store->finish_run(make_end(error));
+    env_.store->finish_run(make_end(error, message));
   }
   end(status, error, message, 0, extra_fields);
 }
@@ -495,18 +538,7 @@ void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t mes
   obs::add(status_counter(shown));
   if (failed) obs::count_run_error(error);
   if (streaming_) obs::gauge_add(obs::Gauge::kActiveStreams, -1);
-  RunOutcome outcome;
-  outcome.status = shown;
-  outcome.error = error;
-  outcome.message = message;
-  outcome.message_id = message_id;
-  outcome.tokens = tokens_;
-  outcome.ttft_ms = first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0;
-  outcome.duration_ms = elapsed_ms(started_us_);
-  outcome.answer = answer_;
-  outcome.citations_json = citations_json_;
-  if (pipeline_) outcome.model_usage = pipeline_->usage_json;
-  outcome.cancel_reason = cancel_reason_;
+  RunOutcome outcome = this->outcome(shown, error, message, message_id);
   if (!opened_ && failed) {
     writer_->refuse(error, message, extra_fields);  // nothing was streamed yet: a plain HTTP error
   } else {
@@ -520,9 +552,27 @@ void Run::end(RunStatus shown, Errc error, std::string_view message, int64_t mes
   env_.graveyard.bury(env_.registry.release(this).release());
 }
 
+RunOutcome Run::outcome(RunStatus shown, Errc error, std::string_view message, int64_t message_id) const {
+  RunOutcome outcome;
+  outcome.status = shown;
+  outcome.error = error;
+  outcome.message = message;
+  outcome.message_id = message_id;
+  outcome.tokens = tokens_;
+  outcome.ttft_ms = first_token_us_ ? static_cast<double>(first_token_us_ - started_us_) / 1000.0 : 0.0;
+  outcome.duration_ms = final_duration_ms_ >= 0 ? final_duration_ms_ : elapsed_ms(started_us_);
+  outcome.answer = answer_;
+  outcome.citations_json = citations_json_;
+  if (pipeline_) outcome.model_usage = pipeline_->usage_json;
+  outcome.cancel_reason = cancel_reason_;
+  return outcome;
+}
+
 // The assistant message is stored whatever the ending — with its status and the text produced so far
-// — once the run's row exists (the start statement succeeded).
-RunEnd Run::make_end(Errc error) const {
+// — once the run's row exists (the start statement succeeded). A resumable run's whole stream goes
+// with it, ending with the terminal event its readers get (`done` with the message id allocated at
+// the start: the save is what makes it true).
+RunEnd Run::make_end(Errc error, std::string_view message) const {
   RunEnd end;
   end.run_id = id_;
   end.session_id = session_id_;
@@ -537,7 +587,17 @@ RunEnd Run::make_end(Errc error) const {
   end.citations_json = citations_json_;
   end.tokens = tokens_;
   if (first_token_us_) end.first_token_ms = static_cast<double>(first_token_us_ - started_us_) / 1000.0;
-  end.duration_ms = elapsed_ms(started_us_);
+  end.duration_ms = final_duration_ms_ >= 0 ? final_duration_ms_ : elapsed_ms(started_us_);
+  end.message_id = answer_message_id_;
+  if (log_ && status_ != RunStatus::kRunning) {
+    uint64_t terminal_seq = log_->next_seq();
+    log_->frame(0, terminal_seq, end.events);
+    std::string fields;
+    std::string_view type = terminal_event(
+        outcome(status_, error, message, status_ == RunStatus::kComplete ? answer_message_id_ : 0), fields);
+    sse::append_event(end.events, std::string_view(id_text_, sizeof id_text_), terminal_seq, type, fields);
+    end.event_count = terminal_seq + 1;
+  }
   return end;
 }
 

@@ -41,6 +41,7 @@ struct RunEnvironment {
   sse::StreamSettings stream_settings;
   uint64_t run_timeout_ms = 0;
   uint64_t token_timeout_ms = 0;
+  uint64_t disconnect_grace_ms = 10000;  // a streamed run whose client left waits this long for a resume
   Store* store = nullptr;  // null: no database (no persistence, no retrieval)
   size_t history_messages = 10;
   size_t history_chars = 6000;
@@ -52,6 +53,7 @@ class Run final : public Reclaimable,
                   private llm::EventSink,
                   private llm::ToolRunner,
                   private sse::StreamObserver,
+                  private sse::LogWatcher,
                   private SessionWaiter {
  public:
   static void start(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
@@ -71,6 +73,12 @@ class Run final : public Reclaimable,
   uint64_t tokens() const { return tokens_; }
   size_t checkpointed_bytes() const { return checkpointed_bytes_; }
   void checkpointed(size_t bytes) { checkpointed_bytes_ = std::max(checkpointed_bytes_, bytes); }
+  // A resumable run's events (chatstream's SSE protocol), null for the other formats; valid until
+  // the run is freed (it has ended by then, and its readers have let go).
+  sse::EventLog* event_log() const { return log_; }
+  // Events stored by checkpoints so far (the next checkpoint appends from here).
+  uint64_t checkpointed_events() const { return checkpointed_events_; }
+  void events_checkpointed(uint64_t count) { checkpointed_events_ = std::max(checkpointed_events_, count); }
 
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
@@ -90,7 +98,12 @@ class Run final : public Reclaimable,
   std::vector<std::string> earlier_user_messages() const;
   void on_retrieved(Result<std::vector<rag::Passage>>& candidates);
   void start_generation();
-  RunEnd make_end(Errc error) const;
+  RunEnd make_end(Errc error, std::string_view message = {}) const;
+  RunOutcome outcome(RunStatus shown, Errc error, std::string_view message, int64_t message_id) const;
+  // A resumable run whose client left goes on while anyone reads its log; with nobody, it waits
+  // --disconnect-grace for a resume ("on_disconnect": "continue": until it ends).
+  void check_readers();
+  static void on_grace_expired(void* self);
   // What the client sees at the end (after the save, for a complete run with a database).
   void end(RunStatus shown, Errc error, std::string_view message, int64_t message_id,
            std::string_view extra_fields = {});
@@ -116,6 +129,8 @@ class Run final : public Reclaimable,
   void on_pressure(bool over_cap) override;
   void on_slow_consumer() override;
   void on_client_gone() override;
+  // sse::LogWatcher
+  void on_log_readers_changed(size_t readers) override;
 
   RunEnvironment& env_;
   bool streaming_;        // kStream or kOpenAIStream
@@ -124,6 +139,7 @@ class Run final : public Reclaimable,
   bool waiting_session_ = false;
   bool queued_announced_ = false;
   Multitask multitask_;
+  OnDisconnect on_disconnect_;
   std::string_view cancel_reason_ = "cancel_request";
   RunStatus status_ = RunStatus::kRunning;
   Uuid id_;
@@ -139,12 +155,14 @@ class Run final : public Reclaimable,
   bool persisted_ = false;     // the run's row exists: its end must be written
   bool starting_ = false;      // the start statement is in flight
   std::unique_ptr<RunWriter> writer_;
+  sse::EventLog* log_ = nullptr;  // the writer's, when resumable
   std::unique_ptr<llm::Generation> generation_;
   Timer watchdog_;
   // What only the database, retrieval and tool paths use, allocated when first needed: a held
   // scripted stream without a database stays small (bench/run.sh hold).
   struct Pipeline {
-    explicit Pipeline(Run* run) : tool_timer(&Run::on_tool_timer, run), wait_timer(&Run::on_wait_timer, run) {}
+    explicit Pipeline(Run* run)
+        : tool_timer(&Run::on_tool_timer, run), wait_timer(&Run::on_wait_timer, run), grace_timer(&Run::on_grace_expired, run) {}
     std::string language;
     std::vector<llm::Turn> history;
     std::vector<rag::Passage> passages;  // kept after reranking, in citation order
@@ -155,6 +173,7 @@ class Run final : public Reclaimable,
     std::string usage_json;
     Timer wait_timer;                    // retries the start of a run waiting for its conversation
     Uuid busy_run;                                   // the run this one waits for or was refused by
+    Timer grace_timer;                               // the client left: cancel unless a resume comes
   };
   Pipeline& pipeline() {
     if (!pipeline_) pipeline_ = std::make_unique<Pipeline>(this);
@@ -167,6 +186,9 @@ class Run final : public Reclaimable,
   uint64_t last_token_ms_;
   uint64_t tokens_ = 0;
   size_t checkpointed_bytes_ = 0;  // of answer_, stored by the last checkpoint
+  uint64_t checkpointed_events_ = 0;
+  int64_t answer_message_id_ = 0;  // allocated by the start statement
+  double final_duration_ms_ = -1;  // fixed by finish(), so the stored and the sent end agree
   bool paused_ = false;
 };
 

@@ -46,6 +46,14 @@ class RunRegistry {
     auto it = running_.find(id);
     return it == running_.end() ? nullptr : it->second.get();
   }
+  // A run still running, or ending (its end being saved): what a resume may follow on this worker.
+  Run* find_resumable(const Uuid& id) const {
+    if (Run* run = find(id)) return run;
+    for (const auto& [run, owned] : ending_) {
+      if (run->id() == id) return run;
+    }
+    return nullptr;
+  }
   size_t size() const { return running_.size(); }
   // A copy, so callers may end runs (which moves them out) while iterating.
   std::vector<Run*> snapshot() const {

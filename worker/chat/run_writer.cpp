@@ -10,7 +10,7 @@ std::unique_ptr<RunWriter> make_run_writer(RunMode mode, http::Connection& conne
                                            sse::StreamObserver& observer, WriterSettings settings) {
   switch (mode) {
     case RunMode::kStream:
-      return make_event_stream_writer(connection, wheel, stream_settings, observer);
+      return make_event_stream_writer(connection, wheel, stream_settings, observer, settings.run_id);
     case RunMode::kOpenAIStream:
       return make_openai_stream_writer(connection, wheel, stream_settings, observer, settings);
     case RunMode::kJson:

@@ -64,11 +64,23 @@ class RunWriter {
   virtual void refuse(Errc error, std::string_view message, std::string_view extra_fields) = 0;
   // The client can still be written to.
   virtual bool attached() const = 0;
+  // A resumable writer (chatstream's SSE protocol) keeps every event in a log that readers of
+  // GET /chat/stream/{run_id} follow; the others have none.
+  virtual sse::EventLog* event_log() { return nullptr; }
+  // Frames the token text merged so far now (so the log holds every token before the run's end is
+  // stored).
+  virtual void flush_tokens() {}
 };
 
 struct WriterSettings {
   bool include_usage = false;  // OpenAI stream: the client asked for the usage chunk
+  std::string_view run_id;     // outlives the writer (the event log's ids)
 };
+
+// The terminal event of chatstream's SSE protocol for `outcome`: its type (done, error, cancelled)
+// and its fields into `fields` ("key":value pairs). The stream and the stored copy of it
+// (runs.events) are framed from this one function.
+std::string_view terminal_event(const RunOutcome& outcome, std::string& fields);
 
 // The writer of `mode` on `connection`; `observer` hears the client's side.
 std::unique_ptr<RunWriter> make_run_writer(RunMode mode, http::Connection& connection, TimerWheel& wheel,

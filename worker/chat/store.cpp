@@ -47,8 +47,13 @@ WITH s AS (
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status)
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
+), a AS (
+  -- The id of the answer's message, known from the start: the stream's `done` carries it, and the
+  -- stored copy of the stream (runs.events) is written with the run's end in one statement.
+  -- (drawn after the user message's, through m, so the answer sorts after the question).
+  SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id FROM m
 )
-SELECT s.language::text, h.role, h.content, (SELECT count(*) FROM r) AS started
+SELECT s.language::text, h.role, h.content, (SELECT count(*) FROM r) AS started, (SELECT id FROM a) AS answer_id
 FROM s LEFT JOIN LATERAL (
   SELECT id, role, content FROM messages WHERE session_id = s.id ORDER BY id DESC LIMIT $6
 ) h ON true
@@ -62,12 +67,15 @@ using rag::kRetrieveSql;
 constexpr const char* kFinishRunSql = R"sql(
 WITH r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
-                  duration_ms = $10, token_count = $5
+                  duration_ms = $10, token_count = $5,
+                  events = CASE WHEN $13::int > 0 THEN $12 ELSE events END,
+                  event_count = GREATEST(event_count, $13::int)
   WHERE id = $2 AND session_id = $1 AND status = 'running'  -- keyed by session (docs/scaling.md)
   RETURNING id
 ), m AS (
-  INSERT INTO messages (session_id, run_id, role, content, status, token_count, citations)
-  SELECT $1, r.id, 'assistant', $3, $4, $5, $6::jsonb FROM r
+  INSERT INTO messages (id, session_id, run_id, role, content, status, token_count, citations)
+  SELECT COALESCE($11::bigint, nextval(pg_get_serial_sequence('messages', 'id'))),
+         $1, r.id, 'assistant', $3, $4, $5, $6::jsonb FROM r
   RETURNING id
 ), n AS (
   -- Whoever waits for this session to be free (multitask interrupt or enqueue) is told.
@@ -79,18 +87,31 @@ constexpr const char* kRunningRunSql = "SELECT id::text FROM runs WHERE session_
 
 constexpr const char* kCheckpointSql = R"sql(
 UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
-                  lease_until = now() + $4::int * interval '1 millisecond'
-FROM unnest($1::uuid[], $2::text[], $3::int[]) AS v(id, appended, tokens)
+                  lease_until = now() + $4::int * interval '1 millisecond',
+                  -- Events are appended only onto the count they follow: never twice, never with a gap.
+                  events = CASE WHEN r.event_count = v.events_from THEN r.events || v.events ELSE r.events END,
+                  event_count = CASE WHEN r.event_count = v.events_from THEN v.events_to ELSE r.event_count END
+FROM unnest($1::uuid[], $2::text[], $3::int[], $5::text[], $6::int[], $7::int[])
+     AS v(id, appended, tokens, events, events_from, events_to)
 WHERE r.id = v.id AND r.status = 'running')sql";
 
 constexpr const char* kCloseLostRunsSql = R"sql(
 WITH lost AS (
   UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(),
-                  token_count = checkpoint_tokens
+                  token_count = checkpoint_tokens,
+                  -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable.
+                  events = CASE WHEN event_count > 0 THEN events || format(
+                      E'id: %s:%s\nevent: error\ndata: {"type":"error","code":"worker_lost","message":"%s","retryable":true,"tokens":%s}\n\n',
+                      id, event_count, 'The server answering stopped; the answer up to its last checkpoint was kept.',
+                      checkpoint_tokens) ELSE events END,
+                  event_count = CASE WHEN event_count > 0 THEN event_count + 1 ELSE event_count END
   WHERE status = 'running'
     AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
          OR lease_until < now())
   RETURNING id, session_id, checkpoint, checkpoint_tokens
+), x AS (
+  -- Finished runs older than --resume-retention can no longer be replayed: their events go.
+  UPDATE runs SET events = '' WHERE events <> '' AND finished_at < now() - $4::int * interval '1 millisecond'
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count)
   SELECT session_id, id, 'assistant', checkpoint, 'error', checkpoint_tokens FROM lost
@@ -120,9 +141,17 @@ constexpr const char* kCancelSql =
     "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
     "WHERE id = $1 AND user_id = $2 AND status = 'running'";
 
+constexpr const char* kStoredRunSql = R"sql(
+SELECT status = 'running', finished_at IS NOT NULL AND finished_at < now() - $3::int * interval '1 millisecond',
+       events, event_count, session_id::text
+FROM runs WHERE id = $1 AND user_id = $2)sql";
+
+constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
+
 constexpr const char* kMessagesSql = R"sql(
 SELECT m.id, m.role, m.content, m.status,
-       to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text
+       to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text,
+       (SELECT r.id::text FROM runs r WHERE r.session_id = s.id AND r.status = 'running') AS running_run
 FROM sessions s LEFT JOIN messages m ON m.session_id = s.id
 WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql";
@@ -169,6 +198,10 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
     RunStarted started;
     if (outcome.rows() > 0) started.language = std::string(outcome.text(0, 0));
     started.busy = outcome.rows() > 0 && outcome.text(0, 3) == "0";
+    if (outcome.rows() > 0 && !outcome.is_null(0, 4)) {
+      std::string_view id = outcome.text(0, 4);
+      std::from_chars(id.data(), id.data() + id.size(), started.answer_message_id);
+    }
     // Rows are oldest first; keep the newest ones that fit the character budget.
     std::vector<llm::Turn> turns;
     for (int row = 0; row < outcome.rows(); ++row) {
@@ -244,7 +277,10 @@ void Store::write(RunEnd end, SavedCallback saved) {
                     end.run_status,
                     end.error_code,
                     end.first_token_ms ? std::optional<std::string>(number(*end.first_token_ms)) : std::nullopt,
-                    number(end.duration_ms)};
+                    number(end.duration_ms),
+                    end.message_id > 0 ? std::optional<std::string>(std::to_string(end.message_id)) : std::nullopt,
+                    end.events,
+                    std::to_string(end.event_count)};
   auto shared_end = std::make_shared<RunEnd>(std::move(end));
   bool retry = retrying_;
   ++in_flight_;
@@ -315,7 +351,21 @@ Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std
   }
   ids.push_back('}');
   tokens.push_back('}');
-  db::Params params{std::move(ids), text_array(appended), std::move(tokens), std::to_string(owner_.lease_ms)};
+  std::vector<std::string_view> events;
+  std::string from = "{", to = "{";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0) {
+      from.push_back(',');
+      to.push_back(',');
+    }
+    events.push_back(entries[i].events);
+    from += std::to_string(entries[i].events_from);
+    to += std::to_string(entries[i].events_to);
+  }
+  from.push_back('}');
+  to.push_back('}');
+  db::Params params{std::move(ids), text_array(appended), std::move(tokens), std::to_string(owner_.lease_ms),
+                    text_array(events), std::move(from), std::move(to)};
   return pool_.execute(kCheckpointSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));
@@ -331,7 +381,8 @@ Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids,
     pids += std::to_string(lost_worker_pids[i]);
   }
   pids.push_back('}');
-  db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), std::move(pids)};
+  db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), std::move(pids),
+                    std::to_string(owner_.resume_retention_ms)};
   return pool_.execute(kCloseLostRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) {
@@ -367,18 +418,52 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& us
   });
 }
 
+Store::Ticket Store::stored_run(const Uuid& run_id, const std::string& user_id,
+                               std::function<void(Result<StoredRun>&)> done) {
+  db::Params params{run_id.to_string(), user_id, std::to_string(owner_.resume_retention_ms)};
+  return pool_.execute(kStoredRunSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    if (!outcome.ok() || outcome.rows() == 0) {
+      Result<StoredRun> failed = outcome.ok() ? Error{Errc::kNotFound, "No such run"} : error_of(*outcome.error);
+      done(failed);
+      return;
+    }
+    StoredRun run;
+    run.running = outcome.text(0, 0) == "t";
+    run.expired = outcome.text(0, 1) == "t";
+    run.events = outcome.text(0, 2);
+    std::string_view count = outcome.text(0, 3);
+    std::from_chars(count.data(), count.data() + count.size(), run.event_count);
+    if (auto session = Uuid::parse(outcome.text(0, 4))) run.session_id = *session;
+    Result<StoredRun> result = std::move(run);
+    done(result);
+  });
+}
+
+Store::Ticket Store::notify(std::string_view channel, const std::vector<std::string>& payloads,
+                            std::function<void(Status)> done) {
+  std::vector<std::string_view> views(payloads.begin(), payloads.end());
+  db::Params params{std::string(channel), text_array(views)};
+  return pool_.execute(kNotifySql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    if (!outcome.ok()) done(error_of(*outcome.error));
+    else done(Status{});
+  });
+}
+
 Store::Ticket Store::session_messages(
     const Uuid& session_id, const std::string& user_id,
-    std::function<void(Result<std::vector<StoredMessage>>&)> done) {
+    std::function<void(Result<SessionMessages>&)> done) {
   return pool_.execute(kMessagesSql, {session_id.to_string(), user_id}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok() || outcome.rows() == 0) {
-      Result<std::vector<StoredMessage>> failed =
+      Result<SessionMessages> failed =
           outcome.ok() ? Error{Errc::kNotFound, "No such session"} : error_of(*outcome.error);
       done(failed);
       return;
     }
-    std::vector<StoredMessage> messages;
+    SessionMessages session;
+    if (!outcome.is_null(0, 6)) session.running_run = Uuid::parse(outcome.text(0, 6));
     for (int row = 0; row < outcome.rows(); ++row) {
       if (outcome.is_null(row, 0)) continue;  // a session without messages
       StoredMessage message;
@@ -389,9 +474,9 @@ Store::Ticket Store::session_messages(
       message.status = outcome.text(row, 3);
       message.created_at = outcome.text(row, 4);
       message.citations_json = outcome.text(row, 5);
-      messages.push_back(std::move(message));
+      session.messages.push_back(std::move(message));
     }
-    Result<std::vector<StoredMessage>> result = std::move(messages);
+    Result<SessionMessages> result = std::move(session);
     done(result);
   });
 }

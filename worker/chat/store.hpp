@@ -30,13 +30,18 @@ struct RunOwner {
   std::string instance_id;
   int master_pid = 0;
   uint64_t lease_ms = 20000;  // a running run not renewed for this long has lost its owner
+  uint64_t resume_retention_ms = 600000;  // a finished run's stream can be replayed this long
 };
 
-// One run's part of a checkpoint: the answer text produced since its last checkpoint.
+// One run's part of a checkpoint: the answer text produced since its last checkpoint, and the
+// events framed since (a resumable run): events [events_from, events_to).
 struct CheckpointEntry {
   Uuid run_id;
   std::string_view appended;  // valid until the statement is sent (copied into it)
   uint64_t tokens = 0;
+  std::string events;
+  uint64_t events_from = 0;
+  uint64_t events_to = 0;
 };
 
 struct RunStart {
@@ -53,6 +58,7 @@ struct RunStarted {
   bool busy = false;                // the session has a running run: nothing was started or stored
   std::string language;             // the session's text search configuration
   std::vector<llm::Turn> history;   // earlier messages, oldest first, within the budget
+  int64_t answer_message_id = 0;    // the id the answer's message will be stored with
 };
 
 struct RunEnd {
@@ -66,11 +72,29 @@ struct RunEnd {
   uint64_t tokens = 0;
   std::optional<double> first_token_ms;
   double duration_ms = 0;
+  int64_t message_id = 0;      // 0: a new id
+  std::string events;          // a resumable run: its whole stream, framed, terminal event included
+  uint64_t event_count = 0;    // 0: not a resumable run (runs.events is left alone)
+};
+
+// A run as a resume on a worker that does not own it finds it (GET /chat/stream/{run_id}).
+struct StoredRun {
+  bool running = false;
+  bool expired = false;     // finished longer than --resume-retention ago
+  std::string events;       // framed, as in runs.events
+  uint64_t event_count = 0; // 0: not a resumable run
+  Uuid session_id;
 };
 
 struct StoredMessage {
   int64_t id;
   std::string role, content, status, created_at, citations_json;
+};
+
+// A conversation as GET /sessions/{id}/messages shows it.
+struct SessionMessages {
+  std::vector<StoredMessage> messages;  // oldest first; a running run's answer is not among them yet
+  std::optional<Uuid> running_run;      // the run still answering (resume it: GET /chat/stream/{id})
 };
 
 class Store {
@@ -97,7 +121,7 @@ class Store {
   Ticket running_run(const Uuid& session_id, std::function<void(Result<std::optional<Uuid>>)> done);
   // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.
   Ticket session_messages(const Uuid& session_id, const std::string& user_id,
-                          std::function<void(Result<std::vector<StoredMessage>>&)> done);
+                          std::function<void(Result<SessionMessages>&)> done);
   // One statement for every running run of the worker: appends each one's new answer text to its
   // checkpoint and renews the lease of all of them.
   Ticket checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done);
@@ -106,6 +130,10 @@ class Store {
   // code worker_lost and the text of their last checkpoint as the assistant message. `done` gets how
   // many were closed.
   Ticket close_lost_runs(const std::vector<int>& lost_worker_pids, std::function<void(Result<int64_t>)> done);
+  // The stored stream of one run of `user_id` (kNotFound: none, or another user's).
+  Ticket stored_run(const Uuid& run_id, const std::string& user_id, std::function<void(Result<StoredRun>&)> done);
+  // Sends `payloads` as notifications on `channel`, in order, in one statement.
+  Ticket notify(std::string_view channel, const std::vector<std::string>& payloads, std::function<void(Status)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
   // A run that ends while its start statement is in flight: the statement is left to finish (it may
   // commit the run's row), then `end` is written if it did; the run's own callback is not called.
@@ -119,6 +147,11 @@ class Store {
 
   static constexpr std::string_view kCancelChannel = "chatstream_cancel";     // "<run_id> <reason>"
   static constexpr std::string_view kRunEndChannel = "chatstream_run_end";   // "<session_id>"
+  // Resumes on another worker (chat/run_followers.hpp): "<run_id> <next_seq>" asks the owner to
+  // publish the run's events from next_seq on; "<run_id> stop" says one follower left.
+  static constexpr std::string_view kFollowChannel = "chatstream_follow";
+  // The owner's events for followers: "<run_id> <seq> <kind>\n<bytes>" (chat/run_publisher.hpp).
+  static constexpr std::string_view kEventsChannel = "chatstream_events";
 
  private:
   void write(RunEnd end, SavedCallback saved);

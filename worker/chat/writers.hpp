@@ -14,12 +14,14 @@ namespace chatstream::chat {
 class SseRunWriter : public RunWriter {
  public:
   SseRunWriter(http::Connection& connection, TimerWheel& wheel, const sse::StreamSettings& settings,
-               sse::StreamObserver& observer, sse::Framing framing)
-      : connection_(connection), stream_(connection, wheel, settings, observer, framing) {}
+               sse::StreamObserver& observer, sse::Framing framing, std::unique_ptr<sse::EventLog> log = nullptr)
+      : connection_(connection), log_(std::move(log)), stream_(connection, wheel, settings, observer, framing, log_.get()) {}
 
   void stage(std::string_view type, std::string_view fields_json) override { stream_.send(type, fields_json); }
   void token(std::string_view text) override { stream_.send_token(text); }
   bool attached() const override { return stream_.attached(); }
+  sse::EventLog* event_log() override { return log_.get(); }
+  void flush_tokens() override { stream_.flush_tokens(); }
 
   void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
     if (!stream_.attached()) return;  // the client left
@@ -31,13 +33,15 @@ class SseRunWriter : public RunWriter {
 
  protected:
   http::Connection& connection_;
+  std::unique_ptr<sse::EventLog> log_;  // before stream_, which records into it
   sse::Stream stream_;
 };
 
 // chatstream's SSE protocol (docs/protocol.md): meta, stages, token, done / error / cancelled.
+// Every event is kept in the writer's EventLog (resumable: GET /chat/stream/{run_id}).
 std::unique_ptr<RunWriter> make_event_stream_writer(http::Connection& connection, TimerWheel& wheel,
                                                     const sse::StreamSettings& settings,
-                                                    sse::StreamObserver& observer);
+                                                    sse::StreamObserver& observer, std::string_view run_id);
 // OpenAI's chat.completion.chunk stream, ending with [DONE].
 std::unique_ptr<RunWriter> make_openai_stream_writer(http::Connection& connection, TimerWheel& wheel,
                                                      const sse::StreamSettings& settings,

@@ -19,6 +19,7 @@ constexpr std::array<ErrcRow, kErrcCount> kRows = {{
   {Errc::kUnsupportedMediaType,    415, "unsupported_media_type",   false, "unsupported_media_type", {}},
   {Errc::kHeadersTooLarge,         431, "headers_too_large",        false, "headers_too_large",      {}},
   {Errc::kRunInProgress,           409, "run_in_progress",          false, "run_in_progress",        {}},
+  {Errc::kGone,                    410, "gone",                     false, "gone",                   {}},
   {Errc::kUnauthorized,            401, "unauthorized",             false, "unauthorized",           {}},
   {Errc::kForbidden,               403, "forbidden",                false, "forbidden",              {}},
   {Errc::kTooManyRuns,             429, "too_many_runs",            true,  "too_many_runs",          kRetrySoon},
@@ -28,6 +29,8 @@ constexpr std::array<ErrcRow, kErrcCount> kRows = {{
   {Errc::kTimeout,                 504, "timeout",                  true,  "timeout",                {}},
   {Errc::kUpstream,                502, "upstream",                 true,  "upstream",               {}},
   {Errc::kSlowConsumer,            503, "slow_consumer",            true,  "slow_consumer",          {}},
+  // Written by PostgreSQL itself (chat/store.cpp, closing a dead worker's runs); here for the table.
+  {Errc::kWorkerLost,              503, "worker_lost",              true,  "worker_lost",            {}},
   {Errc::kDatabaseUnavailable,     503, "internal",                 true,  "database_unavailable",   kRetrySoon},
   {Errc::kInternal,                500, "internal",                 true,  "internal",               {}},
 }};

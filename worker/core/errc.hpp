@@ -24,6 +24,7 @@ enum class Errc : uint8_t {
   kUnsupportedMediaType,
   kHeadersTooLarge,
   kRunInProgress,
+  kGone,
   // Sign-in and ownership (worker/auth).
   kUnauthorized,
   kForbidden,
@@ -36,6 +37,7 @@ enum class Errc : uint8_t {
   kTimeout,
   kUpstream,
   kSlowConsumer,
+  kWorkerLost,
   kDatabaseUnavailable,
   kInternal,
   kCount

@@ -8,6 +8,7 @@
 #include "auth/sign_in.hpp"
 #include "chat/conversations.hpp"
 #include "chat/run.hpp"
+#include "chat/run_followers.hpp"
 #include "chat/run_registry.hpp"
 #include "chat/store.hpp"
 #include "core/graveyard.hpp"
@@ -41,6 +42,7 @@ struct HandlerContext {
   chat::Conversations* conversations;  // null: no database
   size_t max_active_runs_per_user = 0;  // with sign-in on; 0 = no limit
   uint64_t run_timeout_ms = 0;          // --run-timeout: older `running` rows are a dead worker's
+  chat::RunFollowers* followers = nullptr;  // resumes of other workers' runs; null without a database
 };
 
 // Every route of the worker (docs/protocol.md).
@@ -68,5 +70,6 @@ void add_session_routes(http::Router& router, HandlerContext& context);
 void add_conversation_routes(http::Router& router, HandlerContext& context);
 void add_model_routes(http::Router& router, HandlerContext& context);
 void add_health_routes(http::Router& router, HandlerContext& context);
+void add_resume_routes(http::Router& router, HandlerContext& context);
 
 }  // namespace chatstream::handler

@@ -6,6 +6,7 @@ namespace chatstream::handler {
 
 void add_routes(http::Router& router, HandlerContext& context) {
   add_chat_routes(router, context);
+  add_resume_routes(router, context);
   add_cancel_routes(router, context);
   add_session_routes(router, context);
   add_conversation_routes(router, context);

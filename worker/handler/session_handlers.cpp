@@ -8,7 +8,8 @@ namespace chatstream::handler {
 
 namespace {
 
-std::string messages_body(std::string_view session_id, const std::vector<chat::StoredMessage>& messages) {
+std::string messages_body(std::string_view session_id, const chat::SessionMessages& session) {
+  const std::vector<chat::StoredMessage>& messages = session.messages;
   std::string list = "[";
   for (size_t i = 0; i < messages.size(); ++i) {
     const chat::StoredMessage& m = messages[i];
@@ -24,7 +25,11 @@ std::string messages_body(std::string_view session_id, const std::vector<chat::S
   }
   list += "]";
   std::string body;
-  json::Object(body).field("session_id", session_id).raw("messages", list).close();
+  json::Object object(body);
+  object.field("session_id", session_id).raw("messages", list);
+  if (session.running_run) object.field("running_run_id", session.running_run->to_string());
+  else object.raw("running_run_id", "null");
+  object.close();
   return body;
 }
 
@@ -45,7 +50,7 @@ void add_session_routes(http::Router& router, HandlerContext& context) {
                auto* response = http::DeferredResponse::attach(connection, context.graveyard);
                std::string id_text = session_id->to_string();
                uint64_t ticket = context.store->session_messages(
-                   *session_id, request.user_id, [response, id_text](Result<std::vector<chat::StoredMessage>>& messages) {
+                   *session_id, request.user_id, [response, id_text](Result<chat::SessionMessages>& messages) {
                      http::Connection* connection = response->take();
                      if (!connection) return;
                      if (!messages) {

@@ -230,7 +230,8 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t length)
   // Only the values chatstream reads are kept.
   std::string_view field = self->pending_->header_field;
   if (equals_ignore_case(field, "content-type") || equals_ignore_case(field, "expect") ||
-      equals_ignore_case(field, "x-chatstream-session-id") || equals_ignore_case(field, "authorization")) {
+      equals_ignore_case(field, "x-chatstream-session-id") || equals_ignore_case(field, "authorization") ||
+      equals_ignore_case(field, "last-event-id")) {
     self->pending_->header_value.append(at, length);
   }
   return 0;
@@ -251,6 +252,8 @@ int Connection::on_header_value_complete(llhttp_t* parser) {
     pending.request.session_header = pending.header_value;
   } else if (equals_ignore_case(field, "authorization")) {
     pending.request.authorization = pending.header_value;
+  } else if (equals_ignore_case(field, "last-event-id")) {
+    pending.request.last_event_id = pending.header_value;
   }
   pending.header_field.clear();
   pending.header_value.clear();

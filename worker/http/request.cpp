@@ -11,6 +11,7 @@ void Request::clear() {
   content_type.clear();
   session_header.clear();
   authorization.clear();
+  last_event_id.clear();
   user_id.clear();
   // A long-lived stream should not keep a large request body allocated.
   if (body.capacity() > 1024) std::string().swap(body);

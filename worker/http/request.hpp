@@ -13,6 +13,7 @@ struct Request {
   std::string content_type;  // as sent, empty when absent
   std::string session_header;  // X-Chatstream-Session-Id (OpenAI-compatible clients)
   std::string authorization;    // the Authorization header as sent (never logged)
+  std::string last_event_id;    // Last-Event-ID (a resumed SSE stream: "<run_id>:<seq>")
   std::string user_id;          // set by the sign-in check (auth/request_user.hpp) before a handler runs
   std::string body;          // capacity leaves simdjson's padding after size()
   bool keep_alive = true;

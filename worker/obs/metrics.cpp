@@ -95,6 +95,8 @@ void count_response(int status) {
     case 404: counter = Counter::kResponses404; break;
     case 405: counter = Counter::kResponses405; break;
     case 408: counter = Counter::kResponses408; break;
+    case 409: counter = Counter::kResponses409; break;
+    case 410: counter = Counter::kResponses410; break;
     case 413: counter = Counter::kResponses413; break;
     case 415: counter = Counter::kResponses415; break;
     case 429: counter = Counter::kResponses429; break;
@@ -202,7 +204,7 @@ std::string SharedMetrics::render_prometheus() const {
       {"2xx", Counter::kResponses2xx}, {"400", Counter::kResponses400}, {"401", Counter::kResponses401},
       {"403", Counter::kResponses403}, {"404", Counter::kResponses404},
       {"405", Counter::kResponses405}, {"408", Counter::kResponses408}, {"413", Counter::kResponses413},
-      {"415", Counter::kResponses415}, {"429", Counter::kResponses429}, {"431", Counter::kResponses431}, {"5xx", Counter::kResponses5xx}};
+      {"409", Counter::kResponses409}, {"410", Counter::kResponses410}, {"415", Counter::kResponses415}, {"429", Counter::kResponses429}, {"431", Counter::kResponses431}, {"5xx", Counter::kResponses5xx}};
   for (const auto& [code, c] : kStatuses) {
     std::string labels = std::string("{code=\"") + code + "\"}";
     line(out, "chatstream_http_responses_total", labels.c_str(), sum_counter(m, c));
@@ -218,6 +220,16 @@ std::string SharedMetrics::render_prometheus() const {
           Counter::kCheckpointStatements);
   counter("chatstream_worker_lost_runs_total", "Runs closed as worker_lost because their worker was gone.",
           Counter::kRunsClosedLost);
+  counter("chatstream_resumes_total", "Streams resumed (GET /chat/stream/{run_id}) on the worker that owns the run.",
+          Counter::kResumes);
+  counter("chatstream_resumes_remote_total",
+          "Streams resumed on a worker that does not own the run (replayed from PostgreSQL, followed by NOTIFY).",
+          Counter::kResumesRemote);
+  counter("chatstream_disconnect_grace_expired_total",
+          "Runs cancelled because their client left and no resume came within --disconnect-grace.",
+          Counter::kDisconnectGraceExpired);
+  counter("chatstream_events_published_total",
+          "Events the owner of a run sent through PostgreSQL to readers on other workers.", Counter::kEventsPublished);
 
   help(out, "chatstream_workers", "gauge", "Worker processes running.");
   line(out, "chatstream_workers", "", static_cast<uint64_t>(std::max<int64_t>(0, m.workers_running.load())));

@@ -35,6 +35,8 @@ enum class Counter : uint32_t {
   kResponses404,
   kResponses405,
   kResponses408,
+  kResponses409,
+  kResponses410,
   kResponses413,
   kResponses415,
   kResponses429,
@@ -45,6 +47,10 @@ enum class Counter : uint32_t {
   kPersistLost,
   kCheckpointStatements,
   kRunsClosedLost,
+  kResumes,
+  kResumesRemote,
+  kDisconnectGraceExpired,
+  kEventsPublished,
   kCount
 };
 

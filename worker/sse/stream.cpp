@@ -18,7 +18,7 @@ std::string& scratch() {
 }  // namespace
 
 Stream::Stream(http::Connection& connection, TimerWheel& wheel, const StreamSettings& settings,
-               StreamObserver& observer, Framing framing)
+               StreamObserver& observer, Framing framing, EventLog* log)
     : connection_(&connection),
       wheel_(wheel),
       settings_(settings),
@@ -26,7 +26,8 @@ Stream::Stream(http::Connection& connection, TimerWheel& wheel, const StreamSett
       framing_(framing),
       heartbeat_(&Stream::on_heartbeat, this),
       flush_window_(&Stream::on_flush_window, this),
-      grace_(&Stream::on_grace_expired, this) {
+      grace_(&Stream::on_grace_expired, this),
+      log_(framing == Framing::kChatstream ? log : nullptr) {
   // Attached from the start, so a client that leaves before the stream opens (a run waiting for its
   // conversation to be free) is noticed all the same.
   connection.attach(this);
@@ -36,7 +37,11 @@ Stream::~Stream() { abandon(); }
 
 void Stream::open(std::string_view run_id, std::string_view meta_fields, std::string_view extra_headers) {
   run_id_ = run_id;
-  if (!connection_) return;  // the client left before the stream opened
+  if (log_) log_->append("meta", meta_fields);
+  if (!connection_) {  // the client left before the stream opened
+    ++seq_;
+    return;
+  }
   std::string headers(kStreamHeaders);
   headers += extra_headers;
   connection_->begin_stream(kContentType, headers);
@@ -57,13 +62,22 @@ void Stream::open(std::string_view run_id, std::string_view meta_fields, std::st
 }
 
 void Stream::write(std::string_view bytes) {
-  connection_->write_body(bytes);
+  if (connection_) connection_->write_body(bytes);
+}
+
+void Stream::record(std::string_view type, std::string_view fields_json) {
+  if (log_) log_->append(type, fields_json);
 }
 
 void Stream::send(std::string_view type, std::string_view fields_json) {
-  if (!connection_) return;
+  if (!live()) return;
   frame_tokens(true);
   if (framing_ == Framing::kOpenAI) return;  // stages have no OpenAI equivalent
+  record(type, fields_json);
+  if (!connection_) {
+    ++seq_;
+    return;
+  }
   std::string& out = scratch();
   append_event(out, run_id_, seq_++, type, fields_json);
   write(out);
@@ -72,8 +86,12 @@ void Stream::send(std::string_view type, std::string_view fields_json) {
 }
 
 void Stream::send_token(std::string_view text) {
-  if (!connection_ || text.empty()) return;
+  if (!live() || text.empty()) return;
   tokens_.add(text);
+  if (!connection_) {  // only the log listens: nothing to coalesce for
+    frame_tokens(true);
+    return;
+  }
   if (settings_.flush_ms > 0 && !flush_due_ && !flush_window_.scheduled()) {
     wheel_.schedule_in(flush_window_, settings_.flush_ms);
   }
@@ -84,6 +102,12 @@ void Stream::send_token(std::string_view text) {
 void Stream::frame_tokens(bool final) {
   std::string_view text = tokens_.ready(final);
   if (text.empty()) return;
+  if (log_) log_->append_token(text);
+  if (!connection_) {
+    ++seq_;
+    tokens_.take(text.size());
+    return;
+  }
   std::string& out = scratch();
   if (framing_ == Framing::kOpenAI) {
     append_openai_content_chunk(out, {openai_id_, "chatstream", created_}, text);
@@ -164,8 +188,19 @@ void Stream::on_heartbeat(void* opaque) {
 }
 
 void Stream::close(const StreamEnd& end, bool drop_connection) {
-  if (!connection_) return;
+  if (!live()) return;
   frame_tokens(true);
+  if (log_ && framing_ == Framing::kChatstream) {
+    log_->append(end.type, end.fields_json);
+    closed_ = true;
+    log_->end();
+  }
+  closed_ = true;
+  if (!connection_) {
+    ++seq_;
+    stop_timers();
+    return;
+  }
   std::string& out = scratch();
   if (framing_ == Framing::kOpenAI) {
     if (end.type == "error") {

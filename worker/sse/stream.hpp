@@ -18,6 +18,7 @@
 
 #include "core/timer_wheel.hpp"
 #include "http/connection.hpp"
+#include "sse/event_log.hpp"
 #include "sse/token_buffer.hpp"
 
 namespace chatstream::sse {
@@ -56,8 +57,11 @@ class StreamObserver {
 
 class Stream final : public http::ResponseProducer {
  public:
+  // With a `log` (a resumable run, chatstream framing), every event framed is also recorded there,
+  // and after the client is gone the stream goes on framing into the log alone (each token at once:
+  // there is no connection to coalesce for) until close().
   Stream(http::Connection& connection, TimerWheel& wheel, const StreamSettings& settings,
-         StreamObserver& observer, Framing framing = Framing::kChatstream);
+         StreamObserver& observer, Framing framing = Framing::kChatstream, EventLog* log = nullptr);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
   ~Stream();
@@ -70,6 +74,10 @@ class Stream final : public http::ResponseProducer {
   // Frames an event now (merged token text first).
   void send(std::string_view type, std::string_view fields_json);
   void send_token(std::string_view text);
+  // Frames the token text merged so far now, instead of at the next flush pass.
+  void flush_tokens() {
+    if (live()) frame_tokens(true);
+  }
   // Frames the final event and ends the response. The stream is inert afterwards. With
   // `drop_connection` (a slow consumer) the connection is closed right after one last write attempt
   // instead of waiting for a client that does not read.
@@ -78,6 +86,8 @@ class Stream final : public http::ResponseProducer {
   void abandon();
 
   bool attached() const { return connection_ != nullptr; }
+  // Events still go somewhere: to the client, or to the log of a resumable run.
+  bool live() const { return connection_ != nullptr || (log_ != nullptr && !closed_); }
   uint64_t events_sent() const { return seq_; }
 
   // http::ResponseProducer
@@ -91,6 +101,7 @@ class Stream final : public http::ResponseProducer {
   static void on_grace_expired(void* self);
   void frame_tokens(bool final);
   void write(std::string_view bytes);
+  void record(std::string_view type, std::string_view fields_json);
   void check_pressure();
   void stop_timers();
   size_t unsent() const;
@@ -107,7 +118,9 @@ class Stream final : public http::ResponseProducer {
   Timer heartbeat_;
   Timer flush_window_;
   Timer grace_;
+  EventLog* log_;
   uint64_t seq_ = 0;
+  bool closed_ = false;
   bool over_cap_ = false;
   bool flush_due_ = true;  // with --flush-ms: the window since the last token event has passed
 };

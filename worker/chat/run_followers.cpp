@@ -1,0 +1,199 @@
+#include "chat/run_followers.hpp"
+
+#include <charconv>
+#include <memory>
+
+#include "handler/context.hpp"
+#include "http/deferred_response.hpp"
+#include "obs/metrics.hpp"
+#include "sse/framing.hpp"
+#include "sse/log_reader.hpp"
+
+namespace chatstream::chat {
+
+namespace {
+// Appends the stored events with seq >= log.next_seq() that follow on without a gap; ends the log
+// at a terminal event.
+void append_stored(sse::EventLog& log, std::string_view stored) {
+  sse::for_each_framed_event(stored, [&](uint64_t seq, std::string_view event) {
+    if (log.ended() || seq != log.next_seq()) return;
+    log.append_framed(event);
+    if (sse::is_terminal_type(sse::framed_event_type(event))) log.end();
+  });
+}
+}  // namespace
+
+class RunFollowers::Follower final : public sse::LogWatcher, public Reclaimable {
+ public:
+  Follower(RunFollowers& followers, const Uuid& run_id, std::string user_id, uint64_t next_seq)
+      : followers_(followers),
+        run_id_(run_id),
+        user_id_(std::move(user_id)),
+        id_text_(run_id.to_string()),
+        log_(id_text_, next_seq),
+        poll_timer_(&Follower::on_poll, this) {
+    log_.set_watcher(this);
+  }
+  ~Follower() override {
+    followers_.wheel_.cancel(poll_timer_);
+    if (lookup_) followers_.store_.cancel(lookup_);
+  }
+
+  sse::EventLog& log() { return log_; }
+
+  // `running`: the run was still running when `stored` was read (else `stored` is all of it).
+  void start(http::Connection& connection, std::string_view stored, bool running) {
+    append_stored(log_, stored);
+    if (!running && !log_.ended()) log_.end();  // nothing after the cursor
+    sse::LogReader::start(connection, followers_.wheel_, followers_.settings_, followers_.graveyard_, log_,
+                          log_.base_seq());
+    if (done_) return;  // the replay was the whole of it and the reader already ended
+    if (!log_.ended()) follow();
+  }
+
+  // One notification for this run: "<seq> <kind>\n<bytes>" (after the run id).
+  void on_payload(uint64_t seq, char kind, std::string_view bytes) {
+    if (log_.ended()) return;
+    if (kind == '=') {
+      append_stored(log_, bytes);
+    } else {
+      if (seq != log_.next_seq()) return;
+      if (piece_seq_ != seq) {
+        piece_.clear();
+        piece_seq_ = seq;
+      }
+      piece_.append(bytes);
+      if (kind == '.') {
+        std::string event = std::move(piece_);
+        piece_.clear();
+        piece_seq_ = UINT64_MAX;
+        append_stored(log_, event);
+      }
+    }
+  }
+
+ private:
+  void follow() {
+    following_ = true;
+    std::string payload = id_text_ + " " + std::to_string(log_.next_seq());
+    followers_.store_.notify(Store::kFollowChannel, {payload}, [](Status) {});
+    polled_at_seq_ = log_.next_seq();
+    followers_.wheel_.schedule_in(poll_timer_, kQuietPollMs);
+  }
+
+  static void on_poll(void* opaque) {
+    auto* self = static_cast<Follower*>(opaque);
+    if (self->done_ || self->log_.ended()) return;
+    if (self->log_.next_seq() != self->polled_at_seq_) {  // news came: wait again
+      self->polled_at_seq_ = self->log_.next_seq();
+      self->followers_.wheel_.schedule_in(self->poll_timer_, kQuietPollMs);
+      return;
+    }
+    self->lookup_ = self->followers_.store_.stored_run(
+        self->run_id_, self->user_id_, [self](Result<StoredRun>& stored) {
+          self->lookup_ = 0;
+          if (self->done_) return;
+          if (!stored) {  // the database is away: try again later
+            self->followers_.wheel_.schedule_in(self->poll_timer_, kQuietPollMs);
+            return;
+          }
+          append_stored(self->log_, stored->events);
+          if (self->log_.ended()) return;
+          if (!stored->running) {
+            self->log_.end();  // ended without a stored terminal event (its events expired)
+            return;
+          }
+          self->follow();  // the owner may not have heard: ask again from here
+        });
+  }
+
+  // sse::LogWatcher: the reader left (its client went away, or it wrote the terminal event).
+  void on_log_readers_changed(size_t readers) override {
+    if (readers > 0 || done_) return;
+    done_ = true;
+    followers_.wheel_.cancel(poll_timer_);
+    if (following_ && !log_.ended()) {
+      followers_.store_.notify(Store::kFollowChannel, {id_text_ + " stop"}, [](Status) {});
+    }
+    auto range = followers_.followers_.equal_range(run_id_);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second == this) {
+        followers_.followers_.erase(it);
+        break;
+      }
+    }
+    followers_.graveyard_.bury(this);
+  }
+
+  RunFollowers& followers_;
+  Uuid run_id_;
+  std::string user_id_;
+  std::string id_text_;  // before log_, which refers to it
+  sse::EventLog log_;
+  Timer poll_timer_;
+  Store::Ticket lookup_ = 0;
+  uint64_t polled_at_seq_ = 0;
+  std::string piece_;  // an event that comes in pieces
+  uint64_t piece_seq_ = UINT64_MAX;
+  bool following_ = false;
+  bool done_ = false;
+};
+
+RunFollowers::RunFollowers(Store& store, TimerWheel& wheel, Graveyard& graveyard, const sse::StreamSettings& settings)
+    : store_(store), wheel_(wheel), graveyard_(graveyard), settings_(settings) {}
+
+RunFollowers::~RunFollowers() {
+  // Followers still reading are freed with their readers' connections at exit; forget them here.
+  followers_.clear();
+}
+
+void RunFollowers::resume(http::Connection& connection, const ResumeRequest& request, const std::string& user_id) {
+  auto* response = http::DeferredResponse::attach(connection, graveyard_);
+  ResumeRequest wanted = request;
+  uint64_t ticket = store_.stored_run(request.run_id, user_id, [this, response, wanted, user_id](Result<StoredRun>& stored) {
+    http::Connection* connection = response->take();
+    if (!connection) return;
+    if (!stored) {
+      connection->respond_error(stored.error().code, stored.error().message);
+      return;
+    }
+    if (stored->event_count == 0) {
+      connection->respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
+      return;
+    }
+    if (stored->expired) {
+      connection->respond_error(Errc::kGone, "This run ended longer ago than the server keeps streams for resuming (--resume-retention)");
+      return;
+    }
+    obs::add(obs::Counter::kResumesRemote);
+    auto* follower = new Follower(*this, wanted.run_id, user_id, wanted.next_seq);
+    followers_.emplace(wanted.run_id, follower);
+    follower->start(*connection, stored->events, stored->running);
+  });
+  response->waits_for(ticket, &handler::cancel_statement<Store>, &store_);
+}
+
+void RunFollowers::on_events(std::string_view payload) {
+  // "<run_id> <seq> <kind>\n<bytes>"
+  size_t newline = payload.find('\n');
+  if (newline == std::string_view::npos || newline < 40) return;
+  auto run_id = Uuid::parse(payload.substr(0, 36));
+  if (!run_id) return;
+  auto range = followers_.equal_range(*run_id);
+  if (range.first == range.second) return;
+  std::string_view head = payload.substr(37, newline - 37);
+  size_t space = head.find(' ');
+  if (space == std::string_view::npos || space + 2 != head.size()) return;
+  uint64_t seq = 0;
+  auto [end, ec] = std::from_chars(head.data(), head.data() + space, seq);
+  if (ec != std::errc() || end != head.data() + space) return;
+  char kind = head[space + 1];
+  if (kind != '=' && kind != '+' && kind != '.') return;
+  std::string_view bytes = payload.substr(newline + 1);
+  // A follower may end (and leave the map) while it takes the events: collect them first.
+  std::vector<Follower*> targets;
+  for (auto it = range.first; it != range.second; ++it) targets.push_back(it->second);
+  for (Follower* follower : targets) follower->on_payload(seq, kind, bytes);
+}
+
+}  // namespace chatstream::chat
