@@ -3,7 +3,7 @@
 // Everything the server sends is rendered with textContent (or as attribute values checked
 // here): no HTML from the server, ever. The protocol itself lives in chatstream-client.js.
 import {
-  streamChat, cancelRun, fetchHistory, withRetry, describeError, ChatStreamError, RETRY_DELAYS_MS,
+  streamChat, resumeChat, cancelRun, fetchConversation, withRetry, describeError, ChatStreamError, RETRY_DELAYS_MS,
 } from './chatstream-client.js';
 
 const SESSION_KEY = 'chatstream.session_id';
@@ -21,7 +21,10 @@ const ERROR_WORDS = {
   overloaded: 'The server is busy right now.',
   shutdown: 'The server is restarting.',
   slow_consumer: 'The connection was too slow to keep up with the answer.',
+  worker_lost: 'The server writing this answer stopped before it was finished.',
 };
+const BUSY_NOTE = 'This conversation is still answering an earlier message: the answer continues here. '
+  + 'Your new message is kept in the box; send it when the answer is finished.';
 
 // --- small helpers ---------------------------------------------------------------------------
 
@@ -323,7 +326,7 @@ const ui = {
 
 const state = {
   sessionId: storage()?.getItem(SESSION_KEY) || null,
-  run: null,          // the run in progress: { controller, runId, view, stopped }
+  run: null,          // the run in progress: { controller, runId, view, stopped, reconnecting, note }
   lastMessage: null,  // what the retry button sends again
   failedView: null,   // the answer that ended in an error (replaced on retry)
 };
@@ -400,55 +403,42 @@ function failureWords(err, retried) {
   return retried > 0 ? `${text} Gave up after ${retried + 1} attempts.` : text;
 }
 
-async function send(message, { retry = false } = {}) {
-  if (state.run) return;
-  const text = message.trim();
-  if (!text) return;
-  hideError();
-  showStatus('');
-  state.lastMessage = text;
-
-  if (retry && state.failedView) {
-    state.failedView.root.remove();
-  } else if (!retry) {
-    ui.messages.append(new UserMessage(text).root);
-  }
-  state.failedView = null;
-  const view = new AnswerView();
-  ui.messages.append(view.root);
-  updateEmpty();
-  state.stickToBottom = true;
-  scrollToBottom(true);
-
-  const run = { controller: new AbortController(), runId: null, view, stopped: false, onMeta: null };
+/** The run the page follows from now on (the stop button stops it). */
+function startRun(view, runId = null) {
+  const run = { controller: new AbortController(), runId, view, stopped: false, onMeta: null, reconnecting: false, note: '' };
   state.run = run;
   setBusy(true);
+  return run;
+}
 
-  let retries = 0;
+/** Callbacks shared by every stream of a run: events, the reconnection status, its end. */
+function streamCallbacks(run) {
+  return {
+    signal: run.controller.signal,
+    log: debug,
+    onOpen: () => {
+      run.reconnecting = false;
+      showStatus(run.note);
+    },
+    onEvent: (data) => onEvent(run, data),
+    // The stream dropped: the same answer continues from its last event once reconnected.
+    onReconnect: ({ attempt, of, delayMs, error }) => {
+      run.reconnecting = true;
+      showStatus(`${describeError(error)} Retrying in ${Math.round(delayMs / 1000)} s… (attempt ${attempt} of ${of})`);
+    },
+  };
+}
+
+/**
+ * Wait for the end of a run's stream and show it. Resolves with the error the caller handles itself
+ * (`handled(err)` true), else undefined.
+ */
+async function follow(run, stream, { handled = () => false } = {}) {
+  const { view } = run;
+  const retries = { count: 0 };
   try {
-    const end = await withRetry((attempt) => {
-      run.runId = null;
-      view.reset();
-      if (attempt > 0) debug('attempt', attempt + 1);
-      return streamChat({
-        url: '/chat/stream',
-        body: state.sessionId ? { message: text, session_id: state.sessionId } : { message: text },
-        signal: run.controller.signal,
-        log: debug,
-        onOpen: () => showStatus(''),
-        onEvent: (data) => onEvent(run, data),
-      });
-    }, {
-      delays: RETRY_DELAYS_MS,
-      signal: run.controller.signal,
-      onRetry: ({ attempt, of, delayMs, error }) => {
-        retries = attempt;
-        debug('retry', { attempt, delayMs, kind: error.kind, status: error.status });
-        view.reset();
-        showStatus(`${describeError(error)} Retrying in ${Math.round(delayMs / 1000)} s… (attempt ${attempt} of ${of})`);
-      },
-    });
-    if (run.stopped) return; // stop() already showed the outcome; a late end event changes nothing
+    const end = await stream(retries);
+    if (run.stopped) return undefined; // stop() already showed the outcome; a late end event changes nothing
     showStatus('');
     if (end.type === 'done') {
       view.finish('done');
@@ -461,13 +451,15 @@ async function send(message, { retry = false } = {}) {
       showError(words);
     }
   } catch (err) {
-    if (run.stopped) return;
+    if (run.stopped) return undefined;
     showStatus('');
     if ((err instanceof ChatStreamError && err.kind === 'aborted') || run.controller.signal.aborted) {
       view.finish('stopped');
+    } else if (handled(err)) {
+      return err;
     } else {
       debug('failed', err);
-      const words = failureWords(err, retries);
+      const words = failureWords(err, retries.count);
       view.finish('error');
       state.failedView = view;
       showError(words);
@@ -480,6 +472,98 @@ async function send(message, { retry = false } = {}) {
       if (!ui.error.hidden) ui.retry.focus();
       else if (document.activeElement === ui.send || document.activeElement === document.body) ui.input.focus();
     }
+  }
+  return undefined;
+}
+
+const isBusySession = (err) => err instanceof ChatStreamError && err.kind === 'http' && err.code === 'run_in_progress';
+
+async function send(message, { retry = false } = {}) {
+  if (state.run) return;
+  const text = message.trim();
+  if (!text) return;
+  hideError();
+  showStatus('');
+  state.lastMessage = text;
+
+  let asked = null;
+  if (retry && state.failedView) {
+    state.failedView.root.remove();
+  } else if (!retry) {
+    asked = new UserMessage(text).root;
+    ui.messages.append(asked);
+  }
+  state.failedView = null;
+  const view = new AnswerView();
+  ui.messages.append(view.root);
+  updateEmpty();
+  state.stickToBottom = true;
+  scrollToBottom(true);
+
+  const run = startRun(view);
+  const callbacks = streamCallbacks(run);
+  const busy = await follow(run, (retries) => withRetry((attempt) => {
+    run.runId = null;
+    view.reset();
+    if (attempt > 0) debug('attempt', attempt + 1);
+    return streamChat({
+      url: '/chat/stream',
+      body: state.sessionId ? { message: text, session_id: state.sessionId } : { message: text },
+      resume: true,
+      ...callbacks,
+    });
+  }, {
+    delays: RETRY_DELAYS_MS,
+    signal: run.controller.signal,
+    onRetry: ({ attempt, of, delayMs, error }) => {
+      retries.count = attempt;
+      debug('retry', { attempt, delayMs, kind: error.kind, status: error.status });
+      view.reset();
+      showStatus(`${describeError(error)} Retrying in ${Math.round(delayMs / 1000)} s… (attempt ${attempt} of ${of})`);
+    },
+  }), { handled: (err) => isBusySession(err) && Boolean(state.sessionId) });
+
+  if (busy) {
+    // 409 run_in_progress: the conversation is still answering an earlier message (another tab, a
+    // reload's lost stream). Nothing of this message was stored: show the conversation as the server
+    // has it, follow the running answer, and keep the new message in the box to send afterwards.
+    debug('session busy with run', busy.runId);
+    view.root.remove();
+    asked?.remove();
+    updateEmpty();
+    if (!ui.input.value.trim()) {
+      ui.input.value = text;
+      autosize();
+    }
+    await loadHistory({ replace: true, note: BUSY_NOTE, runId: busy.runId });
+  }
+}
+
+/**
+ * Follow a run that is already answering (found by loadHistory, or the run a 409 named): a new
+ * answer view, fed from the run's first event (GET /chat/stream/{run_id}), with the stop button.
+ */
+async function attach(runId, { note = '' } = {}) {
+  if (state.run) return;
+  hideError();
+  state.failedView = null;
+  const view = new AnswerView();
+  view.reset();
+  ui.messages.append(view.root);
+  updateEmpty();
+  state.stickToBottom = true;
+  scrollToBottom(true);
+  const run = startRun(view, runId);
+  run.note = note;
+  showStatus(note);
+  const gone = await follow(run, () => resumeChat({ runId, url: '/chat/stream', ...streamCallbacks(run) }), {
+    // 404 / 410: the run ended and is no longer kept (or is not ours): show what was stored.
+    handled: (err) => err instanceof ChatStreamError && err.kind === 'http' && (err.status === 404 || err.status === 410),
+  });
+  if (gone) {
+    debug('run not followable', runId, gone.status);
+    view.root.remove();
+    await loadHistory({ replace: true, follow: false });
   }
 }
 
@@ -545,6 +629,8 @@ async function stop() {
   state.run = null;
   setBusy(false);
   ui.input.focus();
+  // Waiting to reconnect: there is no stream to keep open until the cancel is sent.
+  if (run.reconnecting) run.controller.abort(new DOMException('Stopped by the user', 'AbortError'));
   if (!run.runId) {
     // meta is the stream's first event and is written at once: wait a moment for the run id, so
     // even an early stop is a cancel and not a dropped connection.
@@ -573,26 +659,39 @@ function newChat() {
   ui.input.focus();
 }
 
-async function loadHistory() {
+/**
+ * Show the open conversation as stored (GET /sessions/{id}/messages) and, when it is still
+ * answering (`running_run_id`), follow that answer. With `replace` the messages on screen are
+ * replaced; else nothing is done once the user has started writing to it.
+ */
+async function loadHistory({ replace = false, follow: followRun = true, note = '', runId = null } = {}) {
   if (!state.sessionId) return;
   const sessionId = state.sessionId;
-  let messages;
+  let conversation;
   try {
-    messages = await fetchHistory({ sessionId, log: debug });
+    conversation = await fetchConversation({ sessionId, log: debug });
   } catch (err) {
     debug('history failed', err);
-    messages = null;
+    conversation = null;
   }
-  if (state.sessionId !== sessionId || ui.messages.childElementCount > 0) return; // the user moved on
-  if (!messages) {
+  if (state.sessionId !== sessionId || state.run) return; // the user moved on
+  if (!replace && ui.messages.childElementCount > 0) return;
+  if (!conversation) {
+    if (replace && runId && followRun) {
+      attach(runId, { note }); // no stored history to show, but the server named the running answer
+      return;
+    }
+    if (replace) ui.messages.replaceChildren();
     ui.historyNote.textContent = 'You are continuing an earlier conversation; its previous messages cannot be shown.';
     ui.historyNote.hidden = false;
     updateEmpty();
     return;
   }
-  for (const m of messages) {
+  if (replace) ui.messages.replaceChildren();
+  for (const m of conversation.messages) {
     if (m.role === 'user') {
       ui.messages.append(new UserMessage(m.content).root);
+      state.lastMessage = m.content; // what Retry sends again should the running answer fail
     } else {
       const view = new AnswerView();
       view.appendText(m.content);
@@ -604,6 +703,8 @@ async function loadHistory() {
   }
   updateEmpty();
   scrollToBottom(true);
+  const running = conversation.runningRunId;
+  if (running && followRun) attach(running, { note });
 }
 
 // --- wiring --------------------------------------------------------------------------------

@@ -8,9 +8,14 @@
 //   streamChat()     POST /chat/stream with fetch, parse the stream, call onEvent for every event,
 //                    resolve with the terminal event (done / error / cancelled) or reject with a
 //                    ChatStreamError (HTTP error before the stream, network failure, stalled stream,
-//                    aborted by the caller, protocol violation).
+//                    aborted by the caller, protocol violation). With `resume: true` a stream that
+//                    drops after its first event is continued with GET /chat/stream/{run_id} and
+//                    Last-Event-ID (1 s, 2 s, 4 s apart), events already seen skipped by seq.
+//   resumeChat()     follow a run already running (or finished) from its start or from a cursor:
+//                    GET /chat/stream/{run_id}, with the same reconnection.
 //   cancelRun()      POST /chat/cancel for a run id.
-//   fetchHistory()   GET /sessions/{id}/messages (null when the server does not have it).
+//   fetchConversation()  GET /sessions/{id}/messages: the messages and the run still answering.
+//   fetchHistory()   the same, only the messages (null when the server does not have them).
 //   withRetry()      run an attempt again after 1 s, 2 s, 4 s while its error is retryable.
 //
 // Text from the server is data: nothing here builds HTML.
@@ -186,10 +191,12 @@ export class SSEParseError extends Error {
  *   'stalled'   nothing (no event, no heartbeat) arrived for twice the announced heartbeat
  *   'protocol'  the answer was not the event stream of docs/protocol.md
  *   'aborted'   the caller's signal aborted
- * `retryable` is true for network failures, stalls and statuses in RETRYABLE_STATUSES.
+ * `retryable` is true for network failures, stalls and statuses in RETRYABLE_STATUSES. `runId` is
+ * the run the failure is about when known: the running run of a `409 run_in_progress`, the run whose
+ * stream dropped (and could not be resumed).
  */
 export class ChatStreamError extends Error {
-  constructor(kind, message, { status = 0, code = '', retryable = false, retryAfterMs = 0, cause } = {}) {
+  constructor(kind, message, { status = 0, code = '', retryable = false, retryAfterMs = 0, runId = '', cause } = {}) {
     super(message, cause ? { cause } : undefined);
     this.name = 'ChatStreamError';
     this.kind = kind;
@@ -197,6 +204,7 @@ export class ChatStreamError extends Error {
     this.code = code;
     this.retryable = retryable;
     this.retryAfterMs = retryAfterMs;
+    this.runId = runId;
   }
 }
 
@@ -232,11 +240,13 @@ function parseRetryAfter(value) {
 async function errorFromResponse(res) {
   let code = '';
   let message = '';
+  let runId = '';
   try {
     const body = await res.json();
     if (body && typeof body.error === 'object' && body.error) {
       code = typeof body.error.code === 'string' ? body.error.code : '';
       message = typeof body.error.message === 'string' ? body.error.message : '';
+      runId = typeof body.error.run_id === 'string' ? body.error.run_id : '';
     }
   } catch {
     // not JSON (a proxy's HTML page, an empty body): plain words come from the status
@@ -246,6 +256,7 @@ async function errorFromResponse(res) {
     code,
     retryable: RETRYABLE_STATUSES.includes(res.status),
     retryAfterMs: parseRetryAfter(res.headers.get('Retry-After')),
+    runId,
   });
 }
 
@@ -261,39 +272,41 @@ function linkSignal(outer, controller) {
 }
 
 /**
- * Stream one chat answer.
- *
- *   const end = await streamChat({
- *     url: '/chat/stream', body: { message, session_id },
- *     signal,                  // AbortSignal of the caller (stop button)
- *     onEvent(data, raw) {},   // every event: data is the parsed JSON object, raw the SSE event
- *     onHeartbeat() {},        // every `: ping`
- *     onOpen(response) {},     // the 200 answer's headers arrived
- *   });
- *   // end is the terminal event's data: { type: 'done' | 'error' | 'cancelled', ... }
- *
- * A stream is treated as dropped ('stalled') when neither an event nor a heartbeat arrives for
- * stallFactor × meta.heartbeat_ms; before meta, within firstByteTimeoutMs of the request.
- * Rejects with ChatStreamError; never resolves without a terminal event.
+ * The position of an event in its run: `id: {run_id}:{seq}` → { runId, seq }, or null when the id
+ * is not of that shape (a server without ids, a comment).
  */
-export async function streamChat({
-  url = '/chat/stream',
-  body,
-  signal,
-  onEvent = () => {},
-  onHeartbeat = () => {},
-  onOpen = () => {},
-  headers = {},
-  fetch: fetchImpl = globalThis.fetch,
-  stallFactor = 2,
-  firstByteTimeoutMs = 30000,
-  log = () => {},
-} = {}) {
+export function parseEventId(id) {
+  if (typeof id !== 'string') return null;
+  const colon = id.lastIndexOf(':');
+  if (colon <= 0 || colon === id.length - 1) return null;
+  const seq = id.slice(colon + 1);
+  if (!/^\d+$/.test(seq)) return null;
+  return { runId: id.slice(0, colon), seq: Number(seq) };
+}
+
+/** GET URL that resumes run `runId`, next to the POST URL of its stream (/chat/stream/{run_id}). */
+export function resumeUrlFor(streamUrl, runId) {
+  return `${String(streamUrl).replace(/\/+$/, '')}/${encodeURIComponent(runId)}`;
+}
+
+/**
+ * One HTTP request that answers an event stream (the POST that starts a run, or a GET that resumes
+ * one). `cursor` ({ runId, lastSeq, heartbeatMs }) is shared by every request of one run: it learns
+ * the run id and the heartbeat from meta and the last seq delivered; with `dedupe` an event whose seq
+ * is not past the cursor was delivered by an earlier request and is skipped.
+ */
+async function readEventStream({
+  url, method, body, headers, signal, onEvent, onHeartbeat, onOpen, fetchImpl, stallFactor, firstByteTimeoutMs, log,
+  cursor, dedupe,
+}) {
   const controller = new AbortController();
   const unlink = linkSignal(signal, controller);
+  const streamWatchdogMs = () => (cursor.heartbeatMs > 0 ? cursor.heartbeatMs * stallFactor : 0);
   let stalled = false;
   let watchdog = null;
-  let watchdogMs = firstByteTimeoutMs;
+  // A resumed run's heartbeat is known: its server answers at once, so silence is a stall from the start.
+  let watchdogMs = streamWatchdogMs() > 0 && firstByteTimeoutMs > 0
+    ? Math.min(firstByteTimeoutMs, streamWatchdogMs()) : firstByteTimeoutMs;
   const armWatchdog = () => {
     clearTimeout(watchdog);
     if (watchdogMs > 0) {
@@ -317,11 +330,11 @@ export async function streamChat({
   try {
     let res;
     try {
-      log('POST', url, body);
+      log(method, url, body ?? headers['Last-Event-ID'] ?? '');
       res = await fetchImpl(url, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...headers },
-        body: JSON.stringify(body),
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal: controller.signal,
         cache: 'no-store',
       });
@@ -338,6 +351,7 @@ export async function streamChat({
       throw new ChatStreamError('protocol', `Expected an event stream, got "${type || 'nothing'}".`);
     }
     onOpen(res);
+    if (streamWatchdogMs() > 0) watchdogMs = streamWatchdogMs();
     armWatchdog();
 
     let terminal = null;
@@ -349,6 +363,13 @@ export async function streamChat({
       },
       onEvent(ev) {
         if (terminal || protocolError) return;
+        const at = parseEventId(ev.id);
+        // A terminal event always ends the stream, even under a seq already seen: a run closed by
+        // another worker (worker_lost) may number it after its last checkpoint, behind this client.
+        if (dedupe && at && at.seq <= cursor.lastSeq && !TERMINAL_EVENTS.includes(ev.type)) {
+          log('already seen', ev.id);
+          return;
+        }
         let data;
         try {
           data = JSON.parse(ev.data);
@@ -361,9 +382,17 @@ export async function streamChat({
           return;
         }
         if (typeof data.type !== 'string') data.type = ev.type;
-        if (ev.type === 'meta' && Number.isFinite(data.heartbeat_ms) && data.heartbeat_ms > 0) {
-          watchdogMs = data.heartbeat_ms * stallFactor;
-          armWatchdog();
+        if (at) {
+          cursor.lastSeq = Math.max(cursor.lastSeq, at.seq);
+          cursor.runId ||= at.runId;
+        }
+        if (ev.type === 'meta') {
+          if (typeof data.run_id === 'string' && data.run_id) cursor.runId = data.run_id;
+          if (Number.isFinite(data.heartbeat_ms) && data.heartbeat_ms > 0) {
+            cursor.heartbeatMs = data.heartbeat_ms;
+            watchdogMs = data.heartbeat_ms * stallFactor;
+            armWatchdog();
+          }
         }
         log('event', ev.type, data);
         onEvent(data, ev);
@@ -410,6 +439,136 @@ export async function streamChat({
   }
 }
 
+/** A dropped or stalled stream: the run may still be answering, worth following again. */
+const isDrop = (err) => err instanceof ChatStreamError && (err.kind === 'network' || err.kind === 'stalled');
+
+/**
+ * Follow run cursor.runId again after `drop`: GET {resumeUrl} with `Last-Event-ID: {run_id}:{seq}`
+ * (none before the first event: from meta) after each of `delays`, until one reaches the terminal
+ * event. A retryable failure waits for the next delay; when they are used up the last one is thrown.
+ * 404 / 410 (the run is unknown here, or finished too long ago) end the attempts at once: with
+ * `dropIfUnknown` the drop itself is thrown (the caller may start the run again), else the HTTP error.
+ */
+async function reconnect(drop, cursor, { delays, resumeUrl, dropIfUnknown, onReconnect, stream }) {
+  const { signal, log, headers } = stream;
+  let last = drop;
+  for (let n = 0; n < delays.length; n++) {
+    const delayMs = Math.max(delays[n], Math.min(last.retryAfterMs || 0, 30000));
+    const lastEventId = cursor.lastSeq >= 0 ? `${cursor.runId}:${cursor.lastSeq}` : '';
+    log('reconnect', { attempt: n + 1, delayMs, lastEventId, after: last.kind });
+    onReconnect({ attempt: n + 1, of: delays.length, delayMs, error: last, runId: cursor.runId, lastEventId });
+    try {
+      await sleep(delayMs, signal);
+    } catch (err) {
+      throw new ChatStreamError('aborted', 'Stopped by the user.', { cause: err });
+    }
+    const resumeHeaders = { Accept: 'text/event-stream', ...headers };
+    if (lastEventId) resumeHeaders['Last-Event-ID'] = lastEventId;
+    try {
+      return await readEventStream({ ...stream, url: resumeUrl, method: 'GET', body: undefined, headers: resumeHeaders, cursor, dedupe: true });
+    } catch (err) {
+      if (!(err instanceof ChatStreamError) || err.kind === 'aborted' || err.kind === 'protocol') throw err;
+      if (err.kind === 'http' && !err.retryable) {
+        if (dropIfUnknown && (err.status === 404 || err.status === 410)) {
+          drop.runId = cursor.runId;
+          throw drop;
+        }
+        throw err;
+      }
+      last = err;
+    }
+  }
+  last.runId ||= cursor.runId;
+  throw last;
+}
+
+function streamOptions({
+  signal, onEvent = () => {}, onHeartbeat = () => {}, onOpen = () => {}, headers = {}, fetch: fetchImpl = globalThis.fetch,
+  stallFactor = 2, firstByteTimeoutMs = 30000, log = () => {},
+}) {
+  return { signal, onEvent, onHeartbeat, onOpen, headers, fetchImpl, stallFactor, firstByteTimeoutMs, log };
+}
+
+/**
+ * Stream one chat answer.
+ *
+ *   const end = await streamChat({
+ *     url: '/chat/stream', body: { message, session_id },
+ *     signal,                  // AbortSignal of the caller (stop button)
+ *     onEvent(data, raw) {},   // every event: data is the parsed JSON object, raw the SSE event
+ *     onHeartbeat() {},        // every `: ping`
+ *     onOpen(response) {},     // the 200 answer's headers arrived (again after each reconnection)
+ *     resume: true,            // continue a dropped stream (below); off by default
+ *     onReconnect({ attempt, of, delayMs, error, runId, lastEventId }) {},  // before each wait
+ *   });
+ *   // end is the terminal event's data: { type: 'done' | 'error' | 'cancelled', ... }
+ *
+ * A stream is treated as dropped ('stalled') when neither an event nor a heartbeat arrives for
+ * stallFactor × meta.heartbeat_ms; before meta, within firstByteTimeoutMs of the request.
+ *
+ * With `resume`, a stream that drops (network failure, stall, the body ending early) after its first
+ * event is followed again with GET {url}/{run_id} and `Last-Event-ID: {run_id}:{last seq}` after
+ * each of resumeDelays (1 s, 2 s, 4 s): the server replays what came after that event, and any event
+ * not past it is skipped, so onEvent sees each event once, in order. When the delays are used up, or
+ * the server no longer knows the run (404, 410), the drop is thrown (retryable, with its runId).
+ * Rejects with ChatStreamError; never resolves without a terminal event.
+ */
+export async function streamChat({
+  url = '/chat/stream',
+  body,
+  headers = {},
+  resume = false,
+  resumeDelays = RETRY_DELAYS_MS,
+  onReconnect = () => {},
+  ...options
+} = {}) {
+  const stream = streamOptions({ ...options, headers });
+  const cursor = { runId: '', lastSeq: -1, heartbeatMs: 0 };
+  try {
+    return await readEventStream({
+      ...stream, url, method: 'POST', body, cursor, dedupe: false,
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...headers },
+    });
+  } catch (err) {
+    // Before the first event (with its id) there is no run to follow: the caller starts it again.
+    if (!resume || !isDrop(err) || !cursor.runId || cursor.lastSeq < 0) throw err;
+    return reconnect(err, cursor, {
+      delays: resumeDelays, resumeUrl: resumeUrlFor(url, cursor.runId), dropIfUnknown: true, onReconnect, stream,
+    });
+  }
+}
+
+/**
+ * Follow a run that was started elsewhere (before a reload, by another tab): GET {url}/{run_id},
+ * from its first event (meta) or, with lastEventId (`{run_id}:{seq}` or a seq), from the event after
+ * it. Takes the options of streamChat; reconnects as streamChat's `resume` does, also when the first
+ * request fails. Resolves with the terminal event; a run the server does not know (404) or no
+ * longer keeps (410 `gone`) rejects with that HTTP error.
+ */
+export async function resumeChat({
+  runId,
+  lastEventId = '',
+  url = '/chat/stream',
+  headers = {},
+  resumeDelays = RETRY_DELAYS_MS,
+  onReconnect = () => {},
+  ...options
+} = {}) {
+  if (!runId) throw new ChatStreamError('protocol', 'resumeChat needs a run id.');
+  const stream = streamOptions({ ...options, headers });
+  const from = parseEventId(String(lastEventId)) ?? (/^\d+$/.test(String(lastEventId)) ? { seq: Number(lastEventId) } : null);
+  const cursor = { runId, lastSeq: from ? from.seq : -1, heartbeatMs: 0 };
+  const resumeUrl = resumeUrlFor(url, runId);
+  const resumeHeaders = { Accept: 'text/event-stream', ...headers };
+  if (cursor.lastSeq >= 0) resumeHeaders['Last-Event-ID'] = `${runId}:${cursor.lastSeq}`;
+  try {
+    return await readEventStream({ ...stream, url: resumeUrl, method: 'GET', body: undefined, headers: resumeHeaders, cursor, dedupe: true });
+  } catch (err) {
+    if (!isDrop(err)) throw err;
+    return reconnect(err, cursor, { delays: resumeDelays, resumeUrl, dropIfUnknown: false, onReconnect, stream });
+  }
+}
+
 /**
  * Ask the server to stop a run: POST /chat/cancel {run_id}. Resolves true when the server
  * cancelled it, false when the run was unknown or already finished (404) or the call failed.
@@ -437,12 +596,14 @@ export async function cancelRun({ url = '/chat/cancel', runId, fetch: fetchImpl 
 }
 
 /**
- * The messages of a session: GET /sessions/{id}/messages. Resolves an array of
- * { role: 'user' | 'assistant', content, status?, citations? } — or null when the server has no
+ * A stored conversation: GET /sessions/{id}/messages. Resolves
+ * { sessionId, messages: [{ role: 'user' | 'assistant', content, status?, citations? }], runningRunId }
+ * — runningRunId is the run still answering the conversation's last question (its answer is not
+ * among the messages yet; follow it with resumeChat), or null. Resolves null when the server has no
  * history for it (404, which is also what a server without the endpoint answers). Other failures
  * reject with ChatStreamError.
  */
-export async function fetchHistory({ baseUrl = '', sessionId, fetch: fetchImpl = globalThis.fetch, signal, log = () => {} } = {}) {
+export async function fetchConversation({ baseUrl = '', sessionId, fetch: fetchImpl = globalThis.fetch, signal, log = () => {} } = {}) {
   let res;
   try {
     res = await fetchImpl(`${baseUrl}/sessions/${encodeURIComponent(sessionId)}/messages`, {
@@ -464,14 +625,29 @@ export async function fetchHistory({ baseUrl = '', sessionId, fetch: fetchImpl =
   }
   const list = Array.isArray(body) ? body : Array.isArray(body?.messages) ? body.messages : null;
   if (!list) throw new ChatStreamError('protocol', 'The history has no "messages" list.');
-  return list
-    .filter((m) => m && (m.role === 'user' || m.role === 'assistant'))
-    .map((m) => ({
-      role: m.role,
-      content: typeof m.content === 'string' ? m.content : typeof m.text === 'string' ? m.text : '',
-      status: typeof m.status === 'string' ? m.status : undefined,
-      citations: Array.isArray(m.citations) ? m.citations : [],
-    }));
+  const running = body?.running_run_id;
+  return {
+    sessionId: typeof body?.session_id === 'string' ? body.session_id : sessionId,
+    runningRunId: typeof running === 'string' && running ? running : null,
+    messages: list
+      .filter((m) => m && (m.role === 'user' || m.role === 'assistant'))
+      .map((m) => ({
+        role: m.role,
+        content: typeof m.content === 'string' ? m.content : typeof m.text === 'string' ? m.text : '',
+        status: typeof m.status === 'string' ? m.status : undefined,
+        citations: Array.isArray(m.citations) ? m.citations : [],
+      })),
+  };
+}
+
+/**
+ * The messages of a session (fetchConversation's `messages`): an array of
+ * { role: 'user' | 'assistant', content, status?, citations? } — or null when the server has no
+ * history for it (404). Other failures reject with ChatStreamError.
+ */
+export async function fetchHistory(options = {}) {
+  const conversation = await fetchConversation(options);
+  return conversation ? conversation.messages : null;
 }
 
 /** Resolve after ms, or reject with the signal's reason as soon as it aborts. */

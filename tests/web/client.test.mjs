@@ -1,9 +1,11 @@
-// Unit tests of streamChat / cancelRun / fetchHistory / withRetry of web/chatstream-client.js
+// Unit tests of streamChat (and its resumption) / resumeChat / cancelRun / fetchHistory / withRetry of
+// web/chatstream-client.js
 // against a fake fetch (node --test, no dependencies, no server).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  streamChat, cancelRun, fetchHistory, withRetry, ChatStreamError, describeError,
+  streamChat, resumeChat, cancelRun, fetchHistory, fetchConversation, withRetry, ChatStreamError, describeError,
+  parseEventId, resumeUrlFor,
 } from '../../web/chatstream-client.js';
 
 const enc = new TextEncoder();
@@ -164,4 +166,214 @@ test('withRetry stops waiting when the signal aborts', async () => {
   const p = withRetry(failing, { delays: [10000], signal: controller.signal });
   setTimeout(() => controller.abort(new Error('stop')), 20);
   await assert.rejects(p, /stop/);
+});
+
+// --- resuming a dropped stream (GET /chat/stream/{run_id} + Last-Event-ID) ---------------------
+
+const RUN = '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+const ev = (seq, type, obj = {}) => sse(type, obj, `${RUN}:${seq}`);
+const RUN_META = ev(0, 'meta', { run_id: RUN, session_id: 's', heartbeat_ms: 50 });
+const tok = (seq, content) => ev(seq, 'token', { content });
+
+/** A fetch that answers call i with answers[i] (a fakeFetch, or a function (url, init) → Response). */
+function sequenceFetch(answers) {
+  const calls = [];
+  const fn = async (url, init) => {
+    calls.push({ url, method: init.method, headers: { ...init.headers }, at: Date.now() });
+    const answer = answers[Math.min(calls.length - 1, answers.length - 1)];
+    return answer(url, init);
+  };
+  fn.calls = calls;
+  return fn;
+}
+const refuse = async () => { throw new TypeError('Failed to fetch'); };
+const httpError = (status, code) => async () => new Response(JSON.stringify({ error: { status, code, message: code } }), { status, headers: { 'Content-Type': 'application/json' } });
+
+test('a dropped stream is resumed with Last-Event-ID; replayed events are not delivered twice', async () => {
+  const events = [];
+  const reconnects = [];
+  const opens = [];
+  const fetch = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'One '), tok(2, 'two '), tok(3, 'thr'), 10], { failAfter: true }),
+    // The server replays from the cursor; one event too many here must still be skipped.
+    fakeFetch(['retry: 3000\n\n', tok(3, 'thr'), tok(4, 'ee '), ': ping\n\n', tok(5, 'four'), ev(6, 'done', { status: 'complete' })]),
+  ]);
+  const end = await streamChat({
+    body: { message: 'hi' }, fetch, resume: true, resumeDelays: [5, 10, 20],
+    onEvent: (d, raw) => events.push([raw.id, d.type, d.content]),
+    onReconnect: (r) => reconnects.push(r),
+    onOpen: () => opens.push(fetch.calls.length),
+  });
+  assert.equal(end.type, 'done');
+  assert.equal(events.filter((e) => e[1] === 'token').map((e) => e[2]).join(''), 'One two three four');
+  assert.deepEqual(events.map((e) => Number(e[0].split(':')[1])), [0, 1, 2, 3, 4, 5, 6], 'every seq once, in order');
+  assert.equal(fetch.calls.length, 2);
+  assert.equal(fetch.calls[1].url, `/chat/stream/${RUN}`);
+  assert.equal(fetch.calls[1].method, 'GET');
+  assert.equal(fetch.calls[1].headers['Last-Event-ID'], `${RUN}:3`);
+  assert.equal(fetch.calls[1].headers['Content-Type'], undefined);
+  assert.equal(reconnects.length, 1);
+  assert.deepEqual([reconnects[0].attempt, reconnects[0].of, reconnects[0].delayMs, reconnects[0].runId, reconnects[0].lastEventId, reconnects[0].error.kind],
+    [1, 3, 5, RUN, `${RUN}:3`, 'network']);
+  assert.deepEqual(opens, [1, 2], 'onOpen again for the resumed stream');
+});
+
+test('a body that ends early and a stalled stream are resumed too; the resume URL follows the stream URL', async () => {
+  const ended = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'a')]),
+    fakeFetch([tok(2, 'b'), ev(3, 'done', { status: 'complete' })]),
+  ]);
+  let text = '';
+  const onEvent = (d) => { if (d.type === 'token') text += d.content; };
+  assert.equal((await streamChat({ url: '/api/u%40x/chat/stream', body: {}, fetch: ended, resume: true, resumeDelays: [5], onEvent })).type, 'done');
+  assert.equal(text, 'ab');
+  assert.equal(ended.calls[1].url, `/api/u%40x/chat/stream/${RUN}`);
+  assert.equal(ended.calls[1].headers['Last-Event-ID'], `${RUN}:1`);
+
+  // heartbeat_ms 50: silent for 100 ms → stalled → resumed
+  text = '';
+  const stalled = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'x'), 5000], { end: false }),
+    fakeFetch([tok(2, 'y'), ev(3, 'done', { status: 'complete' })]),
+  ]);
+  const reasons = [];
+  const t0 = Date.now();
+  await streamChat({ body: {}, fetch: stalled, resume: true, resumeDelays: [5], onEvent, onReconnect: (r) => reasons.push(r.error.kind) });
+  assert.equal(text, 'xy');
+  assert.deepEqual(reasons, ['stalled']);
+  assert.ok(Date.now() - t0 < 1500);
+});
+
+test('reconnection backs off over resumeDelays, then gives up with the retryable drop', async () => {
+  const fetch = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }), refuse]);
+  const waits = [];
+  await assert.rejects(streamChat({ body: {}, fetch, resume: true, resumeDelays: [10, 20, 40], onReconnect: (r) => waits.push(r.delayMs) }),
+    (err) => err instanceof ChatStreamError && err.kind === 'network' && err.retryable && err.runId === RUN);
+  assert.deepEqual(waits, [10, 20, 40]);
+  assert.equal(fetch.calls.length, 4);
+  assert.ok(fetch.calls.slice(1).every((c) => c.headers['Last-Event-ID'] === `${RUN}:1`));
+  const gaps = fetch.calls.slice(1).map((c, i) => c.at - fetch.calls[i].at);
+  assert.ok(gaps[1] >= 18 && gaps[2] >= 38, `gaps ${gaps}`);
+
+  // A gateway error while reconnecting is waited out too; the next attempt continues the answer.
+  const flaky = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }),
+    httpError(502, 'bad_gateway'),
+    fakeFetch([tok(2, 'b'), ev(3, 'done', { status: 'complete' })]),
+  ]);
+  assert.equal((await streamChat({ body: {}, fetch: flaky, resume: true, resumeDelays: [5, 5, 5] })).type, 'done');
+  assert.equal(flaky.calls.length, 3);
+});
+
+test('a run the server no longer knows (404, 410) is not retried: the drop is thrown at once', async () => {
+  for (const [status, code] of [[404, 'not_found'], [410, 'gone']]) {
+    const fetch = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }), httpError(status, code)]);
+    await assert.rejects(streamChat({ body: {}, fetch, resume: true, resumeDelays: [5, 5, 5] }),
+      (err) => err.kind === 'network' && err.retryable && err.runId === RUN);
+    assert.equal(fetch.calls.length, 2);
+  }
+  // 401 (signed out meanwhile) is the caller's to show.
+  const fetch = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }), httpError(401, 'unauthorized')]);
+  await assert.rejects(streamChat({ body: {}, fetch, resume: true, resumeDelays: [5, 5] }), (err) => err.kind === 'http' && err.status === 401);
+});
+
+test('worker_lost from the resumed run is its terminal event', async () => {
+  const fetch = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'half'), 10], { failAfter: true }),
+    fakeFetch([ev(2, 'error', { code: 'worker_lost', message: 'The server answering this was lost.', retryable: true })], { end: false }),
+  ]);
+  const end = await streamChat({ body: {}, fetch, resume: true, resumeDelays: [5] });
+  assert.deepEqual([end.type, end.code, end.retryable], ['error', 'worker_lost', true]);
+  assert.equal(fetch.calls.length, 2);
+
+  // Numbered after the run's last checkpoint, which this client had already passed: still the end.
+  const behind = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'a'), tok(2, 'b'), tok(3, 'c'), 10], { failAfter: true }),
+    fakeFetch([ev(2, 'error', { code: 'worker_lost', retryable: true })], { end: false }),
+  ]);
+  const seen = [];
+  const last = await streamChat({ body: {}, fetch: behind, resume: true, resumeDelays: [5], onEvent: (d) => seen.push(d.type) });
+  assert.equal(last.code, 'worker_lost');
+  assert.deepEqual(seen, ['meta', 'token', 'token', 'token', 'error']);
+});
+
+test('no reconnection without resume, or before the first event', async () => {
+  const plain = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true })]);
+  await assert.rejects(streamChat({ body: {}, fetch: plain }), (err) => err.kind === 'network');
+  assert.equal(plain.calls.length, 1);
+  const early = sequenceFetch([fakeFetch(['retry: 3000\n\n', 10], { failAfter: true })]);
+  await assert.rejects(streamChat({ body: {}, fetch: early, resume: true, resumeDelays: [5] }), (err) => err.kind === 'network' && !err.runId);
+  assert.equal(early.calls.length, 1);
+  // An HTTP error of the POST is not a drop.
+  const busy = sequenceFetch([async () => new Response(JSON.stringify({ error: { status: 409, code: 'run_in_progress', message: 'busy', run_id: RUN } }), { status: 409 })]);
+  await assert.rejects(streamChat({ body: {}, fetch: busy, resume: true, resumeDelays: [5] }),
+    (err) => err.kind === 'http' && err.status === 409 && err.code === 'run_in_progress' && err.runId === RUN && !err.retryable);
+  assert.equal(busy.calls.length, 1);
+});
+
+test('stop while reconnecting: the wait and the resumed request end at once as "aborted"', async () => {
+  const controller = new AbortController();
+  const fetch = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }), refuse]);
+  const t0 = Date.now();
+  const p = streamChat({ body: {}, fetch, signal: controller.signal, resume: true, resumeDelays: [10000], onReconnect: () => setTimeout(() => controller.abort(), 10) });
+  await assert.rejects(p, (err) => err.kind === 'aborted' && !err.retryable);
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(fetch.calls.length, 1, 'no request after the stop');
+
+  // …and during a resumed stream.
+  const c2 = new AbortController();
+  const hanging = sequenceFetch([fakeFetch([RUN_META, tok(1, 'a'), 10], { failAfter: true }), fakeFetch([tok(2, 'b'), 5000], { end: false })]);
+  const p2 = streamChat({ body: {}, fetch: hanging, signal: c2.signal, resume: true, resumeDelays: [5], stallFactor: 1000,
+    onEvent: (d) => { if (d.content === 'b') c2.abort(); } });
+  await assert.rejects(p2, (err) => err.kind === 'aborted');
+});
+
+test('resumeChat follows a run from meta, reconnects with the cursor, and reports an unknown run', async () => {
+  const events = [];
+  const fetch = sequenceFetch([
+    fakeFetch([RUN_META, tok(1, 'Hel'), 10], { failAfter: true }),
+    refuse,
+    fakeFetch([tok(1, 'Hel'), tok(2, 'lo'), ev(3, 'done', { status: 'complete' })]),
+  ]);
+  const end = await resumeChat({ runId: RUN, fetch, resumeDelays: [5, 5, 5], onEvent: (d) => events.push(d.type === 'token' ? d.content : d.type) });
+  assert.equal(end.type, 'done');
+  assert.deepEqual(events, ['meta', 'Hel', 'lo', 'done']);
+  assert.deepEqual(fetch.calls.map((c) => [c.url, c.method, c.headers['Last-Event-ID']]), [
+    [`/chat/stream/${RUN}`, 'GET', undefined],
+    [`/chat/stream/${RUN}`, 'GET', `${RUN}:1`],
+    [`/chat/stream/${RUN}`, 'GET', `${RUN}:1`],
+  ]);
+
+  // From a cursor given as a seq or as an event id; a first request that fails is retried too.
+  const fromCursor = sequenceFetch([refuse, fakeFetch([tok(5, 'x'), ev(6, 'done', {})])]);
+  await resumeChat({ runId: RUN, lastEventId: 4, fetch: fromCursor, resumeDelays: [5] });
+  assert.deepEqual(fromCursor.calls.map((c) => c.headers['Last-Event-ID']), [`${RUN}:4`, `${RUN}:4`]);
+
+  for (const [status, code] of [[404, 'not_found'], [410, 'gone']]) {
+    const gone = sequenceFetch([httpError(status, code)]);
+    await assert.rejects(resumeChat({ runId: RUN, fetch: gone, resumeDelays: [5] }), (err) => err.kind === 'http' && err.status === status && err.code === code);
+    assert.equal(gone.calls.length, 1);
+  }
+  const dropThenGone = sequenceFetch([fakeFetch([RUN_META, 10], { failAfter: true }), httpError(410, 'gone')]);
+  await assert.rejects(resumeChat({ runId: RUN, fetch: dropThenGone, resumeDelays: [5] }), (err) => err.kind === 'http' && err.status === 410);
+});
+
+test('parseEventId and resumeUrlFor', () => {
+  assert.deepEqual(parseEventId(`${RUN}:12`), { runId: RUN, seq: 12 });
+  for (const bad of [undefined, '', '12', ':3', `${RUN}:`, `${RUN}:x`, `${RUN}:-1`]) assert.equal(parseEventId(bad), null, String(bad));
+  assert.equal(resumeUrlFor('/chat/stream', 'a b'), '/chat/stream/a%20b');
+  assert.equal(resumeUrlFor('https://h/chat/stream/', RUN), `https://h/chat/stream/${RUN}`);
+});
+
+test('fetchConversation gives the running run; fetchHistory only the messages', async () => {
+  const body = { session_id: 's', running_run_id: RUN, messages: [{ role: 'user', content: 'still answering?' }] };
+  const fetch = async () => new Response(JSON.stringify(body), { status: 200 });
+  const conv = await fetchConversation({ sessionId: 's', fetch });
+  assert.equal(conv.runningRunId, RUN);
+  assert.equal(conv.sessionId, 's');
+  assert.deepEqual(conv.messages.map((m) => m.content), ['still answering?']);
+  assert.deepEqual((await fetchHistory({ sessionId: 's', fetch })).map((m) => m.role), ['user']);
+  const idle = async () => new Response(JSON.stringify({ session_id: 's', running_run_id: null, messages: [] }), { status: 200 });
+  assert.equal((await fetchConversation({ sessionId: 's', fetch: idle })).runningRunId, null);
+  assert.equal(await fetchConversation({ sessionId: 's', fetch: async () => new Response('{}', { status: 404 }) }), null);
 });

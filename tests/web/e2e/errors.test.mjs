@@ -1,6 +1,6 @@
 // Failures: a server error event (shown, retry works), HTTP errors before the stream (429/503 retried
-// with backoff), network failures (retried 1 s, 2 s, 4 s, then shown), a killed worker, a stalled
-// stream.
+// with backoff), network failures (retried 1 s, 2 s, 4 s, then shown), a killed worker (no database:
+// its run cannot be resumed, so the message is sent again), a stalled stream (resumed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -138,10 +138,15 @@ test('a killed connection (worker killed mid-stream) is retried and the answer c
   await page.context().close();
 });
 
-test('a stream silent for twice the heartbeat is dropped and retried', async () => {
-  // --heartbeat 1s: a stream with no byte for 2 s is treated as dropped.
+test('a stream silent for twice the heartbeat is dropped and resumed', async () => {
+  // --heartbeat 1s: a stream with no byte for 2 s is treated as dropped. The worker keeps the run
+  // (it was only stopped): the page resumes it (GET /chat/stream/{run_id}) instead of sending again.
   const page = await stack.open();
   const requests = captureChatRequests(page);
+  const resumes = [];
+  page.on('request', (req) => {
+    if (req.method() === 'GET' && /\/chat\/stream\/[^/]+$/.test(new URL(req.url()).pathname)) resumes.push(req.headers()['last-event-id']);
+  });
   await sendMessage(page, 'Stall please');
   await page.waitForFunction(() => (document.querySelector('.msg-assistant .answer')?.textContent.length ?? 0) > 10);
   const [worker] = stack.server.workerPids();
@@ -157,7 +162,8 @@ test('a stream silent for twice the heartbeat is dropped and retried', async () 
     process.kill(worker, 'SIGCONT');
   }
   await waitAnswerState(page, 'done', 30000);
-  assert.equal(await answerText(page), ANSWER_TEXT);
-  assert.ok(requests.length >= 2);
+  assert.equal(await answerText(page), ANSWER_TEXT, 'the same answer, nothing repeated');
+  assert.equal(requests.length, 1, 'the message is not sent again');
+  assert.ok(resumes.length >= 1 && resumes.every((id) => /^[0-9a-f-]{36}:\d+$/.test(id ?? '')), JSON.stringify(resumes));
   await page.context().close();
 });

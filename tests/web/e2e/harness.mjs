@@ -270,7 +270,8 @@ export async function startStack(serverOptions = {}) {
     server,
     nginx,
     browser,
-    async open({ viewport = { width: 1100, height: 820 }, colorScheme = 'light', debug = false } = {}) {
+    // url: the page's address (default nginx's; e.g. a proxy in front of it).
+    async open({ viewport = { width: 1100, height: 820 }, colorScheme = 'light', debug = false, url = nginx.url } = {}) {
       const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'no-preference' });
       if (debug) await context.addInitScript(() => localStorage.setItem('DEBUG_STREAMING', 'true'));
       const page = await context.newPage();
@@ -278,7 +279,7 @@ export async function startStack(serverOptions = {}) {
       page.pageErrors = [];
       page.on('console', (m) => page.consoleMessages.push({ type: m.type(), text: m.text() }));
       page.on('pageerror', (e) => page.pageErrors.push(String(e)));
-      await page.goto(nginx.url);
+      await page.goto(url);
       await page.waitForSelector('#input:not([disabled])');
       return page;
     },
