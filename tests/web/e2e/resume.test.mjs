@@ -257,14 +257,9 @@ test('resume: a message to a conversation still answering (409) follows the runn
   await first.context().close();
 });
 
-// TODO(server): marked todo (reported, not counted as a failure) until the resume of a worker_lost
-// run always ends with its `error` event. Today GET /chat/stream/{run_id} with a Last-Event-ID past
-// the run's last checkpoint (always the case for a client that was reading live) answers 200 with
-// only `retry:` and ends the body, because the `error` event (numbered after the checkpoint) is not
-// past the cursor; the page then gives up reconnecting and sends the message again.
-test('resume: a worker killed mid-answer: the resumed run ends as worker_lost, shown with a retry that works', {
-  todo: 'server: the worker_lost error is not sent to a cursor past the last checkpoint',
-}, async () => {
+// The client read further than the last checkpoint (it was reading live): the resume still ends with
+// the run's `error` worker_lost event, numbered right after that checkpoint.
+test('resume: a worker killed mid-answer: the resumed run ends as worker_lost, shown with a retry that works', async () => {
   const page = await stack.open();
   const streams = captureStreams(page);
   await sendMessage(page, 'Lose the worker');
