@@ -224,6 +224,12 @@ class ResumeCase(E2ETestCase):
         self.assertEqual(row["content"], text, "the stored answer is the text the reader saw, byte for byte")
         return row
 
+    def wait_checkpointed(self, run_id, events=1):
+        """Waits until a checkpoint stored some of the run's events (before that, a resume anywhere but
+        on the owner is refused: see test_other_worker_before_the_first_checkpoint)."""
+        wait_until(lambda: (self.db.run(run_id) or {}).get("event_count", 0) >= events, 3, interval=0.02,
+                   what=f"a checkpoint stored {events} events of {run_id}")
+
     def metric(self, srv, name, **labels):
         return srv.metrics().value(name, **labels)
 
@@ -280,6 +286,7 @@ class CutAndResume(ResumeCase):
         run_id = meta.json["run_id"]
         self.read_tokens(s, 3)
         first = self.cut(s)
+        self.wait_checkpointed(run_id)
         r = self.resume(b, run_id, seq_of(first[-1]), via="query-id")
         self.read_tokens(r, 5)
         second = self.cut(r)
@@ -294,12 +301,14 @@ class CutAndResume(ResumeCase):
         self.assertEqual(self.metric(a, "chatstream_resumes_total"), 1)
 
     def test_cut_right_after_meta(self):
-        """Cursor 0 (only meta seen), and a resume without any cursor: from seq 1 and from seq 0."""
+        """Cursor 0 (only meta seen) on the other worker, and a resume without any cursor: from seq 1
+        and from seq 0."""
         srv = self.server(workers=2)
         c, owner = self.conn(srv)
         s, meta = self.post(srv, conn=c)
         run_id = meta.json["run_id"]
         seen = self.cut(s)
+        self.wait_checkpointed(run_id)
         other, _ = self.conn(srv, avoid=owner)
         r1 = self.resume(other, run_id, seq_of(seen[-1]), via="header")
         r2 = self.resume(srv, run_id)  # no cursor: from meta
@@ -310,6 +319,33 @@ class CutAndResume(ResumeCase):
         self.assertEqual(text_of(seen + ev1), TEXT)
         self.assertStored(run_id, TEXT)
 
+    def test_other_worker_before_the_first_checkpoint(self):
+        """SERVER BUG (fails today; report "resume elsewhere before the first checkpoint"): a stream cut
+        right after meta, resumed at once on the other worker or instance, before the owner's first
+        checkpoint stored any event. Expected: 200 and the stream from the cursor, as on the owner.
+        Today: 404 "No such run" (the run row of a new session is not inserted yet) or 404 "This run's
+        answer is not an event stream" (runs.event_count = 0)."""
+        srv = self.server(workers=2, checkpoint_interval="2s")  # the default interval
+        b = self.server(workers=1)
+        results = []
+        for where in ("other worker", "other instance", "other worker, once the run row exists"):
+            c, owner = self.conn(srv)
+            s, meta = self.post(srv, conn=c)
+            run_id = meta.json["run_id"]
+            seen = self.cut(s)
+            if "row exists" in where:
+                wait_until(lambda: self.db.run(run_id), 2, interval=0.01, what="the run row")
+                self.assertEqual(self.db.run(run_id)["event_count"], 0, "no checkpoint yet")
+            target = Conn(b.addr) if where == "other instance" else self.conn(srv, avoid=owner)[0]
+            r = self.resume(target, run_id, seq_of(seen[-1]), status=None)
+            if r.response.status != 200:
+                body = target.read_response(5)
+                results.append(f"{where}: {body.status} {bytes(body.body).decode()}")
+                continue
+            events = self.check_resumed(r.read_all(30), run_id, seq_of(seen[-1]), terminal="done")
+            self.assertEqual(text_of(seen + events), TEXT)
+        self.assertEqual(results, [], "a resume elsewhere before the first checkpoint is refused")
+
     def test_heartbeats_and_headers_of_a_resumed_stream(self):
         """Same headers as POST /chat/stream; `: ping` every --heartbeat on the owner and on the other
         worker while the run is between tokens."""
@@ -317,6 +353,7 @@ class CutAndResume(ResumeCase):
         c, owner = self.conn(srv)
         s, meta = self.post(srv, conn=c)
         run_id = meta.json["run_id"]
+        self.wait_checkpointed(run_id)
         other, _ = self.conn(srv, avoid=owner)
         own, _ = self.conn(srv, worker=owner)
         streams = [self.resume(own, run_id), self.resume(other, run_id)]
@@ -461,6 +498,7 @@ class SeveralReaders(ResumeCase):
         self.read_tokens(s, 3)
         s._drain_pieces()
         early = seq_of(s.events()[2])
+        self.wait_checkpointed(run_id)
         readers = [
             ("other worker, early cursor", self.resume(self.conn(srv, avoid=owner)[0], run_id, early), early),
             ("owner, no cursor", self.resume(self.conn(srv, worker=owner)[0], run_id), None),
@@ -584,6 +622,7 @@ class DisconnectGrace(ResumeCase):
         c, owner = self.conn(srv)
         s, run_id = self.started(srv, conn=c)
         seen = self.cut(s)
+        self.wait_checkpointed(run_id)
         r = self.resume(self.conn(srv, avoid=owner)[0], run_id, seq_of(seen[-1]))
         self.read_tokens(r, 2)
         t0 = now()
