@@ -610,7 +610,8 @@ class PartialAnswers(DatabaseCase):
         self.assertJsonError(r, 404, "not_found")
 
     def test_client_disconnect(self):
-        srv = self.slow_server()
+        # No resume within --disconnect-grace: the run ends as disconnected with its partial text.
+        srv = self.slow_server(disconnect_grace="200ms")
         s, run_id, _ = self.open_until_tokens(srv, 3)
         received = self.received_text(s)
         s.close()

@@ -14,8 +14,9 @@ from harness import Conn, E2ETestCase, expected_tokens, now, validate_stream, wa
 
 
 class Disconnect(E2ETestCase):
-    def test_disconnect_cancels_run(self):
-        srv = self.start_server(workers=1, scripted_tokens=1000, scripted_rate=10)
+    def test_disconnect_cancels_run_after_the_grace(self):
+        # Without a resume within --disconnect-grace the run is cancelled (docs/protocol.md).
+        srv = self.start_server(workers=1, scripted_tokens=1000, scripted_rate=10, disconnect_grace="300ms")
         before = srv.metrics()
         s = srv.stream("hello")
         self.assertEqual(s.response.status, 200)
@@ -33,8 +34,11 @@ class Disconnect(E2ETestCase):
             return (m.value("chatstream_runs_total", status="disconnected")
                     - before.value("chatstream_runs_total", status="disconnected") == 1
                     and m.value("chatstream_active_streams") == 0) and m
-        m = wait_until(settled, 1.0, what="runs_total{status=disconnected} +1 and active_streams 0")
-        self.assertLess(now() - t0, 1.0)
+        self.assertEqual(srv.metrics().value("chatstream_active_streams"), 1, "the run waits for a resume")
+        m = wait_until(settled, 1.5, what="runs_total{status=disconnected} +1 and active_streams 0")
+        self.assertGreater(now() - t0, 0.25, "the run waited the grace")
+        self.assertLess(now() - t0, 1.5)
+        self.assertGreaterEqual(m.value("chatstream_disconnect_grace_expired_total"), 1)
         self.assertEqual(m.value("chatstream_runs_total", status="complete"),
                          before.value("chatstream_runs_total", status="complete"))
         # the provider stopped: no tokens keep being counted for the dead run
@@ -44,8 +48,9 @@ class Disconnect(E2ETestCase):
                          "tokens are still produced after the client left")
         self.assertEqual(srv.healthz().get("active_streams"), 0)
 
-    def test_disconnect_before_first_token(self):
-        srv = self.start_server(workers=1, scripted_first_token_delay="2s", scripted_tokens=5)
+    def test_disconnect_before_first_token_without_grace(self):
+        # --disconnect-grace 0: a client that leaves cancels its run at once.
+        srv = self.start_server(workers=1, scripted_first_token_delay="2s", scripted_tokens=5, disconnect_grace="0")
         s = srv.stream("hello")
         self.assertEqual(s.next_event(5).event, "meta")
         s.close()

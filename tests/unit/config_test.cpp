@@ -240,11 +240,13 @@ TEST(ParseDuration, ReadsEveryUnit) {
   EXPECT_EQ(ms("0ms"), 0u);
   EXPECT_EQ(ms("2m"), 120000u);
   EXPECT_EQ(ms("1.5m"), 90000u);
+  EXPECT_EQ(ms("1h"), 3600000u);
+  EXPECT_EQ(ms("1d"), 86400000u);
 }
 
 TEST(ParseDuration, RejectsWhatIsNotADuration) {
   for (const char* text :
-       {"", "s", "ms", "m", "abc", "5h", "-1", "-5s", "1.5.5", "10 s", "inf", "nan", "1e10"}) {
+       {"", "s", "ms", "m", "abc", "5x", "h", "-1", "-5s", "1.5.5", "10 s", "inf", "nan", "1e10"}) {
     Result<uint64_t> value = parse_duration_ms(text);
     EXPECT_FALSE(value.ok()) << "'" << text << "' gave " << (value.ok() ? *value : 0);
   }
@@ -308,7 +310,8 @@ TEST(ParseCommandLine, SendBufferIsZeroOrAtLeastOnePage) {
 TEST(ParseCommandLineErrors, BadDuration) {
   EXPECT_ERROR_NAMES("--run-timeout", {"--run-timeout", "soon"});
   EXPECT_ERROR_NAMES("--drain-timeout", {"--drain-timeout", "-1s"});
-  EXPECT_ERROR_NAMES("--scripted-first-token-delay", {"--scripted-first-token-delay", "1h"});
+  EXPECT_ERROR_NAMES("--scripted-first-token-delay", {"--scripted-first-token-delay", "1w"});
+  EXPECT_ERROR_NAMES("--resume-retention", {"--resume-retention", "8d"});
 }
 
 TEST(ParseCommandLineErrors, BadListenAddress) {

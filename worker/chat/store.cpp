@@ -48,7 +48,7 @@ WITH s AS (
   INSERT INTO messages (session_id, run_id, role, content, status)
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
 ), a AS (
-  -- The id of the answer's message, known from the start: the stream's `done` carries it, and the
+  -- The id of the answer's message, allocated at the start: the stream's `done` carries it, and the
   -- stored copy of the stream (runs.events) is written with the run's end in one statement.
   -- (drawn after the user message's, through m, so the answer sorts after the question).
   SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id FROM m
@@ -151,7 +151,7 @@ constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text
 constexpr const char* kMessagesSql = R"sql(
 SELECT m.id, m.role, m.content, m.status,
        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text,
-       (SELECT r.id::text FROM runs r WHERE r.session_id = s.id AND r.status = 'running') AS running_run
+       (SELECT r.id::text FROM runs r WHERE r.session_id = $1 AND r.status = 'running') AS running_run
 FROM sessions s LEFT JOIN messages m ON m.session_id = s.id
 WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql";

@@ -30,7 +30,7 @@ constexpr std::array<ErrcRow, kErrcCount> kRows = {{
   {Errc::kUpstream,                502, "upstream",                 true,  "upstream",               {}},
   {Errc::kSlowConsumer,            503, "slow_consumer",            true,  "slow_consumer",          {}},
   // Written by PostgreSQL itself (chat/store.cpp, closing a dead worker's runs); here for the table.
-  {Errc::kWorkerLost,              503, "worker_lost",              true,  "worker_lost",            {}},
+  {Errc::kWorkerLost,              503, "worker_lost",              true,  "worker_lost",            kRetrySoon},
   {Errc::kDatabaseUnavailable,     503, "internal",                 true,  "database_unavailable",   kRetrySoon},
   {Errc::kInternal,                500, "internal",                 true,  "internal",               {}},
 }};

@@ -290,3 +290,45 @@ TEST(ParseChatRequest, RefusesAnUnknownMultitask) {
 
 }  // namespace
 }  // namespace chatstream::chat
+
+namespace chatstream::chat {
+namespace {
+
+constexpr std::string_view kResumeRun = "0b6f2a9e-8d1c-4f7a-9e2b-5c3d1a7f9e01";
+
+Result<ResumeRequest> resume(std::string query, std::string last_event_id = {}) {
+  http::Request request;
+  request.query = std::move(query);
+  request.last_event_id = std::move(last_event_id);
+  ResumeRequest out;
+  if (Status parsed = parse_resume_request(request, kResumeRun, &out); !parsed) return parsed.error();
+  return out;
+}
+
+TEST(ResumeRequest, StartsAfterTheCursorFromTheHeaderOrTheQuery) {
+  EXPECT_EQ(resume("")->next_seq, 0u);
+  EXPECT_EQ(resume("", std::string(kResumeRun) + ":7")->next_seq, 8u);
+  EXPECT_EQ(resume("last_event_id=7")->next_seq, 8u);
+  EXPECT_EQ(resume("a=b&last_event_id=" + std::string(kResumeRun) + "%3A12")->next_seq, 13u);
+  EXPECT_EQ(resume("last_event_id=" + std::string(kResumeRun) + ":0")->next_seq, 1u);
+  // The query wins over the header (a client that cannot set headers says so explicitly).
+  EXPECT_EQ(resume("last_event_id=2", std::string(kResumeRun) + ":9")->next_seq, 3u);
+}
+
+TEST(ResumeRequest, RefusesCursorsThatAreNotThisRunsEvents) {
+  for (const char* bad : {"last_event_id=", "last_event_id=x", "last_event_id=-1", "last_event_id=1.5",
+                          "last_event_id=99999999999999999999"}) {
+    auto parsed = resume(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().code, Errc::kBadRequest) << bad;
+  }
+  auto other = resume("", "11111111-2222-4333-8444-555555555555:3");
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error().code, Errc::kBadRequest);
+  http::Request request;
+  ResumeRequest out;
+  EXPECT_EQ(parse_resume_request(request, "not-a-uuid", &out).error().code, Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace chatstream::chat
