@@ -239,7 +239,7 @@ class ResumeCase(E2ETestCase):
 # -------------------------------------------------------------------------------------------------
 
 class CutAndResume(ResumeCase):
-    def cut_and_resume(self, origin, resumer, via, tokens_before=4):
+    def cut_and_resume(self, origin, resumer, via, tokens_before=4, elsewhere=False):
         """A stream started through `origin` (a (server, conn) pair), cut after some tokens, resumed
         through `resumer`; checks the contract and returns (run_id, events before, resumed events)."""
         srv, conn = origin
@@ -248,6 +248,8 @@ class CutAndResume(ResumeCase):
         self.read_tokens(s, tokens_before)
         seen = self.cut(s)
         cursor = seq_of(seen[-1])
+        if elsewhere:
+            self.wait_checkpointed(run_id)
         self.assertEqual(self.db.status(run_id), "running", "the resume below meets a live run")
         r = self.resume(resumer, run_id, cursor, via=via)
         self.assertEqual((r.response.header("Content-Type") or "").split(";")[0], "text/event-stream")
@@ -273,9 +275,10 @@ class CutAndResume(ResumeCase):
         c, owner = self.conn(srv)
         other, _ = self.conn(srv, avoid=owner)
         before = self.metric(srv, "chatstream_resumes_remote_total")
-        run_id, _, _ = self.cut_and_resume((srv, c), other, via="query")
+        run_id, _, _ = self.cut_and_resume((srv, c), other, via="query", elsewhere=True)
         self.assertEqual(self.db.run(run_id)["worker_pid"], owner)
         self.assertEqual(self.metric(srv, "chatstream_resumes_remote_total") - before, 1)
+        self.assertGreater(self.metric(srv, "chatstream_events_published_total"), 0, "the owner published to the follower")
 
     def test_other_instance_then_back(self):
         """Cut on instance a, resume on instance b (?last_event_id=<run>%3A<seq>), cut that too, resume
@@ -457,7 +460,8 @@ class Replay(ResumeCase):
         """--resume-retention 1s counts from the finish, not the start (a run longer than it replays
         at once after its end); then 410 gone on every worker; the sweep (every 5 checkpoint
         intervals) clears the stored events."""
-        srv = self.server(workers=2, resume_retention="1s", checkpoint_interval="100ms", scripted_rate=40)
+        srv = self.server(workers=2, env={"CHATSTREAM_RESUME_RETENTION": "1s"}, checkpoint_interval="100ms",
+                          scripted_rate=40)
         c, owner = self.conn(srv)
         t_start = now()
         original, body = self.finished_run(srv, conn=c)
@@ -519,6 +523,27 @@ class SeveralReaders(ResumeCase):
         self.assertStored(run_id, TEXT)
 
 
+    def test_interrupt_reaches_every_reader(self):
+        """A new message with "multitask": "interrupt" ends the run: the original reader and a reader
+        resumed on the other worker both get cancelled/interrupted, once."""
+        srv = self.server(workers=2)
+        c, owner = self.conn(srv)
+        s, meta = self.post(srv, conn=c)
+        run_id, session = meta.json["run_id"], meta.json["session_id"]
+        self.read_tokens(s, 2)
+        self.wait_checkpointed(run_id)
+        follower = self.resume(self.conn(srv, avoid=owner)[0], run_id)
+        self.read_tokens(follower, 2)
+        new, _ = self.post(srv, message="instead", session_id=session, multitask="interrupt")
+        original = harness.validate_stream(s.read_all(10), retry_ms=RETRY_MS, terminal="cancelled")
+        self.assertEqual(original.terminal.json.get("reason"), "interrupted", original.terminal.data)
+        followed = self.check_resumed(follower.read_all(5), run_id, None, terminal="cancelled")
+        self.assertSameEvents(original.events, followed, "follower")
+        self.assertEqual(len(followed), len(original.events))
+        self.assertStored(run_id, original.text, status="cancelled", message_status="cancelled")
+        new.close()
+
+
 # -------------------------------------------------------------------------------------------------
 # 4. The disconnect grace
 # -------------------------------------------------------------------------------------------------
@@ -530,7 +555,7 @@ class DisconnectGrace(ResumeCase):
         return s, meta.json["run_id"]
 
     def test_grace_expires_without_a_resume(self):
-        srv = self.server(workers=1, disconnect_grace="500ms")
+        srv = self.server(workers=1, env={"CHATSTREAM_DISCONNECT_GRACE": "500ms"})  # the environment's name
         default, run_a = self.started(srv)
         explicit, run_b = self.started(srv, on_disconnect="cancel")
         t_cut = now()
@@ -576,17 +601,29 @@ class DisconnectGrace(ResumeCase):
         run going past the grace."""
         self.resume_within_grace(workers=2, same_worker=False)
 
-    def test_a_resumed_reader_that_leaves_starts_a_new_grace(self):
-        srv = self.server(workers=1, disconnect_grace="500ms")
-        s, run_id = self.started(srv)
+    def reader_leaves(self, same_worker):
+        srv = self.server(workers=1 if same_worker else 2, disconnect_grace="500ms")
+        c, owner = self.conn(srv)
+        s, run_id = self.started(srv, conn=c)
         seen = self.cut(s)
-        r = self.resume(srv, run_id, seq_of(seen[-1]))
+        self.wait_checkpointed(run_id)
+        where = self.conn(srv, worker=owner)[0] if same_worker else self.conn(srv, avoid=owner)[0]
+        r = self.resume(where, run_id, seq_of(seen[-1]))
         self.read_tokens(r, 3)
         t_cut = now()
         self.cut(r)
-        wait_until(lambda: self.db.status(run_id) == "disconnected", 5, what="the run ends as disconnected")
+        wait_until(lambda: self.db.status(run_id) != "running", 5, what="the run ends")
+        self.assertEqual(self.db.status(run_id), "disconnected")
         self.assertBetween(now() - t_cut, 0.45, 2.0, "a new grace after the resumed reader left")
         self.assertEqual(self.db.run(run_id)["message_status"], "cancelled")
+
+    def test_a_resumed_reader_that_leaves_starts_a_new_grace(self):
+        self.reader_leaves(same_worker=True)
+
+    def test_a_follower_that_leaves_starts_a_new_grace(self):
+        """The reader on the other worker leaves too: the owner must notice (nobody reads any more)
+        and end the run after the grace, as if its own client had left."""
+        self.reader_leaves(same_worker=False)
 
     def test_on_disconnect_continue_stores_the_whole_answer(self):
         srv = self.server(workers=1, disconnect_grace="500ms")
@@ -744,6 +781,82 @@ class WorkerLost(ResumeCase):
         except AssertionError as e:
             problems.append(f"the original client resuming from {client_cursor} ({stored_ids}): {e}")
         self.assertEqual(problems, [], "\n\n".join(problems))
+
+
+    def test_instance_killed_then_restarted_replays_worker_lost(self):
+        """The whole instance SIGKILLed mid-answer; its restart (same --instance-id) closes the run; a
+        resume on the new instance replays the checkpointed stream then error worker_lost."""
+        flags = dict(workers=1, instance_id="resume-restart", checkpoint_interval="100ms")
+        first = self.server(**flags)
+        s, meta = self.post(first)
+        run_id = meta.json["run_id"]
+        self.read_tokens(s, 3)
+        self.wait_checkpointed(run_id, events=4)
+        harness.kill_group(first.pid, signal.SIGKILL)
+        first.wait(5)
+        again = self.server(**flags)
+        wait_until(lambda: self.db.status(run_id) == "error", 5, what="the restart closes the run")
+        replay = self.check_resumed(self.resume(again, run_id).read_all(10), run_id, None, terminal="error")
+        self.assertEqual((replay[-1].json["code"], replay[-1].json["retryable"]), ("worker_lost", True))
+        self.assertEqual(text_of(replay), self.db.run(run_id)["content"])
+
+
+class Deploy(ResumeCase):
+    def test_stream_cut_at_the_end_of_the_drain_resumes_on_the_next_instance(self):
+        """SIGTERM with a client reading (--drain-timeout 500ms): the run ends with error shutdown at
+        the end of the drain and is stored; the client, whose connection went down with the old
+        instance before it read the end, resumes against the next instance (same database) and gets
+        the stored outcome."""
+        old = self.server(workers=1, drain_timeout="500ms", instance_id="deploy-old")
+        s, meta = self.post(old)
+        run_id = meta.json["run_id"]
+        self.read_tokens(s, 3)
+        old.signal(signal.SIGTERM)
+        items = s.read_all(10)
+        self.assertIsNotNone(old.wait(10), "the old instance exits after its drain")
+        original = harness.validate_stream(items, retry_ms=RETRY_MS, terminal="error")
+        self.assertEqual(original.terminal.json.get("code"), "shutdown", original.terminal.data)
+        row = self.db.run(run_id)
+        self.assertNotEqual(row["status"], "running", row)
+        self.assertEqual(row["content"], original.text)
+        # The client missed the last few events (its connection dropped): it resumes from before them.
+        cursor = seq_of(original.events[-4])
+        new = self.server(workers=2, instance_id="deploy-new")
+        events = self.check_resumed(self.resume(new, run_id, cursor).read_all(10), run_id, cursor, terminal="error")
+        self.assertSameEvents(original.events, events, "resumed on the next instance")
+        self.assertEqual(len(events), 3)
+
+    def test_run_in_its_disconnect_grace_during_a_drain(self):
+        """SERVER BUG (fails today; report "drain leaves a run in its grace running"): the client was cut
+        (the run waits out --disconnect-grace, 10 s by default) when SIGTERM comes. Expected: the drain
+        waits for it like any running stream (up to --drain-timeout), ends and stores it, and the
+        client resuming against the next instance gets the rest and the stored outcome. Today: the
+        instance exits at once (~0.01 s) and leaves the run `running` in PostgreSQL with no answer
+        stored; only another instance's lease sweep closes it later, as worker_lost."""
+        old = self.server(workers=1, drain_timeout="500ms", instance_id="deploy-old", checkpoint_interval="100ms")
+        s, meta = self.post(old)
+        run_id = meta.json["run_id"]
+        self.read_tokens(s, 3)
+        seen = self.cut(s)
+        time.sleep(0.1)  # the worker has seen the client go
+        t_term = now()
+        old.signal(signal.SIGTERM)
+        self.assertIsNotNone(old.wait(10), "the old instance exits after its drain")
+        exited = now() - t_term
+        status = self.db.status(run_id)
+        new = self.server(workers=2, instance_id="deploy-new", checkpoint_interval="100ms")
+        if status == "running":
+            # What a client gets today: the new instance closes it once the lease ran out (10 intervals).
+            wait_until(lambda: self.db.status(run_id) != "running", 5, what="the lease sweep closes the run")
+        row = self.db.run(run_id)
+        r = self.resume(new, run_id, seq_of(seen[-1]))
+        events = self.check_resumed(r.read_all(10), run_id, seq_of(seen[-1]))
+        self.assertEqual(text_of(seen + events), row["content"], "the client's text is the stored text")
+        self.check_whole(seen + events)
+        self.assertNotEqual(status, "running",
+                            f"the old instance exited {exited:.2f} s after SIGTERM leaving its run `running`; "
+                            f"later closed as {row['status']}/{row['error_code']}, the resume ended with "
+                            f"{events[-1].event} {events[-1].data}")
 
 
 # -------------------------------------------------------------------------------------------------
