@@ -26,9 +26,9 @@ from harness import Conn, E2ETestCase, Event, Comment, Retry, now, wait_until
 # make "byte for byte" mean something.
 SPECIAL = ['"quoted"', "back\\slash", "é", "日本語", "emoji😀", "</script>", "data:", "id:", "line\n",
            "tab\t", "{json}", "€100", "a\r\nb"]
-WORDS = [SPECIAL[i % len(SPECIAL)] if i % 5 == 2 else f"w{i:03d}" for i in range(60)]
-TEXT = " ".join(WORDS)  # 60 tokens: 3 s at 20 tokens/s — long enough to cut, short enough to wait for
-RATE = 20
+WORDS = [SPECIAL[(i // 3) % len(SPECIAL)] if i % 3 == 2 else f"w{i:03d}" for i in range(40)]
+TEXT = " ".join(WORDS)  # 40 tokens: 1.6 s at 25 tokens/s — long enough to cut, short enough to wait for
+RATE = 25
 RETRY_MS = 3000
 
 PG = None
@@ -461,7 +461,7 @@ class Replay(ResumeCase):
         at once after its end); then 410 gone on every worker; the sweep (every 5 checkpoint
         intervals) clears the stored events."""
         srv = self.server(workers=2, env={"CHATSTREAM_RESUME_RETENTION": "1s"}, checkpoint_interval="100ms",
-                          scripted_rate=40)
+                          scripted_rate=RATE)
         c, owner = self.conn(srv)
         t_start = now()
         original, body = self.finished_run(srv, conn=c)
@@ -673,7 +673,7 @@ class DisconnectGrace(ResumeCase):
 # 5. Coalesced tokens
 # -------------------------------------------------------------------------------------------------
 
-LONG_WORDS = [WORDS[i % len(WORDS)] for i in range(240)]
+LONG_WORDS = [WORDS[i % len(WORDS)] for i in range(150)]
 LONG_TEXT = " ".join(LONG_WORDS)
 
 
@@ -733,15 +733,32 @@ class WorkerLost(ResumeCase):
     def test_replay_of_a_run_whose_worker_was_killed(self):
         """SIGKILL the owner mid-answer with a reader following from the other worker: the follower
         and fresh resumes get the stored stream — up to the last checkpoint — then exactly one
-        error worker_lost, retryable."""
-        srv = self.server(workers=2, checkpoint_interval="200ms")
+        error worker_lost, retryable.
+
+        SERVER BUG (fails today; report "worker_lost error reuses a delivered id"): the stored error
+        event takes seq = runs.event_count (the events of the last checkpoint), but readers got later
+        events live before the owner died. The original client resuming with its cursor, and the
+        follower that was live, get no terminal event at all (the response just ends), and the error's
+        id <run>:<n> names a different event (a token) than the one they saw with that id. A fresh
+        reader (no cursor) is fine."""
+        # A long interval: the kill comes after the first checkpoint and before the second, so the
+        # readers have seen events that no checkpoint stored (as in production, between checkpoints).
+        srv = self.server(workers=2, checkpoint_interval="1s", scripted_text=LONG_TEXT)
         c, owner = self.conn(srv)
         s, meta = self.post(srv, conn=c)
         run_id = meta.json["run_id"]
-        self.read_tokens(s, 5)
-        wait_until(lambda: self.db.run(run_id)["event_count"] > 3, 3, what="a checkpoint carries events")
+        self.read_tokens(s, 2)
+        self.wait_checkpointed(run_id)
+        t_checkpointed = now()
+        checkpointed = self.db.run(run_id)["event_count"]
         follower = self.resume(self.conn(srv, avoid=owner)[0], run_id)
-        self.read_tokens(follower, 5)
+        for reader in (s, follower):  # both read live events that no checkpoint stored yet
+            while True:
+                ev = reader.next_event(5)
+                self.assertNotIn(ev.event, harness.TERMINAL, ev.data)
+                if seq_of(ev) >= checkpointed + 2:
+                    break
+        self.assertLess(now() - t_checkpointed, 0.8, "before the next checkpoint")
         s._drain_pieces()
         client_cursor = seq_of(s.events()[-1])
         os.kill(owner, signal.SIGKILL)
@@ -773,13 +790,16 @@ class WorkerLost(ResumeCase):
         try:
             check_lost(self.check_resumed(followed, run_id, None, terminal="error"), "live follower")
         except AssertionError as e:
-            problems.append(f"live follower on the other worker ({stored_ids}): {e}")
+            last = [i for i in followed if isinstance(i, Event)][-1]
+            problems.append(f"live follower on the other worker ({stored_ids}; its last event {last.id} "
+                            f"{last.event} {last.data}): {str(e).splitlines()[0]}")
         r = self.resume(srv, run_id, client_cursor)
         items = r.read_all(10)
         try:
             check_lost(self.check_resumed(items, run_id, client_cursor, terminal="error"), "client")
         except AssertionError as e:
-            problems.append(f"the original client resuming from {client_cursor} ({stored_ids}): {e}")
+            problems.append(f"the original client resuming from {client_cursor} ({stored_ids}): "
+                            f"{str(e).splitlines()[0]}; got {describe(items)}")
         self.assertEqual(problems, [], "\n\n".join(problems))
 
 
@@ -1002,8 +1022,8 @@ class ThroughNginx(ResumeCase):
 class Many(ResumeCase):
     def test_100_streams_cut_and_resumed_on_the_other_worker(self):
         n = 100
-        words = [f"m{i:03d}" for i in range(120)]
-        text = " ".join(words)  # 6 s at 20 tokens/s
+        words = [f"m{i:03d}" for i in range(100)]
+        text = " ".join(words)  # 4 s at 25 tokens/s
         srv = self.server(workers=2, scripted_text=text, max_active_runs_per_user=0, max_connections=4096)
         t0 = now()
         opened = []
