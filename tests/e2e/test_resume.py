@@ -322,6 +322,24 @@ class CutAndResume(ResumeCase):
         self.assertEqual(text_of(seen + ev1), TEXT)
         self.assertStored(run_id, TEXT)
 
+    def test_cursor_ahead_of_a_running_run_waits(self):
+        """A cursor past what the run has framed so far waits for what comes next (docs/protocol.md),
+        on the owner and on the other worker."""
+        srv = self.server(workers=2)
+        c, owner = self.conn(srv)
+        s, meta = self.post(srv, conn=c)
+        run_id = meta.json["run_id"]
+        self.read_tokens(s, 2)
+        self.wait_checkpointed(run_id)
+        s._drain_pieces()
+        ahead = seq_of(s.events()[-1]) + 10
+        readers = [self.resume(self.conn(srv, worker=owner)[0], run_id, ahead),
+                   self.resume(self.conn(srv, avoid=owner)[0], run_id, ahead, via="query")]
+        original = harness.validate_stream(s.read_all(30), retry_ms=RETRY_MS, terminal="done")
+        for r in readers:
+            events = self.check_resumed(r.read_all(10), run_id, ahead, terminal="done")
+            self.assertSameEvents(original.events, events)
+
     def test_other_worker_before_the_first_checkpoint(self):
         """SERVER BUG (fails today; report "resume elsewhere before the first checkpoint"): a stream cut
         right after meta, resumed at once on the other worker or instance, before the owner's first
