@@ -268,7 +268,14 @@ constexpr uint64_t kDrainWritesMs = 5000;
 
 void Server::stop_if_drained() {
   if (connection_count_ > 0) return;
-  if (store_ && store_->busy()) {
+  if (registry_.size() > 0) {
+    // Runs nobody is connected to (in disconnect grace, or "on_disconnect": "continue") go on: they
+    // end by themselves, or at the drain deadline, and are stored. A resume may still follow them
+    // from another worker meanwhile.
+    if (!drain_writes_.scheduled()) wheel_.schedule_in(drain_writes_, 20);
+    return;
+  }
+  if ((store_ && store_->busy()) || (publisher_ && publisher_->busy())) {
     if (writes_deadline_ms_ == 0) writes_deadline_ms_ = wheel_.now_ms() + kDrainWritesMs;
     if (wheel_.now_ms() < writes_deadline_ms_) {
       wheel_.schedule_in(drain_writes_, 20);

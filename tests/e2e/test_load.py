@@ -4,6 +4,8 @@ order, directly and through nginx. One client thread (selectors) holds all of th
 
 import os
 import resource
+import signal
+import threading
 
 import harness
 from harness import E2ETestCase, expected_tokens, validate_stream, wait_until
@@ -78,6 +80,34 @@ class Load(E2ETestCase):
         ng = self.start_nginx("unix:" + srv.addr, web_root=harness.HERE)
         results = harness.run_many_streams(ng.addr, N, {"message": "load"}, timeout=90)
         self.check(results, srv)
+
+
+    def test_through_nginx_reloaded_mid_answer(self):
+        """A deploy of nginx's config (`nginx -s reload`) under 1,000 streams loses none: the old
+        nginx workers finish the streams they carry while new ones take new connections."""
+        srv = self.start_server(workers=2, listen="unix", scripted_tokens=TOKENS, scripted_rate=10)
+        ng = self.start_nginx("unix:" + srv.addr, web_root=harness.HERE)
+        reloaded = threading.Event()
+        old_workers = set()
+
+        def reload_when_streams_run():
+            try:
+                wait_until(lambda: srv.metrics().value("chatstream_active_streams") >= N // 2, 30,
+                           what="half of the streams running")
+                old_workers.update(harness.children_of(ng.proc.pid))
+                os.kill(ng.proc.pid, signal.SIGHUP)
+                reloaded.set()
+            except AssertionError:
+                pass
+
+        reloader = threading.Thread(target=reload_when_streams_run, daemon=True)
+        reloader.start()
+        results = harness.run_many_streams(ng.addr, N, {"message": "load"}, timeout=90)
+        reloader.join(5)
+        self.assertTrue(reloaded.is_set(), "nginx was reloaded while the streams ran")
+        self.check(results, srv)
+        new_workers = set(harness.children_of(ng.proc.pid)) - old_workers
+        self.assertTrue(old_workers and new_workers, "nginx really reloaded: new workers replaced the old ones")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,8 @@ class ThroughNginx(E2ETestCase):
         s.close()
 
     def test_disconnect_through_nginx_cancels_run(self):
-        srv = self.start_server(workers=1, listen="unix", scripted_tokens=1000, scripted_rate=10)
+        srv = self.start_server(workers=1, listen="unix", scripted_tokens=1000, scripted_rate=10,
+                                disconnect_grace="200ms")
         ng = self.start_nginx("unix:" + srv.addr, web_root=self.web)
         s = ng.stream("hello")
         while s.next_event(5).event != "token":

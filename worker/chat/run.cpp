@@ -91,7 +91,7 @@ void Run::open() {
 // recent history for the provider — or says that the session is busy with another run.
 void Run::send_start() {
   RunStart start{id_, session_id_, message_, std::string(env_.provider.name()), env_.history_messages,
-                 env_.history_chars, user_id_};
+                 env_.history_chars, user_id_, log_ != nullptr};
   starting_ = true;
   ticket_ = env_.store->start_run(start, [this](Result<RunStarted>& started) { on_started(started); });
 }

@@ -157,7 +157,7 @@ void RunFollowers::resume(http::Connection& connection, const ResumeRequest& req
       connection->respond_error(stored.error().code, stored.error().message);
       return;
     }
-    if (stored->event_count == 0) {
+    if (!stored->resumable) {
       connection->respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
       return;
     }

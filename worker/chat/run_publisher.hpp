@@ -34,6 +34,8 @@ class RunPublisher {
 
   // A chatstream_follow notification: "<run_id> <next_seq>" or "<run_id> stop".
   void on_follow(std::string_view payload);
+  // Notifications in flight or waiting (a draining worker sends its last ones before it exits).
+  bool busy() const { return in_flight_ != 0 || !pending_.empty(); }
 
   // The largest payload body (PostgreSQL refuses payloads of 8000 bytes or more).
   static constexpr size_t kMaxPayloadBody = 7800;

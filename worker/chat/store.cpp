@@ -40,8 +40,9 @@ WITH s AS (
   RETURNING id, language
 ), r AS (
   -- At most one running run per session (runs_one_running_per_session): a busy session starts nothing.
-  INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until, user_id)
-  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond', $10 FROM s
+  INSERT INTO runs (id, session_id, provider, worker_pid, status, instance_id, master_pid, lease_until, user_id,
+                    resumable)
+  SELECT $2, s.id, $3, $4, 'running', $7, $8, now() + $9::int * interval '1 millisecond', $10, $11::boolean FROM s
   ON CONFLICT (session_id) WHERE status = 'running' DO NOTHING
   RETURNING id
 ), m AS (
@@ -143,7 +144,7 @@ constexpr const char* kCancelSql =
 
 constexpr const char* kStoredRunSql = R"sql(
 SELECT status = 'running', finished_at IS NOT NULL AND finished_at < now() - $3::int * interval '1 millisecond',
-       events, event_count, session_id::text
+       events, event_count, session_id::text, resumable
 FROM runs WHERE id = $1 AND user_id = $2)sql";
 
 constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
@@ -172,7 +173,7 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
   db::Params params{start.session_id.to_string(), start.run_id.to_string(), start.provider,
                     std::to_string(getpid()), start.message, std::to_string(start.history_messages),
                     owner_.instance_id, std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms),
-                    start.user_id};
+                    start.user_id, start.resumable ? "true" : "false"};
   size_t budget = start.history_chars;
   auto ticket = std::make_shared<Ticket>(0);
   *ticket = pool_.execute(kStartRunSql, std::move(params), [this, ticket, done = std::move(done), budget](
@@ -435,6 +436,7 @@ Store::Ticket Store::stored_run(const Uuid& run_id, const std::string& user_id,
     std::string_view count = outcome.text(0, 3);
     std::from_chars(count.data(), count.data() + count.size(), run.event_count);
     if (auto session = Uuid::parse(outcome.text(0, 4))) run.session_id = *session;
+    run.resumable = outcome.text(0, 5) == "t";
     Result<StoredRun> result = std::move(run);
     done(result);
   });

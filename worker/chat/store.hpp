@@ -52,6 +52,7 @@ struct RunStart {
   size_t history_messages = 10;
   size_t history_chars = 6000;
   std::string user_id = "anonymous";  // the owner: a new session is theirs, another's is kNotFound
+  bool resumable = false;             // chatstream's event stream: GET /chat/stream/{run_id} may resume it
 };
 
 struct RunStarted {
@@ -82,7 +83,8 @@ struct StoredRun {
   bool running = false;
   bool expired = false;     // finished longer than --resume-retention ago
   std::string events;       // framed, as in runs.events
-  uint64_t event_count = 0; // 0: not a resumable run
+  uint64_t event_count = 0;
+  bool resumable = false;   // false: not a chatstream event stream (POST /chat, the OpenAI endpoint)
   Uuid session_id;
 };
 
