@@ -645,12 +645,16 @@ scenario_durable5000() {
   if [[ -n ${DURABLE_POOL_SIZE:-} ]]; then pool=(--db-pool-size "$DURABLE_POOL_SIZE"); fi
   start_server --database-url "$pg_url" --scripted-tokens 400 --scripted-rate 20 --checkpoint-interval 2s \
     --disconnect-grace 10s --db-wait-timeout "${DURABLE_DB_WAIT:-10s}" "${pool[@]}" || { stop_pg; return 1; }
-  local pg_cpu_before pg_cpu_after
+  # Statements over 1 s are logged (postgres.log), to see what holds the pool's connections.
+  psql "$pg_url" -qtAX -c "ALTER SYSTEM SET log_min_duration_statement = 1000" -c "SELECT pg_reload_conf()" >/dev/null
+  local pg_cpu_before pg_cpu_after wal_before wal_after
   pg_cpu_before=$(pg_cpu_seconds)
+  wal_before=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
   start_sampler "$RESULTS/$scenario.samples"
   run_sseload 120 --streams 5000 --ramp "$ramp" --duration 90 --check-order --expect-rate 20 --pid "$worker_pid"
   stop_sampler
   pg_cpu_after=$(pg_cpu_seconds)
+  wal_after=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
   echo "-- summary"
   python3 - "$RESULTS/$scenario.json" <<'PY'
 import json, sys
@@ -671,6 +675,11 @@ PY
   echo "chatstream_persist_deferred_total: $(metric chatstream_persist_deferred_total)"
   pg_rows
   echo "postgresql cpu seconds during the load: $(awk -v a="$pg_cpu_before" -v b="$pg_cpu_after" 'BEGIN {printf "%.2f", b - a}')"
+  echo "wal written during the load: $(psql "$pg_url" -qtAX -c "SELECT pg_size_pretty(pg_wal_lsn_diff('$wal_after', '$wal_before'))")"
+  echo "statements over 1 s (postgres.log), by their first words:"
+  grep -o 'duration: [0-9.]* ms  [a-z]*: .\{0,40\}' "$pg_dir/postgres.log" |
+    awk '{ms = $2; $1 = $2 = $3 = $4 = ""; key = substr($0, 1, 44); n[key]++; if (ms > max[key]) max[key] = ms}
+         END {for (k in n) printf "  %d x, longest %.0f ms: %s\n", n[k], max[k], k}' || true
   stop_server
   stop_pg
 }
