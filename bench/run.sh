@@ -27,6 +27,7 @@
 #   RESUME_STREAMS     `resume-storm`: streams cut and resumed (default 1000)
 #   RESUME_DB=0        `resume-storm`: skip the pass with PostgreSQL
 #   RESUME_DB_WORKERS  `resume-storm`: workers of the pass with PostgreSQL (default 2)
+#   DURABLE_STREAMS    `durable5000`: streams (default 5000)
 #   DURABLE_RAMP       `durable5000`: sseload --ramp seconds (default 10)
 #   DURABLE_POOL_SIZE  `durable5000`: --db-pool-size of the server (default: the server's, 4)
 #   DURABLE_DB_WAIT    `durable5000`: --db-wait-timeout of the server (default 10s)
@@ -634,8 +635,8 @@ scenario_resume_storm() {
 # default 2 s wait on this shared machine, the default pool of 4 refuses a share of the runs as
 # `overloaded`).
 scenario_durable5000() {
-  local ramp=${DURABLE_RAMP:-10}
-  title "5,000 streams × 400 tokens at 20/s with PostgreSQL, resume and checkpoints (--checkpoint-interval 2s) on, opened over $ramp s"
+  local ramp=${DURABLE_RAMP:-10} streams=${DURABLE_STREAMS:-5000}
+  title "$streams streams × 400 tokens at 20/s with PostgreSQL, resume and checkpoints (--checkpoint-interval 2s) on, opened over $ramp s"
   if [[ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]] || ! command -v psql >/dev/null; then
     echo "skipped: PostgreSQL 15 is not installed (scripts/deps.sh installs it)"
     return 0
@@ -651,7 +652,7 @@ scenario_durable5000() {
   pg_cpu_before=$(pg_cpu_seconds)
   wal_before=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
   start_sampler "$RESULTS/$scenario.samples"
-  run_sseload 120 --streams 5000 --ramp "$ramp" --duration 90 --check-order --expect-rate 20 --pid "$worker_pid"
+  run_sseload 120 --streams "$streams" --ramp "$ramp" --duration 90 --check-order --expect-rate 20 --pid "$worker_pid"
   stop_sampler
   pg_cpu_after=$(pg_cpu_seconds)
   wal_after=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
@@ -668,7 +669,7 @@ if cpu is not None:
     print(f'worker cpu {cpu:.2f} s over {s["duration_s"]:.1f} s ({cpu / s["duration_s"]:.2f} of a core), '
           f'{cpu / max(1, s["events"]) * 1e6:.1f} µs per event')
 PY
-  memory_summary "$RESULTS/$scenario.samples" 5000 "$ramp" 400 20
+  memory_summary "$RESULTS/$scenario.samples" "$streams" "$ramp" 400 20
   echo "chatstream_db_queries_total: $(metric chatstream_db_queries_total)"
   echo "chatstream_checkpoint_statements_total: $(metric chatstream_checkpoint_statements_total)"
   echo "chatstream_run_errors_total{code=\"overloaded\"}: $(metric chatstream_run_errors_total 'code="overloaded"')"
