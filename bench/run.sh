@@ -24,6 +24,13 @@
 #               tokens/s (20) of the fake upstream
 #   RELAY_NGINX=0  `relay`: skip the pass through nginx
 #   PERSIST_RAMP       `persist`: sseload --ramp seconds (default 2, as streams5000)
+#   RESUME_STREAMS     `resume-storm`: streams cut and resumed (default 1000)
+#   RESUME_DB=0        `resume-storm`: skip the pass with PostgreSQL
+#   RESUME_DB_WORKERS  `resume-storm`: workers of the pass with PostgreSQL (default 2)
+#   DURABLE_STREAMS    `durable5000`: streams (default 5000)
+#   DURABLE_RAMP       `durable5000`: sseload --ramp seconds (default 10)
+#   DURABLE_POOL_SIZE  `durable5000`: --db-pool-size of the server (default: the server's, 4)
+#   DURABLE_DB_WAIT    `durable5000`: --db-wait-timeout of the server (default 10s)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,10 +44,11 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 RESULTS=${RESULTS:-$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)}
 BASE_URL="http://127.0.0.1:$PORT"
 
-ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk persist relay)
+ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk persist relay resume-storm durable5000)
 
 server_pid=""  # the chatstream master
-worker_pid=""  # its (only) worker: the process that holds the streams
+worker_pid=""  # its (first) worker: the process that holds the streams
+worker_pids=() # every worker (a scenario may set `workers` as a local variable; default 1)
 scenario=""
 
 log() { echo "run.sh: $*" >&2; }
@@ -52,11 +60,11 @@ show_json() {
 }
 
 # start_server EXTRA_FLAGS...: starts the server for the current scenario and waits until /healthz
-# answers and its worker exists (at most 10 s). The provider is $provider (a scenario may set it as a
-# local variable), scripted by default.
+# answers and its workers exist (at most 10 s). The provider is $provider and the number of workers
+# $workers (a scenario may set them as local variables), scripted and 1 by default.
 start_server() {
-  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "127.0.0.1:$PORT" --workers 1 --provider "${provider:-scripted}" \
-    --heartbeat 15 --run-timeout 0 "$@" >"$RESULTS/$scenario.server.log" 2>&1 &
+  taskset -c "$SERVER_CPU" "$CHATSTREAM" serve --listen "127.0.0.1:$PORT" --workers "${workers:-1}" \
+    --provider "${provider:-scripted}" --heartbeat 15 --run-timeout 0 "$@" >"$RESULTS/$scenario.server.log" 2>&1 &
   server_pid=$!  # taskset execs the server: this is the master's pid
   local _
   for _ in $(seq 100); do
@@ -66,8 +74,9 @@ start_server() {
       return 1
     fi
     if curl -fsS -o /dev/null --max-time 1 "$BASE_URL/healthz" 2>/dev/null; then
-      worker_pid=$(pgrep -P "$server_pid" | head -n 1 || true)
-      if [[ -n $worker_pid ]]; then return 0; fi
+      mapfile -t worker_pids < <(pgrep -P "$server_pid" || true)
+      worker_pid=${worker_pids[0]:-}
+      if ((${#worker_pids[@]} >= ${workers:-1})); then return 0; fi
     fi
     sleep 0.1
   done
@@ -91,6 +100,7 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
   worker_pid=""
+  worker_pids=()
 }
 
 # run_sseload BACKSTOP_SECONDS SSELOAD_FLAGS...: sseload stops itself at its --duration and still
@@ -107,7 +117,11 @@ run_sseload() {
 scenario_streams5000() {
   title "5,000 concurrent streams, 400 tokens each at 20 tokens/s (20 s), order and timeliness checked"
   start_server --scripted-tokens 400 --scripted-rate 20 || return 1
+  start_sampler "$RESULTS/$scenario.samples"
   run_sseload 90 --streams 5000 --ramp 2 --duration 60 --check-order --expect-rate 20 --pid "$worker_pid"
+  stop_sampler
+  echo "-- worker memory (every POST /chat/stream run keeps its event log)"
+  memory_summary "$RESULTS/$scenario.samples" 5000 2 400 20
   stop_server
 }
 
@@ -475,6 +489,202 @@ scenario_relay() {
   stop_fake
 }
 
+# --- Durable streams (issue 10): resume storms, and the 5,000-stream load with checkpoints ---------
+
+sampler_pid=""
+
+# start_sampler FILE: in the background on the client's core, every 0.5 s one line
+# "SECONDS RSS_KIB CHECKPOINT_STATEMENTS" (seconds since the call, VmRSS summed over the workers,
+# chatstream_checkpoint_statements_total from /metrics) until stop_sampler.
+start_sampler() {
+  (
+    taskset -cp "$CLIENT_CPU" "$BASHPID" >/dev/null 2>&1 || true
+    start=$(date +%s.%N)
+    while :; do
+      rss=0
+      for pid in "${worker_pids[@]}"; do rss=$((rss + $(rss_kib "$pid" 2>/dev/null || echo 0))); done
+      statements=$(metric chatstream_checkpoint_statements_total 2>/dev/null || true)
+      statements=${statements%%$'\n'*}
+      echo "$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}') $rss $statements"
+      sleep 0.5
+    done
+  ) >"$1" 2>/dev/null &
+  sampler_pid=$!
+}
+
+stop_sampler() {
+  [[ -n $sampler_pid ]] || return 0
+  kill "$sampler_pid" 2>/dev/null || true
+  wait "$sampler_pid" 2>/dev/null || true
+  sampler_pid=""
+}
+
+# memory_summary SAMPLES STREAMS RAMP TOKENS RATE: worker memory per stream and per answer from the
+# RSS samples of a load of STREAMS answers of TOKENS tokens at RATE tokens/s, opened evenly over
+# RAMP seconds. Between t1 (the ramp is over: every stream is open) and t2 (just before the first
+# stream ends) no stream opens or closes and each receives RATE × (t2 − t1) more tokens, so
+# RSS(t2) − RSS(t1) is what those tokens cost (the answer text, the event log, the stored copy's
+# buffers); × TOKENS gives a whole answer. RSS(t1) − RSS(before the load), over STREAMS, is a held
+# stream with its first tokens; the per-token cost of those tokens taken off gives the stream alone.
+# RSS at t1 (t2) is the lowest sample of the 2 s after t1 (before t2): a checkpoint builds one
+# statement for every run and frees it, a transient that would otherwise land in either sample.
+# Also the checkpoint statements per second between t1 and t2.
+memory_summary() {
+  python3 - "$@" <<'PY'
+import sys
+path, streams, ramp, tokens, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+rows = [tuple(float(x) for x in line.split()) for line in open(path) if len(line.split()) == 3]
+if len(rows) < 4:
+    print("memory: not enough samples"); sys.exit(0)
+before = rows[0]
+answer_s = tokens / rate
+window = 2.0  # one checkpoint interval
+t1 = next((r for r in rows if r[0] >= ramp + 0.5), None)
+t2 = max((r for r in rows if r[0] <= answer_s - 0.5), key=lambda r: r[0], default=None)
+if t1 is None or t2 is None or t2[0] - t1[0] < 2 * window + 1:
+    print("memory: the load is too short for the method (ramp + 0.5 s .. answer - 0.5 s)"); sys.exit(0)
+low = lambda a, b: min(r[1] for r in rows if a <= r[0] <= b)
+t1 = (t1[0], low(t1[0], t1[0] + window), t1[2])
+t2 = (t2[0], low(t2[0] - window, t2[0]), t2[2])
+span = t2[0] - t1[0]
+per_token = (t2[1] - t1[1]) * 1024 / (streams * rate * span)
+held = (t1[1] - before[1]) * 1024 / streams
+tokens_at_t1 = max(0.0, (t1[0] - ramp / 2) * rate)  # on average: streams opened evenly over the ramp
+print(f"worker rss: {before[1]:.0f} KiB before, {t1[1]:.0f} KiB at {t1[0]:.1f} s (all {streams} streams open), "
+      f"{t2[1]:.0f} KiB at {t2[0]:.1f} s (none ended yet)")
+print(f"per held stream at {t1[0]:.1f} s (~{tokens_at_t1:.0f} tokens each): {held:.0f} bytes; "
+      f"without those tokens: {held - per_token * tokens_at_t1:.0f} bytes")
+print(f"per token: {per_token:.1f} bytes; per {tokens}-token answer with its event log: {per_token * tokens:.0f} bytes "
+      f"({(t2[1] - t1[1]) / 1024:.1f} MiB for {streams} streams x {rate * span:.0f} tokens)")
+inside = [r[1] for r in rows if t1[0] <= r[0] <= t2[0]]
+print(f"worker rss between {t1[0]:.1f} s and {t2[0]:.1f} s: {min(inside):.0f} .. {max(inside):.0f} KiB (peak over the whole load "
+      f"{max(r[1] for r in rows):.0f} KiB)")
+if rows[-1][2] > 0:
+    print(f"checkpoint statements: {(t2[2] - t1[2]) / span:.2f}/s between {t1[0]:.1f} s and {t2[0]:.1f} s; "
+          f"{rows[-1][2]:.0f} in {rows[-1][0]:.1f} s of load ({rows[-1][2] / rows[-1][0]:.2f}/s)")
+PY
+}
+
+# resume_summary JSON: the figures the resume-storm target is judged on.
+resume_summary() {
+  python3 - "$1" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+r = s.get("resume") or {}
+h = r.get("first_replayed_event_ms") or {}
+print(f'cut {r.get("streams_cut")} of {s["streams_established"]} streams at {r.get("cut_at_s")} s, resumed at {r.get("resumed_at_s")} s: '
+      f'{r.get("resumes_established")} resumes answered 200, {r.get("resumes_completed")} read to done '
+      f'(failed {s["streams_failed"]} {s.get("failures_by_reason") or ""})')
+print(f'resume request -> first replayed event: p50 {h.get("p50")} / p99 {h.get("p99")} / max {h.get("max")} ms '
+      f'(target p99 < 100 ms: {"met" if h.get("p99") is not None and h["p99"] < 100 else "NOT met"})')
+ok = s["order_errors"] == 0 and s["id_errors"] == 0 and r.get("first_replayed_seq_mismatches") == 0
+print(f'tokens lost or repeated: order_errors {s["order_errors"]}, id_errors {s["id_errors"]} '
+      f'(after the resume {r.get("id_errors_after_resume")}), first replayed seq != last read + 1: '
+      f'{r.get("first_replayed_seq_mismatches")} -> {"none" if ok else "SOME"}')
+PY
+}
+
+resume_metrics() {
+  local name
+  for name in chatstream_resumes_total chatstream_resumes_remote_total chatstream_events_published_total \
+    chatstream_disconnect_grace_expired_total chatstream_checkpoint_statements_total; do
+    echo "$name: $(metric "$name")"
+  done
+}
+
+RESUME_STREAMS=${RESUME_STREAMS:-1000}
+
+# resume-storm: every stream is cut by the client at once (connections closed) once all have 20
+# tokens, then, 1 s after the last connection closed, all are resumed at once with
+# GET /chat/stream/{run_id} + Last-Event-ID, each on a new connection, and read to `done`.
+scenario_resume_storm() {
+  title "$RESUME_STREAMS streams (400 tokens at 20/s) cut at once after 20 tokens, resumed at once: all resume, p99 to the first replayed event < 100 ms, no token lost or repeated"
+  local storm=(--streams "$RESUME_STREAMS" --duration 60 --check-order --cut-after-tokens 20 --resume --resume-delay 1)
+  echo "-- one worker, no database: the owner resumes from its in-memory event log"
+  start_server --scripted-tokens 400 --scripted-rate 20 --disconnect-grace 10s || return 1
+  run_sseload 90 "${storm[@]}" --ramp 1 --pid "$worker_pid"
+  resume_summary "$RESULTS/$scenario.json"
+  resume_metrics
+  stop_server
+  if [[ ${RESUME_DB:-1} == 0 ]]; then return 0; fi
+  if [[ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]] || ! command -v psql >/dev/null; then
+    echo "-- with PostgreSQL: skipped (PostgreSQL 15 is not installed)"
+    return 0
+  fi
+  local workers=${RESUME_DB_WORKERS:-2}
+  echo "-- $workers worker(s) (all on core $SERVER_CPU) with PostgreSQL and checkpoints every 2 s: a resume that lands on a worker other than the run's owner replays the stored copy and follows the owner by NOTIFY"
+  local plain=$scenario
+  scenario=$plain.db  # its own result and log files
+  start_pg || { scenario=$plain; return 1; }
+  start_server --database-url "$pg_url" --scripted-tokens 400 --scripted-rate 20 --disconnect-grace 10s \
+    --checkpoint-interval 2s || { stop_pg; scenario=$plain; return 1; }
+  local pids=() pid
+  for pid in "${worker_pids[@]}"; do pids+=(--pid "$pid"); done
+  run_sseload 90 "${storm[@]}" --ramp 2 "${pids[@]}"
+  resume_summary "$RESULTS/$scenario.json"
+  resume_metrics
+  stop_server
+  stop_pg
+  scenario=$plain
+}
+
+# durable5000: the streams5000 load with PostgreSQL (durable commits) and checkpoints every 2 s:
+# on-time share, worker memory per stream and per answer with its event log (memory_summary above),
+# checkpoint statements per second. Opened over DURABLE_RAMP (10) s, with --db-wait-timeout 10s: the
+# start statements' cost is `persist`'s subject; here it is the steady state (over 2 s, or with the
+# default 2 s wait on this shared machine, the default pool of 4 refuses a share of the runs as
+# `overloaded`).
+scenario_durable5000() {
+  local ramp=${DURABLE_RAMP:-10} streams=${DURABLE_STREAMS:-5000}
+  title "$streams streams × 400 tokens at 20/s with PostgreSQL, resume and checkpoints (--checkpoint-interval 2s) on, opened over $ramp s"
+  if [[ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]] || ! command -v psql >/dev/null; then
+    echo "skipped: PostgreSQL 15 is not installed (scripts/deps.sh installs it)"
+    return 0
+  fi
+  start_pg || return 1
+  local pool=()
+  if [[ -n ${DURABLE_POOL_SIZE:-} ]]; then pool=(--db-pool-size "$DURABLE_POOL_SIZE"); fi
+  start_server --database-url "$pg_url" --scripted-tokens 400 --scripted-rate 20 --checkpoint-interval 2s \
+    --disconnect-grace 10s --db-wait-timeout "${DURABLE_DB_WAIT:-10s}" "${pool[@]}" || { stop_pg; return 1; }
+  # Statements over 1 s are logged (postgres.log), to see what holds the pool's connections.
+  psql "$pg_url" -qtAX -c "ALTER SYSTEM SET log_min_duration_statement = 1000" -c "SELECT pg_reload_conf()" >/dev/null
+  local pg_cpu_before pg_cpu_after wal_before wal_after
+  pg_cpu_before=$(pg_cpu_seconds)
+  wal_before=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
+  start_sampler "$RESULTS/$scenario.samples"
+  run_sseload 120 --streams "$streams" --ramp "$ramp" --duration 90 --check-order --expect-rate 20 --pid "$worker_pid"
+  stop_sampler
+  pg_cpu_after=$(pg_cpu_seconds)
+  wal_after=$(psql "$pg_url" -qtAX -c "SELECT pg_current_wal_lsn()")
+  echo "-- summary"
+  python3 - "$RESULTS/$scenario.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+pct = lambda h: f'p50 {h["p50"]} / p99 {h["p99"]} / max {h["max"]}'
+print(f'streams completed {s["streams_completed"]} of {s["streams_requested"]}, failed {s["streams_failed"]} '
+      f'{s.get("failures_by_reason") or ""}, order_errors {s["order_errors"]}, on_time_ratio {s["on_time_ratio"]}, '
+      f'gap_ms {pct(s["gap_ms"])}')
+cpu = s.get("server_cpu_seconds")
+if cpu is not None:
+    print(f'worker cpu {cpu:.2f} s over {s["duration_s"]:.1f} s ({cpu / s["duration_s"]:.2f} of a core), '
+          f'{cpu / max(1, s["events"]) * 1e6:.1f} µs per event')
+PY
+  memory_summary "$RESULTS/$scenario.samples" "$streams" "$ramp" 400 20
+  echo "chatstream_db_queries_total: $(metric chatstream_db_queries_total)"
+  echo "chatstream_checkpoint_statements_total: $(metric chatstream_checkpoint_statements_total)"
+  echo "chatstream_run_errors_total{code=\"overloaded\"}: $(metric chatstream_run_errors_total 'code="overloaded"')"
+  echo "chatstream_persist_deferred_total: $(metric chatstream_persist_deferred_total)"
+  pg_rows
+  echo "postgresql cpu seconds during the load: $(awk -v a="$pg_cpu_before" -v b="$pg_cpu_after" 'BEGIN {printf "%.2f", b - a}')"
+  echo "wal written during the load: $(psql "$pg_url" -qtAX -c "SELECT pg_size_pretty(pg_wal_lsn_diff('$wal_after', '$wal_before'))")"
+  echo "statements over 1 s (postgres.log), by their first words:"
+  grep -o 'duration: [0-9.]* ms  [a-z]*: .\{0,40\}' "$pg_dir/postgres.log" |
+    awk '{ms = $2; $1 = $2 = $3 = $4 = ""; key = substr($0, 1, 44); n[key]++; if (ms > max[key]) max[key] = ms}
+         END {for (k in n) printf "  %d x, longest %.0f ms: %s\n", n[k], max[k], k}' || true
+  stop_server
+  stop_pg
+}
+
 usage() {
   echo "usage: bash bench/run.sh [--list] [scenario...]   scenarios: ${ALL_SCENARIOS[*]}" >&2
 }
@@ -508,12 +718,12 @@ main() {
   fi
   mkdir -p "$RESULTS"
   RESULTS=$(cd "$RESULTS" && pwd)
-  trap 'stop_nginx; stop_server; stop_pg; stop_fake' EXIT
+  trap 'stop_sampler; stop_nginx; stop_server; stop_pg; stop_fake' EXIT
   trap 'exit 130' INT TERM
 
   log "results and logs in $RESULTS"
   for scenario in "${selected[@]}"; do
-    "scenario_$scenario" || log "$scenario failed"
+    "scenario_${scenario//-/_}" || log "$scenario failed"
     stop_server  # in case a scenario returned early
   done
 }

@@ -6,6 +6,7 @@
 
 #include "common/clock.hpp"
 #include "process_stats.hpp"
+#include "requests.hpp"
 
 namespace chatstream::bench {
 namespace {
@@ -16,19 +17,6 @@ constexpr uint64_t kProgressEveryMs = 1000;
 
 uint64_t seconds_to_ms(double seconds) {
   return static_cast<uint64_t>(seconds * 1000 + 0.5);
-}
-
-std::string build_request(const Options& options) {
-  std::string request;
-  request.reserve(256 + options.body.size());
-  request += "POST " + options.path + " HTTP/1.1\r\n";
-  request += "Host: " + options.host + "\r\n";
-  request += "User-Agent: sseload\r\n";
-  request += "Accept: text/event-stream\r\n";
-  request += "Content-Type: application/json\r\n";
-  request += "Content-Length: " + std::to_string(options.body.size()) + "\r\n\r\n";
-  request += options.body;
-  return request;
 }
 
 }  // namespace
@@ -43,7 +31,7 @@ bool LoadRunner::run(RunResult& result) {
     std::fprintf(stderr, "sseload: uv_loop_init: %s\n", uv_strerror(rc));
     return false;
   }
-  context_.request = build_request(options_);
+  context_.request = build_stream_request(options_);
   if (options_.unix_path.empty()) {
     auto* address = &context_.server_address;
     int rc = uv_ip4_addr(options_.address.c_str(), options_.port, reinterpret_cast<sockaddr_in*>(address));
@@ -64,6 +52,10 @@ bool LoadRunner::run(RunResult& result) {
   uv_timer_init(&loop_, &ramp_timer_);
   uv_timer_init(&loop_, &sweep_timer_);
   uv_timer_init(&loop_, &deadline_timer_);
+  uv_timer_init(&loop_, &cut_timer_);
+  uv_timer_init(&loop_, &resume_timer_);
+  cut_timer_.data = resume_timer_.data = this;
+  if (options_.cut_after_tokens > 0) cut_waiting_ = options_.streams;
   uv_signal_init(&loop_, &sigint_);
   uv_signal_init(&loop_, &sigterm_);
   ramp_timer_.data = sweep_timer_.data = deadline_timer_.data = this;
@@ -130,8 +122,62 @@ void LoadRunner::on_stream_closed(Stream& stream) {
     stream.start();
     return;
   }
+  if (options_.cut_after_tokens > 0) {
+    if (!cut_done_ && !stream.reached_cut()) count_cut_ready();  // ended before the cut: nothing to wait for
+    if (cut_done_ && stream.was_cut() && cut_closing_ > 0 && --cut_closing_ == 0 && resume_pending_) {
+      uv_timer_start(&resume_timer_, on_resume_tick, seconds_to_ms(options_.resume_delay_s), 0);
+    }
+  }
   check_hold_reached();
   finish_if_idle();
+}
+
+void LoadRunner::on_cut_ready(Stream&) {
+  count_cut_ready();
+}
+
+void LoadRunner::count_cut_ready() {
+  if (cut_waiting_ == 0 || --cut_waiting_ > 0 || stopping_) return;
+  // Not from inside the stream callback that got here: the cut closes that stream too.
+  uv_timer_start(&cut_timer_, on_cut_tick, 0, 0);
+}
+
+void LoadRunner::on_cut_tick(uv_timer_t* timer) {
+  static_cast<LoadRunner*>(timer->data)->cut_all();
+}
+
+// Every connection in one loop turn: the server sees them all drop at once.
+void LoadRunner::cut_all() {
+  if (cut_done_ || stopping_) return;
+  cut_done_ = true;
+  result_->cut_at_s = static_cast<double>(now_micros() - start_us_) / 1e6;
+  for (auto& slot : slots_) {
+    if (slot->cut()) ++cut_closing_;
+  }
+  resume_pending_ = options_.resume && cut_closing_ > 0;
+  if (!options_.quiet) {
+    std::fprintf(stderr, "sseload: cut %u streams at %.2f s%s\n", cut_closing_, *result_->cut_at_s,
+                 options_.resume ? ", resuming them once all are closed" : "");
+  }
+}
+
+void LoadRunner::on_resume_tick(uv_timer_t* timer) {
+  static_cast<LoadRunner*>(timer->data)->resume_all();
+}
+
+void LoadRunner::resume_all() {
+  if (!resume_pending_ || stopping_) return;
+  resume_pending_ = false;
+  result_->resumed_at_s = static_cast<double>(now_micros() - start_us_) / 1e6;
+  for (auto& slot : slots_) {
+    if (!slot->was_cut() || !slot->idle()) continue;
+    ++slots_active_;
+    slot->resume();
+  }
+  if (!options_.quiet) {
+    std::fprintf(stderr, "sseload: resumed %" PRIu64 " streams at %.2f s\n", context_.totals.resumes_sent,
+                 *result_->resumed_at_s);
+  }
 }
 
 // --hold: once every stream has its first event (or has failed), the server holds them all; that is
@@ -178,16 +224,24 @@ void LoadRunner::print_progress(uint64_t now_ms) {
   events_at_last_progress_ = totals.events;
   std::fprintf(stderr,
                "sseload %.1fs: open %u, started %" PRIu64 ", established %" PRIu64 ", completed %" PRIu64
-               ", failed %" PRIu64 ", events %" PRIu64 " (+%" PRIu64 ")\n",
+               ", failed %" PRIu64 ", events %" PRIu64 " (+%" PRIu64 ")",
                static_cast<double>(now_ms - start_ms_) / 1000, slots_active_, totals.streams_started,
                totals.streams_established, totals.streams_completed, totals.streams_failed, totals.events,
                new_events);
+  if (options_.cut_after_tokens > 0) {
+    std::fprintf(stderr, ", cut %" PRIu64 ", resumed %" PRIu64 " (established %" PRIu64 ")",
+                 totals.streams_cut, totals.resumes_sent, totals.resumes_established);
+  }
+  std::fputc('\n', stderr);
 }
 
 void LoadRunner::stop() {
   if (stopping_) return;
   stopping_ = true;
   uv_timer_stop(&ramp_timer_);
+  uv_timer_stop(&cut_timer_);
+  uv_timer_stop(&resume_timer_);
+  resume_pending_ = false;
   if (holding_) result_->rss_end_kib = processes_rss_kib(options_.server_pids);
   for (auto& slot : slots_) slot->stop(options_.hold);
   finish_if_idle();
@@ -196,7 +250,7 @@ void LoadRunner::stop() {
 // The run ends when no stream is open and none will be started: close the loop's own handles so
 // uv_run returns.
 void LoadRunner::finish_if_idle() {
-  if (handles_closed_ || slots_active_ > 0) return;
+  if (handles_closed_ || slots_active_ > 0 || resume_pending_) return;
   if (!stopping_ && context_.totals.streams_started < options_.total) return;
   handles_closed_ = true;
   end_us_ = now_micros();
@@ -204,6 +258,8 @@ void LoadRunner::finish_if_idle() {
   uv_close(reinterpret_cast<uv_handle_t*>(&ramp_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&cut_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
 }

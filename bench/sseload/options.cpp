@@ -28,6 +28,10 @@ constexpr const char* kUsage = R"(usage: sseload [options]
   --keep-alive            run the next stream on a finished stream's connection
   --hold                  open the streams and keep them open; no tokens expected
   --hold-seconds S        in --hold, how long to hold once all are established (default 10)
+  --cut-after-tokens N    once every stream has N tokens, close all their connections at once
+  --resume                then resume each cut stream (GET PATH/{run_id}, Last-Event-ID) and read
+                          it to the end; needs --cut-after-tokens
+  --resume-delay SECONDS  between the last cut connection closed and the resumes (default 1)
   --expect-rate R         server token rate per stream, for on_time_ratio
   --check-order           token contents must concatenate to "t0 t1 t2 ... "
   --max-token-event-rate E  count streams that received at most E token events per second
@@ -113,6 +117,10 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
       options.keep_alive = true;
       continue;
     }
+    if (flag == "--resume") {
+      options.resume = true;
+      continue;
+    }
     if (flag == "--quiet") {
       options.quiet = true;
       continue;
@@ -143,6 +151,10 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
       ok = kFlags.integer<uint32_t>(argv[i - 1], value, 1, 254, options.sources);
     } else if (flag == "--hold-seconds") {
       ok = kFlags.number(argv[i - 1], value, 0, options.hold_s);
+    } else if (flag == "--cut-after-tokens") {
+      ok = kFlags.integer<uint32_t>(argv[i - 1], value, 1, UINT32_MAX, options.cut_after_tokens);
+    } else if (flag == "--resume-delay") {
+      ok = kFlags.number(argv[i - 1], value, 0, options.resume_delay_s);
     } else if (flag == "--expect-rate") {
       ok = kFlags.number(argv[i - 1], value, 0, options.expect_rate);
     } else if (flag == "--max-token-event-rate") {
@@ -168,6 +180,13 @@ bool parse_options(int argc, char** argv, Options& options, bool& exit_now) {
     options.sources = options.streams > kStreamsPerSource
                           ? (options.streams + kStreamsPerSource - 1) / kStreamsPerSource
                           : 1;
+  }
+  if (options.resume && options.cut_after_tokens == 0) return fail("--resume", "needs --cut-after-tokens");
+  if (options.cut_after_tokens > 0) {
+    // Every stream is cut once and resumed on its own slot: no replacements, no reused connections.
+    if (options.total > options.streams) return fail("--total", "cannot exceed --streams with --cut-after-tokens");
+    if (options.keep_alive) return fail("--keep-alive", "does not go with --cut-after-tokens");
+    if (options.hold) return fail("--hold", "does not go with --cut-after-tokens");
   }
   if (!options.unix_path.empty() && options.sources > 1) return fail("--sources", "is for TCP only");
   return parse_url(options);

@@ -32,6 +32,13 @@ struct Options {
   bool hold = false;
   double hold_s = 10;
 
+  // Cut and resume (docs/protocol.md "Resuming a stream"): once every stream has received
+  // `cut_after_tokens` tokens, the client closes all their connections at once; with `resume`, after
+  // `resume_delay_s` it resumes them all at once, each on a new connection, and reads them to the end.
+  uint32_t cut_after_tokens = 0;  // 0 = no cut
+  bool resume = false;
+  double resume_delay_s = 1;
+
   // Expectations.
   double expect_rate = 0;           // server token rate per stream (0 = no on-time figure)
   bool check_order = false;         // contents must concatenate to "t0 t1 t2 ... "

@@ -134,6 +134,22 @@ std::string format_report(const Options& options, const RunResult& result) {
     report.optional("bytes_per_stream", bytes_per_stream);
   }
   if (options.hold) report.raw("hold_reached", result.hold_reached ? "true" : "false");
+  if (options.cut_after_tokens > 0) {
+    JsonObject resume;
+    resume.number("cut_after_tokens", uint64_t{options.cut_after_tokens})
+        .optional("cut_at_s", result.cut_at_s)
+        .number("streams_cut", totals.streams_cut);
+    if (options.resume) {
+      resume.optional("resumed_at_s", result.resumed_at_s)
+          .number("resumes_sent", totals.resumes_sent)
+          .number("resumes_established", totals.resumes_established)
+          .number("resumes_completed", totals.resumes_completed)
+          .object("first_replayed_event_ms", latency_ms(totals.resume_first_event_us))
+          .number("first_replayed_seq_mismatches", totals.resume_seq_mismatches)
+          .number("id_errors_after_resume", totals.resume_id_errors);
+    }
+    report.object("resume", resume);
+  }
   return report.str();
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "common/clock.hpp"
+#include "requests.hpp"
 
 namespace chatstream::bench {
 namespace {
@@ -37,10 +39,27 @@ struct PendingWrite {
 
 void Stream::start() {
   reset_for_request();
+  ++context_.totals.awaiting_first_event;
+  connect();
+}
+
+void Stream::resume() {
+  assert(cut_ && state_ == State::kIdle && events_ > 0);
+  http_.reset();
+  sse_.reset();
+  // The pattern, the seq count and the run id carry on from the first part.
+  resumed_ = awaiting_replay_ = true;
+  last_token_us_ = 0;  // no token gap across the cut
+  connection_reusable_ = false;
+  ++context_.totals.resumes_sent;
+  build_resume_request(context_.options, run_id_, events_ - 1, resume_request_);
+  connect();
+}
+
+void Stream::connect() {
   state_ = State::kConnecting;
   started_ms_ = uv_now(context_.loop);
   last_activity_ms_ = started_ms_;
-  ++context_.totals.awaiting_first_event;
 
   // uv_pipe_init and uv_tcp_init (AF_UNSPEC) cannot fail: they only fill in the handle. The socket is
   // created by connect (or open_tcp), whose errors close the handle through fail().
@@ -95,6 +114,8 @@ void Stream::reset_for_request() {
   outcome_ = Outcome::kPending;
   order_error_ = false;
   connection_reusable_ = false;
+  run_id_.clear();
+  cut_ready_ = cut_ = resumed_ = awaiting_replay_ = false;
 }
 
 void Stream::on_connect(uv_connect_t* request, int status) {
@@ -116,7 +137,7 @@ void Stream::send_request() {
   state_ = State::kAwaitingHead;
   last_activity_ms_ = uv_now(context_.loop);
   request_sent_us_ = now_micros();
-  const std::string& request = context_.request;
+  const std::string& request = resumed_ ? resume_request_ : context_.request;
   uv_buf_t buffer = uv_buf_init(const_cast<char*>(request.data()), static_cast<unsigned>(request.size()));
   int written = uv_try_write(handle(), &buffer, 1);
   if (written == static_cast<int>(request.size())) return;
@@ -124,8 +145,9 @@ void Stream::send_request() {
     fail("write", written);
     return;
   }
-  // Rare: the socket took part of the request. The rest is written from the shared request bytes,
-  // which outlive every stream, so only the libuv request is allocated.
+  // Rare: the socket took part of the request. The rest is written from the request bytes (shared,
+  // or the slot's resume request, untouched until the slot's next resume), so only the libuv request
+  // is allocated.
   size_t offset = written > 0 ? static_cast<size_t>(written) : 0;
   buffer =
       uv_buf_init(const_cast<char*>(request.data()) + offset, static_cast<unsigned>(request.size() - offset));
@@ -212,7 +234,7 @@ bool Stream::on_response_head(const ResponseHead& head) {
     fail("content_type");
     return false;
   }
-  ++context_.totals.streams_established;
+  ++(resumed_ ? context_.totals.resumes_established : context_.totals.streams_established);
   connection_reusable_ = head.keep_alive;
   state_ = State::kStreaming;
   return true;
@@ -229,7 +251,13 @@ void Stream::on_comment() {
 bool Stream::on_event(const SseEvent& event) {
   Totals& totals = context_.totals;
   ++totals.events;
-  check_id(event);
+  bool id_ok = check_id(event);
+  if (!id_ok && resumed_) ++totals.resume_id_errors;
+  if (awaiting_replay_) {
+    awaiting_replay_ = false;
+    if (!id_ok) ++totals.resume_seq_mismatches;
+    totals.resume_first_event_us.record(context_.now_us - request_sent_us_);
+  }
   if (events_++ == 0) {
     totals.first_event_us.record(context_.now_us - request_sent_us_);
     --totals.awaiting_first_event;
@@ -271,16 +299,20 @@ bool Stream::on_event(const SseEvent& event) {
   return state_ != State::kClosing;
 }
 
-// ids are "<run_id>:<seq>", seq 0 on the first event and +1 on each next one; the run id is kept
-// as a hash so a stream holds 8 bytes instead of a copy of it.
-void Stream::check_id(const SseEvent& event) {
+// ids are "<run_id>:<seq>", seq 0 on the first event and +1 on each next one (across a cut: a
+// resume must go on with the seq after the last one read); the run id is kept as a hash so a stream
+// holds 8 bytes instead of a copy of it, and as text only when it will be resumed.
+bool Stream::check_id(const SseEvent& event) {
   size_t colon = event.id.rfind(':');
   if (!event.has_id || colon == std::string_view::npos || colon == 0) {
     ++context_.totals.id_errors;
-    return;
+    return false;
   }
   uint64_t run_hash = fnv1a(event.id.substr(0, colon));
-  if (events_ == 0) run_id_hash_ = run_hash;
+  if (events_ == 0) {
+    run_id_hash_ = run_hash;
+    if (context_.options.cut_after_tokens > 0) run_id_.assign(event.id.substr(0, colon));
+  }
   uint64_t seq = 0;
   const char* digits = event.id.data() + colon + 1;
   const char* end = event.id.data() + event.id.size();
@@ -288,7 +320,9 @@ void Stream::check_id(const SseEvent& event) {
   if (error != std::errc{} || parsed_end != end || digits == end || seq != events_ ||
       run_hash != run_id_hash_) {
     ++context_.totals.id_errors;
+    return false;
   }
+  return true;
 }
 
 void Stream::on_token(std::string_view data) {
@@ -299,7 +333,7 @@ void Stream::on_token(std::string_view data) {
   if (token_events_++ == 0) {
     first_token_us_ = now;
     totals.first_token_us.record(now - request_sent_us_);
-  } else {
+  } else if (last_token_us_ != 0) {
     totals.gap_us.record(now - last_token_us_);
   }
   last_token_us_ = now;
@@ -317,7 +351,8 @@ void Stream::on_token(std::string_view data) {
   }
   totals.tokens += tokens_ - tokens_before;
 
-  if (options.expect_rate > 0 && tokens_ > tokens_before) {
+  // Replayed tokens are late by design: only a stream's first part is judged on time.
+  if (options.expect_rate > 0 && !resumed_ && tokens_ > tokens_before) {
     // Token i is on time if now <= first_token + i/R + slack, i.e. i >= (now - first - slack) * R.
     double late_s = static_cast<double>(now - first_token_us_) / 1e6 - kOnTimeSlackSeconds;
     double first_on_time = late_s <= 0 ? 0 : std::ceil(late_s * options.expect_rate);
@@ -325,6 +360,10 @@ void Stream::on_token(std::string_view data) {
         std::max<uint64_t>(tokens_before, static_cast<uint64_t>(std::min<double>(first_on_time, tokens_)));
     totals.tokens_on_time += tokens_ - from;
     totals.tokens_timed += tokens_ - tokens_before;
+  }
+  if (!cut_ready_ && options.cut_after_tokens > 0 && tokens_ >= options.cut_after_tokens) {
+    cut_ready_ = true;
+    context_.owner.on_cut_ready(*this);
   }
 }
 
@@ -378,6 +417,7 @@ void Stream::settle(Outcome outcome, std::string_view reason) {
   switch (outcome) {
     case Outcome::kCompleted:
       ++totals.streams_completed;
+      if (resumed_) ++totals.resumes_completed;
       break;
     case Outcome::kFailed:
       ++totals.streams_failed;
@@ -386,6 +426,7 @@ void Stream::settle(Outcome outcome, std::string_view reason) {
     case Outcome::kHeld:
       ++totals.streams_held;
       break;
+    case Outcome::kCut:  // counted in streams_cut
     case Outcome::kPending:
       break;
   }
@@ -401,8 +442,21 @@ void Stream::fail(std::string_view reason, int uv_error) {
   close();
 }
 
+bool Stream::cut() {
+  if (state_ != State::kStreaming || outcome_ != Outcome::kPending || events_ == 0) return false;
+  cut_ = true;
+  ++context_.totals.streams_cut;
+  if (!context_.options.resume) settle(Outcome::kCut);
+  close();
+  return true;
+}
+
 void Stream::stop(bool hold_mode) {
-  if (state_ == State::kIdle || state_ == State::kClosing) return;
+  if (state_ == State::kClosing) return;
+  if (state_ == State::kIdle) {
+    if (cut_ && outcome_ == Outcome::kPending) settle(Outcome::kFailed, "stopped");  // never resumed
+    return;
+  }
   if (hold_mode && events_ > 0) {
     settle(Outcome::kHeld);
   } else {

@@ -23,6 +23,8 @@ class StreamOwner {
   // Counts one more stream started if the run wants another (not stopping, total not reached).
   virtual bool claim_stream() = 0;
   virtual void on_first_event(Stream& stream) = 0;
+  // --cut-after-tokens: the stream has received that many tokens (called once per stream).
+  virtual void on_cut_ready(Stream& stream) = 0;
   // The stream's handle is closed; the slot may be started again from here.
   virtual void on_stream_closed(Stream& stream) = 0;
 

@@ -40,6 +40,16 @@ struct Totals {
   uint64_t rate_held = 0;
   double rate_max_observed = 0;  // highest token events per second of one stream
 
+  // --cut-after-tokens / --resume. A resumed stream is still one stream: it is completed or failed
+  // once, at the end of its resumed part; its ids and text are checked across the cut.
+  uint64_t streams_cut = 0;            // connections closed by the client at the cut
+  uint64_t resumes_sent = 0;           // resume requests sent or attempted
+  uint64_t resumes_established = 0;    // answered "200" with Content-Type: text/event-stream
+  uint64_t resumes_completed = 0;      // resumed streams that ended with `done`
+  uint64_t resume_id_errors = 0;       // id_errors on the resumed part (after a gap, every later id counts)
+  uint64_t resume_seq_mismatches = 0;  // resumed streams whose first replayed id is not the last read + 1
+  Histogram resume_first_event_us;     // resume request written -> first replayed event
+
   // Established streams that have not yet received their first event; --hold waits for zero.
   uint64_t awaiting_first_event = 0;
 };
