@@ -341,11 +341,9 @@ class CutAndResume(ResumeCase):
             self.assertSameEvents(original.events, events)
 
     def test_elsewhere_right_after_meta(self):
-        """SERVER BUG (fails today; report "resume elsewhere right after meta"): a stream of a new
-        session cut right after meta, resumed at once on the other worker or instance. Expected: 200
-        and the stream from the cursor, as on the owner. Today: 404 "No such run" — the stream (meta)
-        opens before the run's row is inserted, and a resume that reaches PostgreSQL first finds
-        nothing. (Once the row exists, a resume before the first checkpoint works: the third case.)"""
+        """A stream of a new session cut right after meta, resumed at once on the other worker or
+        instance: 200 and the stream from the cursor, as on the owner. The stream (meta) opens before
+        the run's row is committed; a resume that reaches PostgreSQL first looks again until it is."""
         srv = self.server(workers=2, checkpoint_interval="2s")  # the default interval
         b = self.server(workers=1)
         results = []
@@ -753,12 +751,10 @@ class WorkerLost(ResumeCase):
         and fresh resumes get the stored stream — up to the last checkpoint — then exactly one
         error worker_lost, retryable.
 
-        SERVER BUG (fails today; report "worker_lost error reuses a delivered id"): the stored error
-        event takes seq = runs.event_count (the events of the last checkpoint), but readers got later
-        events live before the owner died. The original client resuming with its cursor, and the
-        follower that was live, get no terminal event at all (the response just ends), and the error's
-        id <run>:<n> names a different event (a token) than the one they saw with that id. A fresh
-        reader (no cursor) is fine."""
+        The stored error event takes seq = runs.event_count (the events of the last checkpoint), but
+        readers got later events live before the owner died: the follower that was live and the
+        original client resuming with its cursor each get the worker_lost error numbered right after
+        their own cursor (no id twice, no gap). A fresh reader gets the stored stream as it is."""
         # A long interval: the kill comes after the first checkpoint and before the second, so the
         # readers have seen events that no checkpoint stored (as in production, between checkpoints).
         srv = self.server(workers=2, checkpoint_interval="1s", scripted_text=LONG_TEXT)

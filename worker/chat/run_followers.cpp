@@ -3,8 +3,6 @@
 #include <charconv>
 #include <memory>
 
-#include "handler/context.hpp"
-#include "http/deferred_response.hpp"
 #include "obs/metrics.hpp"
 #include "sse/framing.hpp"
 #include "sse/log_reader.hpp"
@@ -13,15 +11,27 @@ namespace chatstream::chat {
 
 namespace {
 // Appends the stored events with seq >= log.next_seq() that follow on without a gap; ends the log
-// at a terminal event. The terminal event is delivered even when the reader's cursor is past it: a
-// run whose worker died was stored up to its last checkpoint, and its `worker_lost` end (seq right
-// after that checkpoint) is news to a reader that had seen more than the checkpoint holds.
+// at a terminal event. Only the stored stream of a run whose worker died lacks events (it was stored
+// up to its last checkpoint): its `worker_lost` end, numbered right after that checkpoint, is
+// delivered even to a reader whose cursor is past it (it had seen more than the checkpoint holds),
+// numbered after that reader's cursor. Any other stored stream is complete: past its end is nothing.
 void append_stored(sse::EventLog& log, std::string_view stored) {
   sse::for_each_framed_event(stored, [&](uint64_t seq, std::string_view event) {
     if (log.ended()) return;
     bool terminal = sse::is_terminal_type(sse::framed_event_type(event));
-    if (seq != log.next_seq() && !(terminal && seq < log.next_seq())) return;
-    log.append_framed(event);
+    if (seq == log.next_seq()) {
+      log.append_framed(event);
+    } else if (terminal && seq < log.next_seq() && event.find(R"("code":"worker_lost")") != std::string_view::npos) {
+      // Numbered as this reader's next event: it never sees an id twice, nor a gap.
+      size_t line_end = event.find('\n');
+      std::string renumbered = "id: ";
+      renumbered.append(log.run_id());
+      renumbered += ":" + std::to_string(log.next_seq());
+      renumbered.append(event.substr(line_end));
+      log.append_framed(renumbered);
+    } else {
+      return;
+    }
     if (terminal) log.end();
   });
 }
@@ -151,30 +161,99 @@ RunFollowers::~RunFollowers() {
   followers_.clear();
 }
 
+// A resume waiting for the run's row: the stream of a new conversation opens (meta, with the run id)
+// before its start statement commits, so a resume that reaches PostgreSQL first may not find the
+// run yet. It is looked up again every kRetryMs until kPatienceMs have passed, then it is 404.
+class RunFollowers::Lookup final : public http::ResponseProducer, public Reclaimable {
+ public:
+  static constexpr uint64_t kRetryMs = 100;
+  static constexpr uint64_t kPatienceMs = 2000;
+
+  Lookup(RunFollowers& followers, http::Connection& connection, const ResumeRequest& request, std::string user_id)
+      : followers_(followers),
+        connection_(&connection),
+        request_(request),
+        user_id_(std::move(user_id)),
+        give_up_ms_(followers.wheel_.now_ms() + kPatienceMs),
+        retry_(&Lookup::on_retry, this) {
+    connection.attach(this);
+  }
+  ~Lookup() override {
+    followers_.wheel_.cancel(retry_);
+    if (ticket_) followers_.store_.cancel(ticket_);
+  }
+
+  void look() {
+    ticket_ = followers_.store_.stored_run(request_.run_id, user_id_, [this](Result<StoredRun>& stored) {
+      ticket_ = 0;
+      if (!stored && stored.error().code == Errc::kNotFound && followers_.wheel_.now_ms() < give_up_ms_) {
+        followers_.wheel_.schedule_in(retry_, kRetryMs);
+        return;
+      }
+      http::Connection* connection = connection_;
+      finish();
+      if (connection) followers_.answer(*connection, request_, user_id_, stored);
+    });
+  }
+
+  void on_flush() override {}
+  void on_output_drained() override {}
+  void on_connection_lost() override {
+    connection_ = nullptr;
+    finish();
+  }
+
+ private:
+  static void on_retry(void* self) { static_cast<Lookup*>(self)->look(); }
+  void finish() {
+    followers_.wheel_.cancel(retry_);
+    if (ticket_) {
+      followers_.store_.cancel(ticket_);
+      ticket_ = 0;
+    }
+    if (connection_) {
+      connection_->detach(this);
+      connection_ = nullptr;
+    }
+    if (!buried_) {
+      buried_ = true;
+      followers_.graveyard_.bury(this);
+    }
+  }
+
+  RunFollowers& followers_;
+  http::Connection* connection_;
+  ResumeRequest request_;
+  std::string user_id_;
+  uint64_t give_up_ms_;
+  Timer retry_;
+  Store::Ticket ticket_ = 0;
+  bool buried_ = false;
+};
+
 void RunFollowers::resume(http::Connection& connection, const ResumeRequest& request, const std::string& user_id) {
-  auto* response = http::DeferredResponse::attach(connection, graveyard_);
-  ResumeRequest wanted = request;
-  uint64_t ticket = store_.stored_run(request.run_id, user_id, [this, response, wanted, user_id](Result<StoredRun>& stored) {
-    http::Connection* connection = response->take();
-    if (!connection) return;
-    if (!stored) {
-      connection->respond_error(stored.error().code, stored.error().message);
-      return;
-    }
-    if (!stored->resumable) {
-      connection->respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
-      return;
-    }
-    if (stored->expired) {
-      connection->respond_error(Errc::kGone, "This run ended longer ago than the server keeps streams for resuming (--resume-retention)");
-      return;
-    }
-    obs::add(obs::Counter::kResumesRemote);
-    auto* follower = new Follower(*this, wanted.run_id, user_id, wanted.next_seq);
-    followers_.emplace(wanted.run_id, follower);
-    follower->start(*connection, stored->events, stored->running);
-  });
-  response->waits_for(ticket, &handler::cancel_statement<Store>, &store_);
+  auto* lookup = new Lookup(*this, connection, request, user_id);
+  lookup->look();
+}
+
+void RunFollowers::answer(http::Connection& connection, const ResumeRequest& request, const std::string& user_id,
+                          Result<StoredRun>& stored) {
+  if (!stored) {
+    connection.respond_error(stored.error().code, stored.error().message);
+    return;
+  }
+  if (!stored->resumable) {
+    connection.respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
+    return;
+  }
+  if (stored->expired) {
+    connection.respond_error(Errc::kGone, "This run ended longer ago than the server keeps streams for resuming (--resume-retention)");
+    return;
+  }
+  obs::add(obs::Counter::kResumesRemote);
+  auto* follower = new Follower(*this, request.run_id, user_id, request.next_seq);
+  followers_.emplace(request.run_id, follower);
+  follower->start(connection, stored->events, stored->running);
 }
 
 void RunFollowers::on_events(std::string_view payload) {

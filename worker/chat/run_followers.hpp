@@ -34,7 +34,9 @@ class RunFollowers {
   ~RunFollowers();
 
   // Answers the resume of a run of `user_id` that this worker does not have: 404 (unknown, another
-  // user's, not a stream), 410 (finished longer than --resume-retention ago), else the stream.
+  // user's, not a stream; a run not found is looked for again for up to 2 s, as a new conversation's
+  // stream announces its run before the run's row is committed), 410 (finished longer than
+  // --resume-retention ago), else the stream.
   void resume(http::Connection& connection, const ResumeRequest& request, const std::string& user_id);
   // A chatstream_events notification (every worker hears all of them; most are for nobody here).
   void on_events(std::string_view payload);
@@ -44,8 +46,11 @@ class RunFollowers {
 
  private:
   class Follower;
+  class Lookup;
   friend class Follower;
-  void start_following(http::Connection& connection, const ResumeRequest& request, StoredRun& stored);
+  friend class Lookup;
+  void answer(http::Connection& connection, const ResumeRequest& request, const std::string& user_id,
+              Result<StoredRun>& stored);
 
   Store& store_;
   TimerWheel& wheel_;
