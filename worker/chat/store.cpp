@@ -320,7 +320,12 @@ void Store::write(RunEnd end, SavedCallback saved) {
       log::error("conversation write lost: too many writes waiting for the database",
                  log::field("run_id", shared_end->run_id.to_string()));
     } else {
-      if (pending_.empty()) log::warn("database unavailable: keeping conversation writes until it is back");
+      if (pending_.empty()) {
+        // Either no connection to the database, or none free within --db-wait-timeout (overloaded).
+        log::warn("conversation writes kept until the database takes them",
+                  log::field("error", outcome.error->message) + "," +
+                      log::field("code", error_code(outcome.error->code)));
+      }
       obs::add(obs::Counter::kPersistDeferred);
       pending_.push_front(std::move(*shared_end));
     }
