@@ -1,16 +1,27 @@
 -- chatstream schema: streams that resume from any worker (docs/architecture.md, "Durable runs").
---  * resumable: the run answers with chatstream's event stream (POST /chat/stream), whose events
---    are kept; the other formats are not resumable;
---  * events / event_count: the run's SSE events exactly as framed (`id: <run>:<seq>` … blank line),
---    appended by the owner with every checkpoint and completed, terminal event included, by the
---    statement that stores the run's end — what a reader on another worker, another instance, or
---    after the worker exited replays;
---  * finished_at (already there) + --resume-retention: how long a finished run can be replayed;
---    after that the events are dropped (runs_events_retention_idx finds them) and a resume is 410.
+--  * runs.resumable: the run answers with chatstream's event stream (POST /chat/stream), whose
+--    events are kept; the other formats are not resumable. Cleared once the run's stored stream
+--    expires (--resume-retention after it ended).
+--  * run_events: a run's SSE events exactly as framed (`id: <run>:<seq>` … blank line) — what a
+--    reader on another worker, another instance, or after the worker exited replays. Every
+--    checkpoint appends a piece (first_seq = the seq of its first event; rows are appended, never
+--    rewritten, so a long answer costs what it weighs, not its square); the statement that stores
+--    the run's end replaces the pieces with the whole stream, terminal event included, in one row
+--    (first_seq = -1). runs.event_count is how many events are stored, so a piece is only ever
+--    appended onto the count it follows.
+--  * Keyed by session like runs and messages (docs/scaling.md).
 
 ALTER TABLE runs
     ADD COLUMN resumable    boolean NOT NULL DEFAULT false,
-    ADD COLUMN events       text NOT NULL DEFAULT '',
     ADD COLUMN event_count  integer NOT NULL DEFAULT 0;
 
-CREATE INDEX runs_events_retention_idx ON runs (finished_at) WHERE events <> '';
+CREATE TABLE run_events (
+    run_id      uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    session_id  uuid NOT NULL,
+    first_seq   integer NOT NULL,
+    events      text NOT NULL,
+    PRIMARY KEY (session_id, run_id, first_seq)  -- the distribution column first (docs/scaling.md)
+);
+
+-- The retention sweep finds the ended runs whose stream is still kept.
+CREATE INDEX runs_resumable_ended_idx ON runs (finished_at) WHERE resumable AND status <> 'running';

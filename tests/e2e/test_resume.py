@@ -74,7 +74,7 @@ class Db:
 
     def run(self, run_id):
         rows = self.rows("SELECT r.status, r.error_code, r.worker_pid, r.checkpoint, r.event_count, "
-                         "r.events <> '' AS has_events, m.content, m.status AS message_status "
+                         "EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id) AS has_events, m.content, m.status AS message_status "
                          "FROM runs r LEFT JOIN messages m ON m.run_id = r.id AND m.role = 'assistant' "
                          f"WHERE r.id = {q(run_id)}")
         return rows[0] if rows else None
@@ -499,7 +499,7 @@ class Replay(ResumeCase):
             for cursor in (None, 2):
                 r = self.resume(where, run_id, cursor, status=410)
                 self.assertJsonError(r.response, 410, "gone")
-        wait_until(lambda: not self.db.run(run_id)["has_events"], 3, what="the sweep clears runs.events")
+        wait_until(lambda: not self.db.run(run_id)["has_events"], 3, what="the sweep drops the stored stream (run_events)")
         self.assertGreaterEqual(self.metric(srv, "chatstream_http_responses_total", code="410") - gone_before, 5)
         # The conversation itself is kept.
         self.assertStored(run_id, TEXT)

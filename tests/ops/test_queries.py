@@ -22,7 +22,7 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-DISTRIBUTED = {"sessions", "runs", "messages"}
+DISTRIBUTED = {"sessions", "runs", "messages", "run_events"}
 REFERENCE = {"documents", "chunks", "lexeme_stats"}
 LOCAL = {"schema_migrations"}
 
@@ -31,6 +31,7 @@ KEYED = {
     "sessions": [r"\bINSERT INTO sessions \(id\b[^)]*\) VALUES \(\$\d+\b", r"\bs\.id = \$\d+", r"\bWHERE id = \$\d+"],
     "runs": [r"\bsession_id = \$\d+", r"\bINSERT INTO runs \([^)]*\bsession_id\b"],
     "messages": [r"\bsession_id = \$\d+", r"\bsession_id = s\.id\b", r"\bINSERT INTO messages \([^)]*\bsession_id\b"],
+    "run_events": [r"\bsession_id = \$\d+", r"\bINSERT INTO run_events \([^)]*\bsession_id\b"],
 }
 
 # Statements that reach every shard on purpose. Key: a fragment that identifies the statement.
@@ -50,7 +51,7 @@ DECLARED_FAN_OUT = {
         "the checkpoint is one statement per worker per --checkpoint-interval for all of that worker's "
         "runs, whatever their sessions: batching across sessions is its point (a distributed database "
         "runs it as one multi-shard UPDATE every 2 s per worker, not one statement per run).",
-    "events, event_count, session_id::text\nFROM runs WHERE id = $1":
+    "r.event_count, r.session_id::text, r.resumable\nFROM runs r WHERE r.id = $1":
         "GET /chat/stream/{run_id} (a resume on a worker that does not own the run) knows only the run "
         "id: a browser's EventSource reconnects to the URL it has. Once per resume (not per event), one "
         "row by primary key on each shard; the events that follow come by NOTIFY, not by query.",

@@ -242,12 +242,12 @@ void RunFollowers::answer(http::Connection& connection, const ResumeRequest& req
     connection.respond_error(stored.error().code, stored.error().message);
     return;
   }
-  if (!stored->resumable) {
-    connection.respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
+  if (stored->expired) {  // (its stream was dropped: it no longer says it was resumable)
+    connection.respond_error(Errc::kGone, "This run ended longer ago than the server keeps streams for resuming (--resume-retention)");
     return;
   }
-  if (stored->expired) {
-    connection.respond_error(Errc::kGone, "This run ended longer ago than the server keeps streams for resuming (--resume-retention)");
+  if (!stored->resumable) {
+    connection.respond_error(Errc::kNotFound, "This run's answer is not an event stream (only POST /chat/stream answers resume)");
     return;
   }
   obs::add(obs::Counter::kResumesRemote);

@@ -1,12 +1,12 @@
 #pragma once
 // Resumes of runs this worker does not own (GET /chat/stream/{run_id} that reached another worker or
 // another instance than the run's). PostgreSQL is the only thing they share:
-// - the run's stored stream (runs.events: what the checkpoints wrote, or all of it once the run
+// - the run's stored stream (run_events: what the checkpoints wrote, or all of it once the run
 //   ended) is replayed from the reader's cursor;
 // - a run still running is then followed: the follower asks its owner, on chatstream_follow, for the
 //   events from where the replay stopped, and the owner publishes them (chat/run_publisher.hpp);
 // - should nothing come for a second (the owner died, a notification was lost), the follower reads
-//   the run again: ended, it replays the rest from runs.events (a dead worker's run ends there with
+//   the run again: ended, it replays the rest from run_events (a dead worker's run ends there with
 //   error worker_lost); still running, it asks its owner again.
 //
 // Followed events go into a replica sse::EventLog that an sse::LogReader writes to the client, so a

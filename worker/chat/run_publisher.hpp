@@ -1,6 +1,6 @@
 #pragma once
 // The owner's side of a resume served by another worker or instance (docs/architecture.md, "Durable
-// runs"). A reader on another worker replays what PostgreSQL holds of the run (runs.events, written
+// runs"). A reader on another worker replays what PostgreSQL holds of the run (run_events, written
 // with the checkpoints) and asks, on the chatstream_follow channel, for the events from its cursor
 // on; every worker hears it, and the one that owns the run publishes them on chatstream_events, then
 // every later event as it is framed, until the terminal one.

@@ -79,7 +79,7 @@ struct WriterSettings {
 
 // The terminal event of chatstream's SSE protocol for `outcome`: its type (done, error, cancelled)
 // and its fields into `fields` ("key":value pairs). The stream and the stored copy of it
-// (runs.events) are framed from this one function.
+// (run_events) are framed from this one function.
 std::string_view terminal_event(const RunOutcome& outcome, std::string& fields);
 
 // The writer of `mode` on `connection`; `observer` hears the client's side.

@@ -50,7 +50,7 @@ WITH s AS (
   SELECT s.id, r.id, 'user', $5, 'complete' FROM s, r RETURNING id
 ), a AS (
   -- The id of the answer's message, allocated at the start: the stream's `done` carries it, and the
-  -- stored copy of the stream (runs.events) is written with the run's end in one statement.
+  -- stored copy of the stream (run_events) is written with the run's end in one statement.
   -- (drawn after the user message's, through m, so the answer sorts after the question).
   SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS id FROM m
 )
@@ -68,11 +68,15 @@ using rag::kRetrieveSql;
 constexpr const char* kFinishRunSql = R"sql(
 WITH r AS (
   UPDATE runs SET status = $7, error_code = NULLIF($8, ''), finished_at = now(), first_token_ms = $9,
-                  duration_ms = $10, token_count = $5,
-                  events = CASE WHEN $13::int > 0 THEN $12 ELSE events END,
-                  event_count = GREATEST(event_count, $13::int)
+                  duration_ms = $10, token_count = $5, event_count = GREATEST(event_count, $13::int)
   WHERE id = $2 AND session_id = $1 AND status = 'running'  -- keyed by session (docs/scaling.md)
   RETURNING id
+), pieces AS (
+  -- A resumable run's whole stream replaces the pieces its checkpoints stored.
+  DELETE FROM run_events WHERE session_id = $1 AND run_id = (SELECT id FROM r WHERE $13::int > 0) AND first_seq >= 0
+), whole AS (
+  INSERT INTO run_events (run_id, session_id, first_seq, events)
+  SELECT r.id, $1, -1, $12 FROM r WHERE $13::int > 0
 ), m AS (
   INSERT INTO messages (id, session_id, run_id, role, content, status, token_count, citations)
   SELECT COALESCE($11::bigint, nextval(pg_get_serial_sequence('messages', 'id'))),
@@ -87,34 +91,49 @@ SELECT m.id FROM m, n)sql";
 constexpr const char* kRunningRunSql = "SELECT id::text FROM runs WHERE session_id = $1 AND status = 'running'";
 
 constexpr const char* kCheckpointSql = R"sql(
-UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
-                  lease_until = now() + $4::int * interval '1 millisecond',
-                  -- Events are appended only onto the count they follow: never twice, never with a gap.
-                  events = CASE WHEN r.event_count = v.events_from THEN r.events || v.events ELSE r.events END,
-                  event_count = CASE WHEN r.event_count = v.events_from THEN v.events_to ELSE r.event_count END
-FROM unnest($1::uuid[], $2::text[], $3::int[], $5::text[], $6::int[], $7::int[])
-     AS v(id, appended, tokens, events, events_from, events_to)
-WHERE r.id = v.id AND r.status = 'running')sql";
+WITH v AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $5::text[], $6::int[], $7::int[])
+    AS v(id, appended, tokens, events, events_from, events_to)
+), r AS (
+  UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
+                    lease_until = now() + $4::int * interval '1 millisecond',
+                    -- Events are appended only onto the count they follow: never twice, never with a gap.
+                    event_count = CASE WHEN r.event_count = v.events_from THEN v.events_to ELSE r.event_count END
+  FROM v
+  WHERE r.id = v.id AND r.status = 'running'
+  RETURNING r.id, r.session_id, r.event_count = v.events_to AND v.events_to > v.events_from AS appends,
+            v.events_from, v.events
+)
+INSERT INTO run_events (run_id, session_id, first_seq, events)
+SELECT id, session_id, events_from, events FROM r WHERE appends
+ON CONFLICT (session_id, run_id, first_seq) DO NOTHING)sql";
 
 constexpr const char* kCloseLostRunsSql = R"sql(
 WITH lost AS (
   UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(),
                   token_count = checkpoint_tokens,
-                  -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable.
-                  events = CASE WHEN resumable THEN events || format(
-                      E'id: %s:%s\nevent: error\ndata: {"type":"error","code":"worker_lost","message":"%s","retryable":true,"tokens":%s}\n\n',
-                      id, event_count, 'The server answering stopped; the answer up to its last checkpoint was kept.',
-                      checkpoint_tokens) ELSE events END,
                   event_count = CASE WHEN resumable THEN event_count + 1 ELSE event_count END
   WHERE status = 'running'
     AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
          -- Another instance's run whose lease ran out, once the leases can be trusted (the sweeper
          -- has reached the database for a whole lease: an outage stopped every owner's renewals).
          OR (instance_id <> $1 AND lease_until < now() AND $5::boolean))
-  RETURNING id, session_id, checkpoint, checkpoint_tokens
-), x AS (
-  -- Finished runs older than --resume-retention can no longer be replayed: their events go.
-  UPDATE runs SET events = '' WHERE events <> '' AND finished_at < now() - $4::int * interval '1 millisecond'
+  RETURNING id, session_id, checkpoint, checkpoint_tokens, resumable, event_count - 1 AS error_seq
+), lost_end AS (
+  -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable.
+  INSERT INTO run_events (run_id, session_id, first_seq, events)
+  SELECT id, session_id, error_seq, format(
+      E'id: %s:%s\nevent: error\ndata: {"type":"error","code":"worker_lost","message":"%s","retryable":true,"tokens":%s}\n\n',
+      id, error_seq, 'The server answering stopped; the answer up to its last checkpoint was kept.', checkpoint_tokens)
+  FROM lost WHERE resumable
+  ON CONFLICT (session_id, run_id, first_seq) DO NOTHING
+), expired AS (
+  -- Ended runs older than --resume-retention can no longer be replayed: their streams go.
+  UPDATE runs SET resumable = false
+  WHERE resumable AND status <> 'running' AND finished_at < now() - $4::int * interval '1 millisecond'
+  RETURNING id, session_id
+), dropped AS (
+  DELETE FROM run_events e USING expired x WHERE e.session_id = x.session_id AND e.run_id = x.id
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count)
   SELECT session_id, id, 'assistant', checkpoint, 'error', checkpoint_tokens FROM lost
@@ -145,9 +164,13 @@ constexpr const char* kCancelSql =
     "WHERE id = $1 AND user_id = $2 AND status = 'running'";
 
 constexpr const char* kStoredRunSql = R"sql(
-SELECT status = 'running', finished_at IS NOT NULL AND finished_at < now() - $3::int * interval '1 millisecond',
-       events, event_count, session_id::text, resumable
-FROM runs WHERE id = $1 AND user_id = $2)sql";
+SELECT r.status = 'running', r.finished_at IS NOT NULL AND r.finished_at < now() - $3::int * interval '1 millisecond',
+       coalesce((SELECT e.events FROM run_events e
+                 WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq = -1),
+                (SELECT string_agg(e.events, '' ORDER BY e.first_seq) FROM run_events e
+                 WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq >= 0), ''),
+       r.event_count, r.session_id::text, r.resumable
+FROM runs r WHERE r.id = $1 AND r.user_id = $2)sql";
 
 constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
 

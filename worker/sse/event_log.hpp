@@ -88,7 +88,7 @@ class EventLog {
   bool ended_ = false;
 };
 
-// Splits framed events (`id: <run>:<seq>\n…\n\n`, as stored in runs.events) and calls
+// Splits framed events (`id: <run>:<seq>\n…\n\n`, as stored in run_events) and calls
 // fn(seq, bytes_of_one_event) for each, in order. Stops at the first malformed event.
 template <typename Fn>
 void for_each_framed_event(std::string_view text, Fn fn);
