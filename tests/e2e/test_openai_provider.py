@@ -553,11 +553,14 @@ class CancelAndDisconnect(OpenAICase):
         self.assertLess(took, 1.0)
 
     def test_client_disconnect_closes_the_upstream_connection(self):
+        # Once the disconnect grace is over (no resume came), the upstream transfer is closed at once.
         fake = self.start_fake_llm(tokens=1000, rate=20)
-        srv = self.openai_server(fake)
+        srv = self.openai_server(fake, disconnect_grace="300ms")
         s, _ = self.start_answer(srv)
         t0 = now()
         s.close()
+        time.sleep(0.2)
+        self.assertEqual(fake.stats()["open_streams"], 1, "within the grace the answer goes on for a resume")
         self.wait_upstream_closed(fake, 0, within=1.0)
         info(f"disconnect: upstream closed within {now() - t0:.3f} s")
         wait_until(lambda: srv.metrics().value("chatstream_runs_total", status="disconnected") == 1, 1.0 * SLOW,
@@ -578,7 +581,7 @@ class CancelAndDisconnect(OpenAICase):
 
     def test_disconnect_while_the_upstream_stalls(self):
         fake = self.start_fake_llm(tokens=10, rate=50, fault="stall", stall_after=2)
-        srv = self.openai_server(fake)
+        srv = self.openai_server(fake, disconnect_grace="0")
         s, _ = self.start_answer(srv)
         time.sleep(0.3)  # the fake has stalled after its 2 tokens
         self.assertEqual(fake.stats()["open_streams"], 1)
