@@ -154,9 +154,15 @@ class RunFollowers::Follower final : public sse::LogWatcher, public Reclaimable 
 };
 
 RunFollowers::RunFollowers(Store& store, TimerWheel& wheel, Graveyard& graveyard, const sse::StreamSettings& settings)
-    : store_(store), wheel_(wheel), graveyard_(graveyard), settings_(settings) {}
+    : store_(store),
+      wheel_(wheel),
+      graveyard_(graveyard),
+      settings_(settings),
+      batch_timer_(&RunFollowers::on_batch_timer, this) {}
 
 RunFollowers::~RunFollowers() {
+  wheel_.cancel(batch_timer_);
+  for (Store::Ticket ticket : batches_) store_.cancel(ticket);
   // Followers still reading are freed with their readers' connections at exit; forget them here.
   followers_.clear();
 }
@@ -164,36 +170,44 @@ RunFollowers::~RunFollowers() {
 // A resume waiting for the run's row: the stream of a new conversation opens (meta, with the run id)
 // before its start statement commits, so a resume that reaches PostgreSQL first may not find the
 // run yet. It is looked up again every kRetryMs until kPatienceMs have passed, then it is 404.
+// Lookups are batched: those of one loop turn go to PostgreSQL in one statement (a storm of
+// resumes after a network blip costs a few round trips, not one per stream).
 class RunFollowers::Lookup final : public http::ResponseProducer, public Reclaimable {
  public:
   static constexpr uint64_t kRetryMs = 100;
   static constexpr uint64_t kPatienceMs = 2000;
 
   Lookup(RunFollowers& followers, http::Connection& connection, const ResumeRequest& request, std::string user_id)
-      : followers_(followers),
+      : serial(++followers.last_serial_),
+        followers_(followers),
         connection_(&connection),
         request_(request),
         user_id_(std::move(user_id)),
         give_up_ms_(followers.wheel_.now_ms() + kPatienceMs),
         retry_(&Lookup::on_retry, this) {
     connection.attach(this);
+    followers_.lookups_.emplace(serial, this);
   }
   ~Lookup() override {
     followers_.wheel_.cancel(retry_);
-    if (ticket_) followers_.store_.cancel(ticket_);
+    followers_.lookups_.erase(serial);
   }
 
-  void look() {
-    ticket_ = followers_.store_.stored_run(request_.run_id, user_id_, [this](Result<StoredRun>& stored) {
-      ticket_ = 0;
-      if (!stored && stored.error().code == Errc::kNotFound && followers_.wheel_.now_ms() < give_up_ms_) {
-        followers_.wheel_.schedule_in(retry_, kRetryMs);
-        return;
-      }
-      http::Connection* connection = connection_;
-      finish();
-      if (connection) followers_.answer(*connection, request_, user_id_, stored);
-    });
+  const Uuid& run_id() const { return request_.run_id; }
+  void look() { followers_.enqueue(*this); }
+
+  // The batch's answer for this run: its row, or none (null).
+  void on_found(StoredRun* row, const Error* failed) {
+    Result<StoredRun> stored = Error{Errc::kNotFound, "No such run"};
+    if (failed) stored = *failed;
+    else if (row && row->user_id == user_id_) stored = *row;  // another user's run is not found
+    if (!stored && stored.error().code == Errc::kNotFound && followers_.wheel_.now_ms() < give_up_ms_) {
+      followers_.wheel_.schedule_in(retry_, kRetryMs);
+      return;
+    }
+    http::Connection* connection = connection_;
+    finish();
+    if (connection) followers_.answer(*connection, request_, user_id_, stored);
   }
 
   void on_flush() override {}
@@ -203,14 +217,13 @@ class RunFollowers::Lookup final : public http::ResponseProducer, public Reclaim
     finish();
   }
 
+  const uint64_t serial;  // how a batch finds it again (an address may be reused)
+
  private:
   static void on_retry(void* self) { static_cast<Lookup*>(self)->look(); }
   void finish() {
     followers_.wheel_.cancel(retry_);
-    if (ticket_) {
-      followers_.store_.cancel(ticket_);
-      ticket_ = 0;
-    }
+    followers_.lookups_.erase(serial);  // a batch in flight no longer finds it
     if (connection_) {
       connection_->detach(this);
       connection_ = nullptr;
@@ -227,9 +240,48 @@ class RunFollowers::Lookup final : public http::ResponseProducer, public Reclaim
   std::string user_id_;
   uint64_t give_up_ms_;
   Timer retry_;
-  Store::Ticket ticket_ = 0;
   bool buried_ = false;
 };
+
+void RunFollowers::enqueue(Lookup& lookup) {
+  queued_.push_back(lookup.serial);
+  if (!batch_timer_.scheduled()) wheel_.schedule(batch_timer_, wheel_.now_ms());
+}
+
+void RunFollowers::on_batch_timer(void* opaque) {
+  auto* self = static_cast<RunFollowers*>(opaque);
+  std::vector<uint64_t> serials;
+  serials.swap(self->queued_);
+  std::vector<Uuid> ids;
+  std::vector<uint64_t> live;
+  for (uint64_t serial : serials) {
+    auto it = self->lookups_.find(serial);
+    if (it == self->lookups_.end()) continue;  // its client left meanwhile
+    ids.push_back(it->second->run_id());
+    live.push_back(serial);
+  }
+  if (ids.empty()) return;
+  auto ticket = std::make_shared<Store::Ticket>(0);
+  *ticket = self->store_.stored_runs(ids, [self, live, ticket](Result<std::vector<StoredRun>>& rows) {
+    self->batches_.erase(*ticket);
+    std::unordered_map<Uuid, StoredRun*, UuidHash> by_id;
+    if (rows) {
+      for (StoredRun& row : *rows) by_id.emplace(row.run_id, &row);
+    }
+    for (uint64_t serial : live) {
+      auto it = self->lookups_.find(serial);
+      if (it == self->lookups_.end()) continue;
+      Lookup& lookup = *it->second;
+      if (!rows) {
+        lookup.on_found(nullptr, &rows.error());
+        continue;
+      }
+      auto row = by_id.find(lookup.run_id());
+      lookup.on_found(row == by_id.end() ? nullptr : row->second, nullptr);
+    }
+  });
+  self->batches_.insert(*ticket);
+}
 
 void RunFollowers::resume(http::Connection& connection, const ResumeRequest& request, const std::string& user_id) {
   auto* lookup = new Lookup(*this, connection, request, user_id);

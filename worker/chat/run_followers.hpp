@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "chat/chat_request.hpp"
 #include "chat/store.hpp"
@@ -51,12 +53,19 @@ class RunFollowers {
   friend class Lookup;
   void answer(http::Connection& connection, const ResumeRequest& request, const std::string& user_id,
               Result<StoredRun>& stored);
+  void enqueue(Lookup& lookup);
+  static void on_batch_timer(void* self);
 
   Store& store_;
   TimerWheel& wheel_;
   Graveyard& graveyard_;
   const sse::StreamSettings& settings_;
   std::unordered_multimap<Uuid, Follower*, UuidHash> followers_;
+  std::unordered_map<uint64_t, Lookup*> lookups_;  // resumes waiting for their run's row, by serial
+  std::vector<uint64_t> queued_;                    // looked up by the next batch statement
+  std::unordered_set<Store::Ticket> batches_;      // batch statements in flight
+  uint64_t last_serial_ = 0;
+  Timer batch_timer_;
 };
 
 }  // namespace chatstream::chat

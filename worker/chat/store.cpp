@@ -163,14 +163,15 @@ constexpr const char* kCancelSql =
     "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
     "WHERE id = $1 AND user_id = $2 AND status = 'running'";
 
-constexpr const char* kStoredRunSql = R"sql(
-SELECT r.status = 'running', r.finished_at IS NOT NULL AND r.finished_at < now() - $3::int * interval '1 millisecond',
+constexpr const char* kStoredRunsSql = R"sql(
+SELECT r.id::text, r.user_id, r.status = 'running',
+       r.finished_at IS NOT NULL AND r.finished_at < now() - $2::int * interval '1 millisecond',
        coalesce((SELECT e.events FROM run_events e
                  WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq = -1),
                 (SELECT string_agg(e.events, '' ORDER BY e.first_seq) FROM run_events e
                  WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq >= 0), ''),
        r.event_count, r.session_id::text, r.resumable
-FROM runs r WHERE r.id = $1 AND r.user_id = $2)sql";
+FROM runs r WHERE r.id = ANY($1::uuid[]))sql";
 
 constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
 
@@ -449,26 +450,49 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& us
   });
 }
 
-Store::Ticket Store::stored_run(const Uuid& run_id, const std::string& user_id,
-                               std::function<void(Result<StoredRun>&)> done) {
-  db::Params params{run_id.to_string(), user_id, std::to_string(owner_.resume_retention_ms)};
-  return pool_.execute(kStoredRunSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
+Store::Ticket Store::stored_runs(const std::vector<Uuid>& run_ids,
+                                std::function<void(Result<std::vector<StoredRun>>&)> done) {
+  std::string ids = "{";
+  for (size_t i = 0; i < run_ids.size(); ++i) {
+    if (i > 0) ids.push_back(',');
+    ids += run_ids[i].to_string();
+  }
+  ids.push_back('}');
+  db::Params params{std::move(ids), std::to_string(owner_.resume_retention_ms)};
+  return pool_.execute(kStoredRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
-    if (!outcome.ok() || outcome.rows() == 0) {
-      Result<StoredRun> failed = outcome.ok() ? Error{Errc::kNotFound, "No such run"} : error_of(*outcome.error);
+    if (!outcome.ok()) {
+      Result<std::vector<StoredRun>> failed = error_of(*outcome.error);
       done(failed);
       return;
     }
-    StoredRun run;
-    run.running = outcome.text(0, 0) == "t";
-    run.expired = outcome.text(0, 1) == "t";
-    run.events = outcome.text(0, 2);
-    std::string_view count = outcome.text(0, 3);
-    std::from_chars(count.data(), count.data() + count.size(), run.event_count);
-    if (auto session = Uuid::parse(outcome.text(0, 4))) run.session_id = *session;
-    run.resumable = outcome.text(0, 5) == "t";
-    Result<StoredRun> result = std::move(run);
+    std::vector<StoredRun> runs;
+    runs.reserve(static_cast<size_t>(outcome.rows()));
+    for (int row = 0; row < outcome.rows(); ++row) {
+      StoredRun run;
+      if (auto id = Uuid::parse(outcome.text(row, 0))) run.run_id = *id;
+      run.user_id = outcome.text(row, 1);
+      run.running = outcome.text(row, 2) == "t";
+      run.expired = outcome.text(row, 3) == "t";
+      run.events = outcome.text(row, 4);
+      std::string_view count = outcome.text(row, 5);
+      std::from_chars(count.data(), count.data() + count.size(), run.event_count);
+      if (auto session = Uuid::parse(outcome.text(row, 6))) run.session_id = *session;
+      run.resumable = outcome.text(row, 7) == "t";
+      runs.push_back(std::move(run));
+    }
+    Result<std::vector<StoredRun>> result = std::move(runs);
     done(result);
+  });
+}
+
+Store::Ticket Store::stored_run(const Uuid& run_id, const std::string& user_id,
+                               std::function<void(Result<StoredRun>&)> done) {
+  return stored_runs({run_id}, [user_id, done = std::move(done)](Result<std::vector<StoredRun>>& rows) {
+    Result<StoredRun> run = Error{Errc::kNotFound, "No such run"};
+    if (!rows) run = rows.error();
+    else if (!rows->empty() && rows->front().user_id == user_id) run = std::move(rows->front());
+    done(run);
   });
 }
 

@@ -80,6 +80,8 @@ struct RunEnd {
 
 // A run as a resume on a worker that does not own it finds it (GET /chat/stream/{run_id}).
 struct StoredRun {
+  Uuid run_id;
+  std::string user_id;
   bool running = false;
   bool expired = false;     // finished longer than --resume-retention ago
   std::string events;       // framed, as in runs.events
@@ -137,6 +139,8 @@ class Store {
   uint64_t lease_ms() const { return owner_.lease_ms; }
   // The stored stream of one run of `user_id` (kNotFound: none, or another user's).
   Ticket stored_run(const Uuid& run_id, const std::string& user_id, std::function<void(Result<StoredRun>&)> done);
+  // The rows of the runs of `run_ids` that exist (any user's: the caller checks), in one statement.
+  Ticket stored_runs(const std::vector<Uuid>& run_ids, std::function<void(Result<std::vector<StoredRun>>&)> done);
   // Sends `payloads` as notifications on `channel`, in order, in one statement.
   Ticket notify(std::string_view channel, const std::vector<std::string>& payloads, std::function<void(Status)> done);
   void cancel(Ticket ticket) { pool_.cancel(ticket); }
