@@ -6,8 +6,9 @@
 --    reader on another worker, another instance, or after the worker exited replays. Every
 --    checkpoint appends a piece (first_seq = the seq of its first event; rows are appended, never
 --    rewritten, so a long answer costs what it weighs, not its square); the statement that stores
---    the run's end replaces the pieces with the whole stream, terminal event included, in one row
---    (first_seq = -1). runs.event_count is how many events are stored, so a piece is only ever
+--    the run's end appends the last piece (final), terminal event included, from the count the run
+--    knew was stored — it may overlap a checkpoint that committed unheard: readers skip the seqs they
+--    have. runs.event_count is how many events are stored, so a checkpoint's piece is only ever
 --    appended onto the count it follows.
 --  * Keyed by session like runs and messages (docs/scaling.md).
 
@@ -19,8 +20,9 @@ CREATE TABLE run_events (
     run_id      uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     session_id  uuid NOT NULL,
     first_seq   integer NOT NULL,
+    final       boolean NOT NULL DEFAULT false,  -- the piece the run's end wrote
     events      text COMPRESSION lz4 NOT NULL,  -- lz4: a fraction of pglz's CPU for this text
-    PRIMARY KEY (session_id, run_id, first_seq)  -- the distribution column first (docs/scaling.md)
+    PRIMARY KEY (session_id, run_id, first_seq, final)  -- the distribution column first (docs/scaling.md)
 );
 
 -- The retention sweep finds the ended runs whose stream is still kept.

@@ -592,7 +592,8 @@ RunEnd Run::make_end(Errc error, std::string_view message) const {
   end.message_id = answer_message_id_;
   if (log_ && status_ != RunStatus::kRunning) {
     uint64_t terminal_seq = log_->next_seq();
-    log_->frame(0, terminal_seq, end.events);
+    end.events_from = std::min<uint64_t>(checkpointed_events_, terminal_seq);
+    log_->frame(end.events_from, terminal_seq, end.events);
     std::string fields;
     std::string_view type = terminal_event(
         outcome(status_, error, message, status_ == RunStatus::kComplete ? answer_message_id_ : 0), fields);

@@ -71,12 +71,12 @@ WITH r AS (
                   duration_ms = $10, token_count = $5, event_count = GREATEST(event_count, $13::int)
   WHERE id = $2 AND session_id = $1 AND status = 'running'  -- keyed by session (docs/scaling.md)
   RETURNING id
-), pieces AS (
-  -- A resumable run's whole stream replaces the pieces its checkpoints stored.
-  DELETE FROM run_events WHERE session_id = $1 AND run_id = (SELECT id FROM r WHERE $13::int > 0) AND first_seq >= 0
-), whole AS (
-  INSERT INTO run_events (run_id, session_id, first_seq, events)
-  SELECT r.id, $1, -1, $12 FROM r WHERE $13::int > 0
+), tail AS (
+  -- A resumable run's last events (after what its checkpoints had stored, as far as the run knew),
+  -- terminal event included. A checkpoint that committed unheard may overlap it: readers skip
+  -- the seqs they already have, so the overlap costs bytes, never a repeat or a gap.
+  INSERT INTO run_events (run_id, session_id, first_seq, final, events)
+  SELECT r.id, $1, $14::int, true, $12 FROM r WHERE $13::int > 0
 ), m AS (
   INSERT INTO messages (id, session_id, run_id, role, content, status, token_count, citations)
   SELECT COALESCE($11::bigint, nextval(pg_get_serial_sequence('messages', 'id'))),
@@ -106,7 +106,7 @@ WITH v AS (
 )
 INSERT INTO run_events (run_id, session_id, first_seq, events)
 SELECT id, session_id, events_from, events FROM r WHERE appends
-ON CONFLICT (session_id, run_id, first_seq) DO NOTHING)sql";
+ON CONFLICT (session_id, run_id, first_seq, final) DO NOTHING)sql";
 
 constexpr const char* kCloseLostRunsSql = R"sql(
 WITH lost AS (
@@ -126,7 +126,7 @@ WITH lost AS (
       E'id: %s:%s\nevent: error\ndata: {"type":"error","code":"worker_lost","message":"%s","retryable":true,"tokens":%s}\n\n',
       id, error_seq, 'The server answering stopped; the answer up to its last checkpoint was kept.', checkpoint_tokens)
   FROM lost WHERE resumable
-  ON CONFLICT (session_id, run_id, first_seq) DO NOTHING
+  ON CONFLICT (session_id, run_id, first_seq, final) DO NOTHING
 ), expired AS (
   -- Ended runs older than --resume-retention can no longer be replayed: their streams go.
   UPDATE runs SET resumable = false
@@ -166,10 +166,8 @@ constexpr const char* kCancelSql =
 constexpr const char* kStoredRunsSql = R"sql(
 SELECT r.id::text, r.user_id, r.status = 'running',
        r.finished_at IS NOT NULL AND r.finished_at < now() - $2::int * interval '1 millisecond',
-       coalesce((SELECT e.events FROM run_events e
-                 WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq = -1),
-                (SELECT string_agg(e.events, '' ORDER BY e.first_seq) FROM run_events e
-                 WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.first_seq >= 0), ''),
+       coalesce((SELECT string_agg(e.events, '' ORDER BY e.first_seq, e.final) FROM run_events e
+                 WHERE e.session_id = r.session_id AND e.run_id = r.id), ''),
        r.event_count, r.session_id::text, r.resumable
 FROM runs r WHERE r.id = ANY($1::uuid[]))sql";
 
@@ -307,7 +305,8 @@ void Store::write(RunEnd end, SavedCallback saved) {
                     number(end.duration_ms),
                     end.message_id > 0 ? std::optional<std::string>(std::to_string(end.message_id)) : std::nullopt,
                     end.events,
-                    std::to_string(end.event_count)};
+                    std::to_string(end.event_count),
+                    std::to_string(end.events_from)};
   auto shared_end = std::make_shared<RunEnd>(std::move(end));
   bool retry = retrying_;
   ++in_flight_;

@@ -74,8 +74,9 @@ struct RunEnd {
   std::optional<double> first_token_ms;
   double duration_ms = 0;
   int64_t message_id = 0;      // 0: a new id
-  std::string events;          // a resumable run: its whole stream, framed, terminal event included
-  uint64_t event_count = 0;    // 0: not a resumable run (runs.events is left alone)
+  std::string events;          // a resumable run: its events from events_from on, framed, terminal included
+  uint64_t events_from = 0;    // the events its checkpoints had stored (as far as the run heard)
+  uint64_t event_count = 0;    // 0: not a resumable run (nothing is stored)
 };
 
 // A run as a resume on a worker that does not own it finds it (GET /chat/stream/{run_id}).
