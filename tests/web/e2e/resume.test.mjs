@@ -234,8 +234,15 @@ test('resume: a message to a conversation still answering (409) follows the runn
   await waitForText(first, 20, 1);
   await sendMessage(second, 'Meanwhile, in the other tab');
   await second.locator('.msg-assistant[data-state="streaming"]').waitFor({ timeout: 5000 * SLOW });
-  assert.deepEqual(await second.locator('.msg-user .text').allTextContents(), ['Start a conversation', 'A long answer, please'],
-    'the conversation as stored: the refused message is not shown as sent');
+  // The page renders the conversation as stored, then follows its running answer: wait for the
+  // render (it may land a moment after the streaming answer appears).
+  const expectedUsers = ['Start a conversation', 'A long answer, please'];
+  let shownUsers = [];
+  for (const deadline = Date.now() + 5000 * SLOW; Date.now() < deadline; await sleep(50)) {
+    shownUsers = await second.locator('.msg-user .text').allTextContents();
+    if (JSON.stringify(shownUsers) === JSON.stringify(expectedUsers)) break;
+  }
+  assert.deepEqual(shownUsers, expectedUsers, 'the conversation as stored: the refused message is not shown as sent');
   assert.equal(await second.locator('#input').inputValue(), 'Meanwhile, in the other tab', 'the refused message is back in the box');
   assert.match(await second.locator('#status-text').textContent(), /still answering/);
   assert.equal(await second.locator('#error').isHidden(), true, 'not an error');
