@@ -51,7 +51,7 @@ DECLARED_FAN_OUT = {
         "the checkpoint is one statement per worker per --checkpoint-interval for all of that worker's "
         "runs, whatever their sessions: batching across sessions is its point (a distributed database "
         "runs it as one multi-shard UPDATE every 2 s per worker, not one statement per run).",
-    "r.event_count, r.session_id::text, r.resumable\nFROM runs r WHERE r.id = ANY($1::uuid[])":
+    "r.resumable\nFROM runs r WHERE r.id = ANY($1::uuid[])":
         "GET /chat/stream/{run_id} (a resume on a worker that does not own the run) knows only the run "
         "id: a browser's EventSource reconnects to the URL it has. The resumes of one loop turn share one "
         "statement (not one per event), rows by primary key on each shard; the events that follow "

@@ -53,8 +53,6 @@ class RunFollowers::Follower final : public sse::LogWatcher, public Reclaimable 
     if (lookup_) followers_.store_.cancel(lookup_);
   }
 
-  sse::EventLog& log() { return log_; }
-
   // `running`: the run was still running when `stored` was read (else `stored` is all of it).
   void start(http::Connection& connection, std::string_view stored, bool running) {
     append_stored(log_, stored);

@@ -168,7 +168,7 @@ SELECT r.id::text, r.user_id, r.status = 'running',
        r.finished_at IS NOT NULL AND r.finished_at < now() - $2::int * interval '1 millisecond',
        coalesce((SELECT string_agg(e.events, '' ORDER BY e.first_seq, e.final) FROM run_events e
                  WHERE e.session_id = r.session_id AND e.run_id = r.id), ''),
-       r.event_count, r.session_id::text, r.resumable
+       r.resumable
 FROM runs r WHERE r.id = ANY($1::uuid[]))sql";
 
 constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
@@ -474,10 +474,7 @@ Store::Ticket Store::stored_runs(const std::vector<Uuid>& run_ids,
       run.running = outcome.text(row, 2) == "t";
       run.expired = outcome.text(row, 3) == "t";
       run.events = outcome.text(row, 4);
-      std::string_view count = outcome.text(row, 5);
-      std::from_chars(count.data(), count.data() + count.size(), run.event_count);
-      if (auto session = Uuid::parse(outcome.text(row, 6))) run.session_id = *session;
-      run.resumable = outcome.text(row, 7) == "t";
+      run.resumable = outcome.text(row, 5) == "t";
       runs.push_back(std::move(run));
     }
     Result<std::vector<StoredRun>> result = std::move(runs);

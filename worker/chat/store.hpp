@@ -85,10 +85,8 @@ struct StoredRun {
   std::string user_id;
   bool running = false;
   bool expired = false;     // finished longer than --resume-retention ago
-  std::string events;       // framed, as in runs.events
-  uint64_t event_count = 0;
+  std::string events;       // framed, as in run_events (its pieces in order)
   bool resumable = false;   // false: not a chatstream event stream (POST /chat, the OpenAI endpoint)
-  Uuid session_id;
 };
 
 struct StoredMessage {
