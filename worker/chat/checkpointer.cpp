@@ -55,7 +55,7 @@ void Checkpointer::write_checkpoint() {
     if (const sse::EventLog* log = run->event_log()) {
       entry.events_from = run->checkpointed_events();
       entry.events_to = log->next_seq();
-      log->frame(entry.events_from, entry.events_to, entry.events);
+      log->store(entry.events_from, entry.events_to, entry.events);
     }
     written.push_back({run->id(), answer.size(), entry.events_to});
     entries.push_back(std::move(entry));

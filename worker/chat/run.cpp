@@ -593,11 +593,11 @@ RunEnd Run::make_end(Errc error, std::string_view message) const {
   if (log_ && status_ != RunStatus::kRunning) {
     uint64_t terminal_seq = log_->next_seq();
     end.events_from = std::min<uint64_t>(checkpointed_events_, terminal_seq);
-    log_->frame(end.events_from, terminal_seq, end.events);
+    log_->store(end.events_from, terminal_seq, end.events);
     std::string fields;
     std::string_view type = terminal_event(
         outcome(status_, error, message, status_ == RunStatus::kComplete ? answer_message_id_ : 0), fields);
-    sse::append_event(end.events, std::string_view(id_text_, sizeof id_text_), terminal_seq, type, fields);
+    sse::store_event(end.events, type, fields);
     end.event_count = terminal_seq + 1;
   }
   return end;

@@ -10,29 +10,64 @@
 namespace chatstream::chat {
 
 namespace {
-// Appends the stored events with seq >= log.next_seq() that follow on without a gap; ends the log
-// at a terminal event. Only the stored stream of a run whose worker died lacks events (it was stored
-// up to its last checkpoint): its `worker_lost` end, numbered right after that checkpoint, is
-// delivered even to a reader whose cursor is past it (it had seen more than the checkpoint holds),
-// numbered after that reader's cursor. Any other stored stream is complete: past its end is nothing.
-void append_stored(sse::EventLog& log, std::string_view stored) {
-  sse::for_each_framed_event(stored, [&](uint64_t seq, std::string_view event) {
-    if (log.ended()) return;
+// Events a replica receives, from PostgreSQL (stored form, run_events' pieces) or from the owner's
+// NOTIFY (framed), are appended when their seq is the log's next one and skipped when the log has
+// them already (pieces may overlap); after a gap nothing more is taken. The log ends at a terminal
+// event. Only the stored stream of a run whose worker died lacks events (it was stored up to its
+// last checkpoint): its `worker_lost` end, numbered right after that checkpoint, is delivered even
+// to a reader whose cursor is past it (it had seen more than the checkpoint holds), numbered after
+// that reader's cursor: it never sees an id twice, nor a gap. Any other stored stream is complete.
+// `append(numbered_next)` appends the event as the log's next one.
+template <typename Append>
+bool take_event(sse::EventLog& log, uint64_t seq, bool terminal, bool worker_lost, Append append) {
+  if (log.ended() || seq > log.next_seq()) return false;
+  if (seq < log.next_seq() && !(terminal && worker_lost)) return true;  // had it already
+  append(seq != log.next_seq());
+  if (terminal) log.end();
+  return !terminal;
+}
+
+constexpr std::string_view kWorkerLost = R"("code":"worker_lost")";
+
+// Pieces as Store::stored_runs reads them: "<first_seq> <size>:<stored events>", in order.
+void append_stored(sse::EventLog& log, std::string_view pieces) {
+  while (!pieces.empty() && !log.ended()) {
+    uint64_t seq = 0;
+    size_t size = 0;
+    auto [space, ec] = std::from_chars(pieces.data(), pieces.data() + pieces.size(), seq);
+    if (ec != std::errc() || space == pieces.data() + pieces.size() || *space != ' ') return;
+    auto [colon, ec2] = std::from_chars(space + 1, pieces.data() + pieces.size(), size);
+    if (ec2 != std::errc() || colon == pieces.data() + pieces.size() || *colon != ':') return;
+    size_t at = static_cast<size_t>(colon - pieces.data()) + 1;
+    if (size > pieces.size() - at) return;
+    std::string_view piece = pieces.substr(at, size);
+    pieces.remove_prefix(at + size);
+    sse::StoredEvent event;
+    for (; sse::take_stored_event(piece, event); ++seq) {
+      bool go_on = take_event(log, seq, event.terminal(), event.payload.find(kWorkerLost) != std::string_view::npos,
+                              [&](bool) { log.append_stored(event); });
+      if (!go_on) return;
+    }
+  }
+}
+
+// Framed events, as the owner publishes them (chat/run_publisher.hpp).
+void append_framed(sse::EventLog& log, std::string_view framed) {
+  bool go_on = true;
+  sse::for_each_framed_event(framed, [&](uint64_t seq, std::string_view event) {
+    if (!go_on) return;
     bool terminal = sse::is_terminal_type(sse::framed_event_type(event));
-    if (seq == log.next_seq()) {
-      log.append_framed(event);
-    } else if (terminal && seq < log.next_seq() && event.find(R"("code":"worker_lost")") != std::string_view::npos) {
-      // Numbered as this reader's next event: it never sees an id twice, nor a gap.
-      size_t line_end = event.find('\n');
+    go_on = take_event(log, seq, terminal, event.find(kWorkerLost) != std::string_view::npos, [&](bool renumber) {
+      if (!renumber) {
+        log.append_framed(event);
+        return;
+      }
       std::string renumbered = "id: ";
       renumbered.append(log.run_id());
       renumbered += ":" + std::to_string(log.next_seq());
-      renumbered.append(event.substr(line_end));
+      renumbered.append(event.substr(event.find('\n')));
       log.append_framed(renumbered);
-    } else {
-      return;
-    }
-    if (terminal) log.end();
+    });
   });
 }
 }  // namespace
@@ -67,7 +102,7 @@ class RunFollowers::Follower final : public sse::LogWatcher, public Reclaimable 
   void on_payload(uint64_t seq, char kind, std::string_view bytes) {
     if (log_.ended()) return;
     if (kind == '=') {
-      append_stored(log_, bytes);
+      append_framed(log_, bytes);
     } else {
       if (seq != log_.next_seq()) return;
       if (piece_seq_ != seq) {
@@ -79,7 +114,7 @@ class RunFollowers::Follower final : public sse::LogWatcher, public Reclaimable 
         std::string event = std::move(piece_);
         piece_.clear();
         piece_seq_ = UINT64_MAX;
-        append_stored(log_, event);
+        append_framed(log_, event);
       }
     }
   }

@@ -7,6 +7,12 @@
 // Finishing writes survive a database outage: a write that fails for lack of a connection is kept
 // (bounded) and retried with backoff until the database is back; what cannot be kept is counted in
 // chatstream_persist_lost_total and logged. Parameters are always bound, never spliced.
+//
+// Starts and ends are group-committed (chat/store_runs.cpp): the starts (ends) that arrive while a
+// batch is in flight go together in the next one, one statement, one round trip, one commit for
+// all of them. At low load a start goes alone at once; under a burst of 5,000 the pool sees a few
+// statements instead of 5,000 (whose queue overflowed into `overloaded` before). A batch the
+// server refuses (kInternal) is split, so one bad row never costs the others.
 
 #include <cstdint>
 #include <deque>
@@ -34,7 +40,7 @@ struct RunOwner {
 };
 
 // One run's part of a checkpoint: the answer text produced since its last checkpoint, and the
-// events framed since (a resumable run): events [events_from, events_to).
+// events since (a resumable run), in their stored form (sse/event_log.hpp): [events_from, events_to).
 struct CheckpointEntry {
   Uuid run_id;
   std::string_view appended;  // valid until the statement is sent (copied into it)
@@ -74,7 +80,7 @@ struct RunEnd {
   std::optional<double> first_token_ms;
   double duration_ms = 0;
   int64_t message_id = 0;      // 0: a new id
-  std::string events;          // a resumable run: its events from events_from on, framed, terminal included
+  std::string events;          // a resumable run: its events from events_from on, stored form, terminal included
   uint64_t events_from = 0;    // the events its checkpoints had stored (as far as the run heard)
   uint64_t event_count = 0;    // 0: not a resumable run (nothing is stored)
 };
@@ -85,7 +91,7 @@ struct StoredRun {
   std::string user_id;
   bool running = false;
   bool expired = false;     // finished longer than --resume-retention ago
-  std::string events;       // framed, as in run_events (its pieces in order)
+  std::string events;       // run_events' pieces in order, each "<first_seq> <size>:<stored events>"
   bool resumable = false;   // false: not a chatstream event stream (POST /chat, the OpenAI endpoint)
 };
 
@@ -149,9 +155,9 @@ class Store {
   void abandon_start(Ticket ticket, RunEnd end);
 
   db::Pool& pool() { return pool_; }
-  size_t pending_writes() const { return pending_.size(); }
+  size_t pending_writes() const { return ends_.size(); }
   // Writes in flight or waiting: a draining worker stays until they are done (or its deadline).
-  bool busy() const { return in_flight_ > 0 || !pending_.empty(); }
+  bool busy() const { return end_batches_ > 0 || !ends_.empty(); }
 
   static constexpr std::string_view kCancelChannel = "chatstream_cancel";     // "<run_id> <reason>"
   static constexpr std::string_view kRunEndChannel = "chatstream_run_end";   // "<session_id>"
@@ -162,18 +168,41 @@ class Store {
   static constexpr std::string_view kEventsChannel = "chatstream_events";
 
  private:
-  void write(RunEnd end, SavedCallback saved);
+  struct PendingStart {
+    Ticket ticket;
+    RunStart start;
+    std::function<void(Result<RunStarted>&)> done;
+    bool alone = false;  // its batch was refused: it goes by itself, so one bad row fails alone
+  };
+  struct PendingEnd {
+    RunEnd end;
+    SavedCallback saved;  // called once, then cleared
+    bool alone = false;
+  };
+  void flush_starts();
+  void send_starts(std::vector<PendingStart> batch);
+  void on_starts(std::vector<PendingStart>& batch, db::QueryOutcome& outcome);
+  void flush_ends();
+  std::vector<PendingEnd> take_ends();  // the oldest waiting ends that fit one batch
+  void send_ends(std::vector<PendingEnd> batch);
+  void on_ends(std::vector<PendingEnd>& batch, db::QueryOutcome& outcome);
   static void on_retry(void* self);
+  static void on_refuse(void* self);
 
   db::Pool& pool_;
   TimerWheel& wheel_;
   RunOwner owner_;
-  std::deque<RunEnd> pending_;  // finishing writes waiting for the database to come back
-  std::unordered_map<Ticket, RunEnd> abandoned_starts_;
+  std::deque<PendingStart> starts_;  // not sent yet (a batch is in flight)
+  size_t start_batches_ = 0;         // start statements in flight
+  Ticket next_start_ticket_;
+  std::unordered_map<Ticket, RunEnd> abandoned_starts_;  // sent; their run ended meanwhile
+  std::deque<PendingEnd> ends_;      // not sent yet: a batch is in flight, or the database is away
+  size_t end_batches_ = 0;           // end statements in flight
+  bool database_away_ = false;       // the last end batch failed for lack of a database: retry with backoff
   Timer retry_timer_;
   uint64_t backoff_ms_ = 0;
-  size_t in_flight_ = 0;
-  bool retrying_ = false;  // one retried write at a time, so waiting writes keep their order
+  std::vector<std::function<void(Result<RunStarted>&)>> refused_starts_;  // told kOverloaded next tick
+  Timer refuse_timer_;
 };
 
 }  // namespace chatstream::chat

@@ -55,6 +55,23 @@ void EventLog::append_framed(std::string_view bytes) {
   each_reader([](LogListener& reader) { reader.on_log_appended(); });
 }
 
+void EventLog::append_stored(const StoredEvent& event) {
+  switch (event.kind) {
+    case kEvent: {
+      size_t space = event.payload.find(' ');
+      std::string_view type = event.payload.substr(0, space);
+      append(type, space == std::string_view::npos ? std::string_view() : event.payload.substr(space + 1));
+      return;
+    }
+    case kToken:
+      append_token(event.payload);
+      return;
+    default:
+      append_framed(event.payload);
+      return;
+  }
+}
+
 void EventLog::end() {
   if (ended_) return;
   ended_ = true;
@@ -84,6 +101,60 @@ void EventLog::frame(uint64_t from, uint64_t to, std::string& out) const {
     }
   }
 }
+
+void EventLog::store(uint64_t from, uint64_t to, std::string& out) const {
+  from = std::max(from, base_seq_);
+  to = std::min(to, next_seq());
+  for (uint64_t seq = from; seq < to; ++seq) {
+    size_t i = seq - base_seq_;
+    size_t begin = starts_[i];
+    size_t end = i + 1 < starts_.size() ? starts_[i + 1] : data_.size();
+    std::string_view record(data_.data() + begin + 1, end - begin - 1);
+    char kind = data_[begin];
+    if (kind == kEvent) {
+      // In memory: a byte with the type's size, the type, the fields.
+      size_t type_size = static_cast<unsigned char>(record[0]);
+      store_event(out, record.substr(1, type_size), record.substr(1 + type_size));
+    } else {
+      out.push_back(kind);
+      out += std::to_string(record.size());
+      out.push_back(':');
+      out.append(record);
+    }
+  }
+}
+
+void store_event(std::string& out, std::string_view type, std::string_view fields_json) {
+  out.push_back('e');
+  out += std::to_string(type.size() + 1 + fields_json.size());
+  out.push_back(':');
+  out.append(type);
+  out.push_back(' ');
+  out.append(fields_json);
+}
+
+bool take_stored_event(std::string_view& text, StoredEvent& event) {
+  if (text.size() < 3) return false;
+  char kind = text[0];
+  if (kind != 'e' && kind != 't' && kind != 'f') return false;
+  size_t size = 0;
+  auto [ptr, ec] = std::from_chars(text.data() + 1, text.data() + text.size(), size);
+  if (ec != std::errc() || ptr == text.data() + text.size() || *ptr != ':') return false;
+  size_t at = static_cast<size_t>(ptr - text.data()) + 1;
+  if (size > text.size() - at) return false;
+  event.kind = kind;
+  event.payload = text.substr(at, size);
+  text.remove_prefix(at + size);
+  return true;
+}
+
+std::string_view StoredEvent::type() const {
+  if (kind == 't') return "token";
+  if (kind == 'e') return payload.substr(0, payload.find(' '));
+  return framed_event_type(payload);
+}
+
+bool StoredEvent::terminal() const { return is_terminal_type(type()); }
 
 void EventLog::add_reader(LogListener& reader) {
   readers_.push_back(reader.log_node);

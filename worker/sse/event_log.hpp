@@ -41,6 +41,24 @@ class LogWatcher {
   ~LogWatcher() = default;
 };
 
+// One event in its stored form (run_events.events, docs/architecture.md "Durable runs"): what the
+// log keeps, not the framed bytes. An event is `<kind><size>:<payload>`, kind `e` (payload
+// `<type> <fields>`), `t` (a token's text) or `f` (an event framed elsewhere). A token event is its
+// text plus 4 to 6 bytes instead of ~100 framed: the stored copy of a 400-token answer is ~3 KB,
+// not ~28 KB, and a replica frames it again byte for byte as the owner did.
+struct StoredEvent {
+  char kind = 0;
+  std::string_view payload;
+  std::string_view type() const;
+  bool terminal() const;
+};
+
+// Appends an `e` event in its stored form.
+void store_event(std::string& out, std::string_view type, std::string_view fields_json);
+
+// Takes the first stored event off the front of `text`; false at the end or at a malformed event.
+bool take_stored_event(std::string_view& text, StoredEvent& event);
+
 class EventLog {
  public:
   // `run_id` must outlive the log (the run's own id text).
@@ -54,6 +72,8 @@ class EventLog {
   void append_token(std::string_view text);
   // An event already framed (`id: …\nevent: …\ndata: …\n\n`), with the seq `next_seq()`.
   void append_framed(std::string_view bytes);
+  // One event in its stored form (take_stored_event), with the seq `next_seq()`.
+  void append_stored(const StoredEvent& event);
   // After the terminal event: readers write what is left and end their responses.
   void end();
 
@@ -64,6 +84,8 @@ class EventLog {
   bool empty() const { return starts_.empty(); }
   // Frames events [from, to) into `out` (clamped to what the log holds).
   void frame(uint64_t from, uint64_t to, std::string& out) const;
+  // The stored form of events [from, to) (clamped to what the log holds), appended to `out`.
+  void store(uint64_t from, uint64_t to, std::string& out) const;
   // Bytes held (for the memory figures).
   size_t memory() const { return data_.capacity() + starts_.capacity() * sizeof(uint32_t); }
 

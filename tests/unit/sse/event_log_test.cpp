@@ -90,6 +90,45 @@ TEST(EventLog, AReplicaStartsAtItsCursorAndKeepsFramedEventsAsTheyCame) {
   EXPECT_EQ(replica.next_seq(), 6u);
 }
 
+TEST(EventLog, TheStoredFormIsSmallAndFramesAgainByteForByte) {
+  EventLog owner(kRun);
+  owner.append("meta", R"("run_id":"x")");
+  owner.append("stage", "");
+  for (int i = 0; i < 50; ++i) owner.append_token(i % 7 == 0 ? "a:b 12: \"é\"\n" : "word ");
+  owner.append("done", R"("status":"complete","tokens":50)");
+  std::string stored;
+  owner.store(2, owner.next_seq(), stored);
+  std::string framed;
+  owner.frame(2, owner.next_seq(), framed);
+  EXPECT_LT(stored.size() * 5, framed.size()) << "a token costs its text and a few bytes";
+
+  EventLog replica(kRun, 2);
+  std::string_view rest = stored;
+  StoredEvent event;
+  std::vector<std::string> types;
+  while (take_stored_event(rest, event)) {
+    types.emplace_back(event.type());
+    replica.append_stored(event);
+  }
+  EXPECT_TRUE(rest.empty());
+  EXPECT_EQ(types.front(), "token");
+  EXPECT_EQ(types.back(), "done");
+  EXPECT_TRUE(event.terminal());
+  std::string again;
+  replica.frame(0, 100, again);
+  EXPECT_EQ(again, framed);
+
+  // An event written elsewhere in the stored form (the terminal of a run's end, worker_lost by SQL).
+  std::string one;
+  store_event(one, "error", R"("code":"worker_lost","retryable":true)");
+  EXPECT_EQ(one, R"(e43:error "code":"worker_lost","retryable":true)");
+  // Malformed input stops the parse: never a read past the end.
+  for (std::string_view bad : {"t", "t5:abc", "x1:a", "t:a", "t-1:a", "t99999999999999999999:a", "e"}) {
+    std::string_view text = bad;
+    EXPECT_FALSE(take_stored_event(text, event)) << bad;
+  }
+}
+
 TEST(EventLog, TellsReadersAndItsWatcher) {
   CountingWatcher watcher;
   CountingReader first, second;
