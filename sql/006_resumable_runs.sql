@@ -1,28 +1,50 @@
--- chatstream schema: streams that resume from any worker (docs/architecture.md, "Durable runs").
+-- chatstream schema: streams that resume from any worker, and checkpoints that never rewrite a
+-- running run's row (docs/architecture.md, "Durable runs").
 --  * runs.resumable: the run answers with chatstream's event stream (POST /chat/stream), whose
 --    events are kept; the other formats are not resumable. Cleared once the run's stored stream
---    expires (--resume-retention after it ended).
---  * run_events: a run's SSE events exactly as framed (`id: <run>:<seq>` … blank line) — what a
---    reader on another worker, another instance, or after the worker exited replays. Every
---    checkpoint appends a piece (first_seq = the seq of its first event; rows are appended, never
---    rewritten, so a long answer costs what it weighs, not its square); the statement that stores
---    the run's end appends the last piece (final), terminal event included, from the count the run
---    knew was stored — it may overlap a checkpoint that committed unheard: readers skip the seqs they
---    have. runs.event_count is how many events are stored, so a checkpoint's piece is only ever
---    appended onto the count it follows.
---  * Keyed by session like runs and messages (docs/scaling.md).
+--    expires (--resume-retention after it ended). runs.event_count: the events of its stored stream,
+--    set when the run ends.
+--  * run_events: what the owner stored of a running run, one row per checkpoint (`piece` counts
+--    them): the answer text added since the previous piece, the tokens so far, and (a resumable run)
+--    its events [first_seq, next_seq) in the event log's stored form (sse/event_log.hpp) — what a
+--    reader on another worker, another instance, or after the worker exited replays, and what a lost
+--    run's answer is rebuilt from. Rows are appended, never rewritten (a checkpoint that committed
+--    unheard is sent again with the same piece number and more in it: the longer one wins), so a
+--    long answer costs what it weighs, not its square, and the run's own row is written at its start
+--    and its end only. The run's end writes the last piece (final), terminal event included, from
+--    the events the run knew were stored — it may overlap a piece that committed unheard: readers
+--    skip the seqs they have.
+--  * worker_leases: one lease per worker, renewed by each checkpoint statement (not one per run):
+--    a running run whose start lease and whose worker's lease both ran out has lost its owner (a
+--    whole host gone) and any instance closes it. Small, never distributed (docs/scaling.md).
+--  * runs.checkpoint / checkpoint_tokens (004) go: the pieces hold the text.
+--  * run_events is keyed by session like runs and messages (docs/scaling.md).
 
 ALTER TABLE runs
     ADD COLUMN resumable    boolean NOT NULL DEFAULT false,
-    ADD COLUMN event_count  integer NOT NULL DEFAULT 0;
+    ADD COLUMN event_count  integer NOT NULL DEFAULT 0,
+    DROP COLUMN checkpoint,
+    DROP COLUMN checkpoint_tokens;
 
 CREATE TABLE run_events (
     run_id      uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     session_id  uuid NOT NULL,
-    first_seq   integer NOT NULL,
-    final       boolean NOT NULL DEFAULT false,  -- the piece the run's end wrote
-    events      text COMPRESSION lz4 NOT NULL,  -- lz4: a fraction of pglz's CPU for this text
-    PRIMARY KEY (session_id, run_id, first_seq, final)  -- the distribution column first (docs/scaling.md)
+    piece       integer NOT NULL,                -- the owner's checkpoint count for this run (0 when final)
+    final       boolean NOT NULL DEFAULT false,  -- the piece the run's end (or the sweep's worker_lost) wrote
+    first_seq   integer NOT NULL DEFAULT 0,
+    next_seq    integer NOT NULL DEFAULT 0,
+    events      text COMPRESSION lz4 NOT NULL DEFAULT '',  -- lz4: a fraction of pglz's CPU for this text
+    answer      text NOT NULL DEFAULT '',
+    tokens      integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (session_id, run_id, piece, final)  -- the distribution column first (docs/scaling.md)
+);
+
+CREATE TABLE worker_leases (
+    instance_id  text NOT NULL,
+    worker_pid   integer NOT NULL,
+    master_pid   integer,
+    lease_until  timestamptz NOT NULL,
+    PRIMARY KEY (instance_id, worker_pid)
 );
 
 -- The retention sweep finds the ended runs whose stream is still kept.

@@ -22,6 +22,12 @@ def sql_text(value):
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# What a run's checkpoints stored (sql/006_resumable_runs.sql): the answer's pieces, in order.
+CHECKPOINT_TEXT = ("(SELECT coalesce(string_agg(e.answer, '' ORDER BY e.piece), '') FROM run_events e "
+                   "WHERE e.session_id = r.session_id AND e.run_id = r.id AND NOT e.final) AS checkpoint")
+HAS_CHECKPOINT = ("EXISTS (SELECT 1 FROM run_events e WHERE e.session_id = r.session_id AND e.run_id = r.id "
+                  "AND NOT e.final AND e.answer <> '')")
+
 class DurableCase(E2ETestCase):
     def start_streams(self, srv, n):
         """n streams, each read until its first three tokens arrived; returns [(stream, run_id)]."""
@@ -46,7 +52,8 @@ class DurableCase(E2ETestCase):
 
     def runs(self, pg, ids):
         listed = ",".join(sql_text(i) for i in ids)
-        rows = pg.rows("SELECT r.id::text AS id, r.status, r.error_code, r.worker_pid, r.checkpoint, "
+        rows = pg.rows("SELECT r.id::text AS id, r.status, r.error_code, r.worker_pid, "
+                       f"{CHECKPOINT_TEXT}, "
                        "m.content, m.status AS message_status "
                        "FROM runs r LEFT JOIN messages m ON m.run_id = r.id AND m.role = 'assistant' "
                        f"WHERE r.id IN ({listed})")
@@ -74,7 +81,7 @@ class WorkerCrash(DurableCase):
         victims = [i for i in ids if owners[i] == victim]
         survivors = [i for i in ids if owners[i] != victim]
         # A checkpoint has carried some text of every run (one interval, with margin).
-        wait_until(lambda: pg.scalar("SELECT count(*) FROM runs WHERE status = 'running' AND checkpoint <> ''") == 100,
+        wait_until(lambda: pg.scalar(f"SELECT count(*) FROM runs r WHERE status = 'running' AND {HAS_CHECKPOINT}") == 100,
                    5 * harness.SLOW, what="every running run has a checkpoint")
         statements = srv.metrics().value("chatstream_checkpoint_statements_total")
         t0 = now()
@@ -115,7 +122,7 @@ class InstanceRestart(DurableCase):
                      checkpoint_interval="200ms", instance_id="durable-test")
         first = self.start_server(**flags)
         ids = [run_id for _, run_id in self.start_streams(first, 5)]
-        wait_until(lambda: pg.scalar("SELECT count(*) FROM runs WHERE checkpoint <> ''") == 5, 5 * harness.SLOW,
+        wait_until(lambda: pg.scalar(f"SELECT count(*) FROM runs r WHERE {HAS_CHECKPOINT}") == 5, 5 * harness.SLOW,
                    what="the runs have a checkpoint")
         harness.kill_group(first.pid, signal.SIGKILL)  # master and worker at once: nobody closes them
         first.wait(5)
@@ -126,6 +133,22 @@ class InstanceRestart(DurableCase):
         for row in self.runs(pg, ids).values():
             self.assertClosedAsLost(row)
 
+    def test_a_live_instance_keeps_runs_longer_than_their_start_lease(self):
+        # One lease per worker, renewed by each checkpoint statement: a run that lasts three times
+        # its start lease (1 s) while another instance sweeps every 0.5 s is never closed.
+        pg = self.start_postgres()
+        pg.migrate()
+        flags = dict(workers=1, database_url=pg, provider="scripted", scripted_text=TEXT, scripted_rate=40,
+                     checkpoint_interval="100ms")
+        live = self.start_server(instance_id="host-a", **flags)
+        self.start_server(instance_id="host-b", **flags)
+        s = live.stream("a long answer")
+        items = s.read_all(30)
+        self.assertEqual(getattr(items[-1], "event", None), "done", items[-1])
+        self.assertEqual(pg.scalar("SELECT count(*) FROM runs WHERE error_code = 'worker_lost'"), 0)
+        self.assertGreater(pg.scalar("SELECT count(*) FROM worker_leases WHERE instance_id = 'host-a'"), 0)
+        s.close()
+
     def test_another_instance_closes_runs_whose_lease_ran_out(self):
         pg = self.start_postgres()
         pg.migrate()
@@ -133,7 +156,7 @@ class InstanceRestart(DurableCase):
                      checkpoint_interval="100ms")
         gone = self.start_server(instance_id="host-a", **flags)
         ids = [run_id for _, run_id in self.start_streams(gone, 3)]
-        wait_until(lambda: pg.scalar("SELECT count(*) FROM runs WHERE checkpoint <> ''") == 3, 5 * harness.SLOW,
+        wait_until(lambda: pg.scalar(f"SELECT count(*) FROM runs r WHERE {HAS_CHECKPOINT}") == 3, 5 * harness.SLOW,
                    what="the runs have a checkpoint")
         harness.kill_group(gone.pid, signal.SIGKILL)
         gone.wait(5)

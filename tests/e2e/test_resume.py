@@ -73,7 +73,11 @@ class Db:
         return self.pg.scalar(sql, url=self.url)
 
     def run(self, run_id):
-        rows = self.rows("SELECT r.status, r.error_code, r.worker_pid, r.checkpoint, r.event_count, "
+        rows = self.rows("SELECT r.status, r.error_code, r.worker_pid, r.event_count, "
+                         "(SELECT coalesce(max(e.next_seq), 0) FROM run_events e WHERE e.session_id = r.session_id "
+                         "AND e.run_id = r.id AND NOT e.final) AS checkpointed_events, "
+                         "(SELECT coalesce(string_agg(e.answer, '' ORDER BY e.piece), '') FROM run_events e "
+                         "WHERE e.session_id = r.session_id AND e.run_id = r.id AND NOT e.final) AS checkpoint, "
                          "EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id) AS has_events, m.content, m.status AS message_status "
                          "FROM runs r LEFT JOIN messages m ON m.run_id = r.id AND m.role = 'assistant' "
                          f"WHERE r.id = {q(run_id)}")
@@ -227,7 +231,7 @@ class ResumeCase(E2ETestCase):
     def wait_checkpointed(self, run_id, events=1):
         """Waits until a checkpoint stored some of the run's events (a resume elsewhere at once after
         meta is refused today: see test_elsewhere_right_after_meta)."""
-        wait_until(lambda: (self.db.run(run_id) or {}).get("event_count", 0) >= events, 3, interval=0.02,
+        wait_until(lambda: (self.db.run(run_id) or {}).get("checkpointed_events", 0) >= events, 3, interval=0.02,
                    what=f"a checkpoint stored {events} events of {run_id}")
 
     def metric(self, srv, name, **labels):
@@ -354,7 +358,7 @@ class CutAndResume(ResumeCase):
             seen = self.cut(s)
             if "row exists" in where:
                 wait_until(lambda: self.db.run(run_id), 2, interval=0.01, what="the run row")
-                self.assertEqual(self.db.run(run_id)["event_count"], 0, "no checkpoint yet")
+                self.assertEqual(self.db.run(run_id)["checkpointed_events"], 0, "no checkpoint yet")
             target = Conn(b.addr) if where == "other instance" else self.conn(srv, avoid=owner)[0]
             r = self.resume(target, run_id, seq_of(seen[-1]), status=None)
             if r.response.status != 200:
@@ -751,7 +755,7 @@ class WorkerLost(ResumeCase):
         and fresh resumes get the stored stream — up to the last checkpoint — then exactly one
         error worker_lost, retryable.
 
-        The stored error event takes seq = runs.event_count (the events of the last checkpoint), but
+        The stored error event takes the seq after the events of the last checkpoint, but
         readers got later events live before the owner died: the follower that was live and the
         original client resuming with its cursor each get the worker_lost error numbered right after
         their own cursor (no id twice, no gap). A fresh reader gets the stored stream as it is."""
@@ -764,7 +768,7 @@ class WorkerLost(ResumeCase):
         self.read_tokens(s, 2)
         self.wait_checkpointed(run_id)
         t_checkpointed = now()
-        checkpointed = self.db.run(run_id)["event_count"]
+        checkpointed = self.db.run(run_id)["checkpointed_events"]
         follower = self.resume(self.conn(srv, avoid=owner)[0], run_id)
         for reader in (s, follower):  # both read live events that no checkpoint stored yet
             while True:
@@ -793,7 +797,7 @@ class WorkerLost(ResumeCase):
         replay = self.check_resumed(self.resume(srv, run_id).read_all(10), run_id, None, terminal="error")
         check_lost(replay, "fresh replay")
         self.assertEqual(text_of(replay), row["content"], "the replay carries the checkpoint's text")
-        self.assertEqual(row["content"], row["checkpoint"])
+        self.assertEqual(row["content"], row["checkpoint"], "the answer stored is the checkpoints' text")
         self.assertEqual(replay[-1].json["tokens"], len([e for e in replay if e.event == "token"]), replay[-1].data)
         # The follower that was live when the owner died, and the original client resuming with its
         # own cursor: both may have seen more events than the last checkpoint stored. Each must still
@@ -1021,7 +1025,7 @@ class Many(ResumeCase):
             cuts.append((run_id, pid, self.cut(s)))
         t_cut = now()
         listed = ",".join(q(run_id) for run_id, _, _ in cuts)
-        wait_until(lambda: self.db.scalar(f"SELECT count(*) FROM runs WHERE id IN ({listed}) AND event_count > 0") == n,
+        wait_until(lambda: self.db.scalar(f"SELECT count(DISTINCT run_id) FROM run_events WHERE run_id IN ({listed}) AND NOT final AND next_seq > 0") == n,
                    3, what="a checkpoint of every run")
         resumed = []
         for run_id, pid, seen in cuts:

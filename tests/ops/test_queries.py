@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 DISTRIBUTED = {"sessions", "runs", "messages", "run_events"}
 REFERENCE = {"documents", "chunks", "lexeme_stats"}
-LOCAL = {"schema_migrations"}
+LOCAL = {"schema_migrations", "worker_leases"}
 
 # How a part of a statement names the session key of each distributed table.
 KEYED = {
@@ -47,10 +47,18 @@ DECLARED_FAN_OUT = {
     "FROM sessions s\nWHERE s.user_id = $1":
         "GET /sessions lists one user's conversations, newest first, one page at a time: a user's "
         "sessions live on many shards; an index on (user_id, updated_at) answers it on each.",
-    "checkpoint = r.checkpoint || v.appended":
+    "INSERT INTO worker_leases":
         "the checkpoint is one statement per worker per --checkpoint-interval for all of that worker's "
         "runs, whatever their sessions: batching across sessions is its point (a distributed database "
-        "runs it as one multi-shard UPDATE every 2 s per worker, not one statement per run).",
+        "runs it as one multi-shard INSERT every 2 s per worker, not one statement per run); the "
+        "worker's lease row is local to the coordinator.",
+    "unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[]":
+        "the starts of one group commit (chat/store_runs.cpp) are one statement for many sessions: "
+        "batching across sessions is its point; each row is keyed by its session, so a distributed "
+        "database runs it as one multi-shard statement per batch instead of one per run.",
+    "unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[]":
+        "the ends of one group commit, likewise one statement for many sessions, each row keyed by its "
+        "session.",
     "r.resumable\nFROM runs r WHERE r.id = ANY($1::uuid[])":
         "GET /chat/stream/{run_id} (a resume on a worker that does not own the run) knows only the run "
         "id: a browser's EventSource reconnects to the URL it has. The resumes of one loop turn share one "

@@ -48,31 +48,33 @@ void Checkpointer::write_checkpoint() {
     uint64_t events;  // of the event log
   };
   std::vector<Written> written;
+  bool running = false;
   for (Run* run : registry_.snapshot()) {
     if (!run->persisted()) continue;
+    running = true;
     std::string_view answer = run->answer();
-    CheckpointEntry entry{run->id(), answer.substr(run->checkpointed_bytes()), run->tokens(), {}, 0, 0};
+    CheckpointEntry entry{run->id(), run->session_id(), run->checkpoint_pieces(),
+                          answer.substr(run->checkpointed_bytes()), run->tokens(), {}, 0, 0};
     if (const sse::EventLog* log = run->event_log()) {
       entry.events_from = run->checkpointed_events();
       entry.events_to = log->next_seq();
       log->store(entry.events_from, entry.events_to, entry.events);
     }
+    // Nothing new since the last piece: no piece (the statement still renews the worker's lease).
+    if (entry.appended.empty() && entry.events_to == entry.events_from) continue;
     written.push_back({run->id(), answer.size(), entry.events_to});
     entries.push_back(std::move(entry));
   }
-  if (entries.empty()) return;
+  if (!running) return;  // no running run: no lease to renew either
   obs::add(obs::Counter::kCheckpointStatements);
   checkpoint_in_flight_ = store_.checkpoint(entries, [this, written = std::move(written)](Status saved) {
     checkpoint_in_flight_ = 0;
     if (!saved) {
       reachable_since_ms_ = wheel_.now_ms();  // the leases of every owner may lapse meanwhile
-      return;  // nothing was appended: the next checkpoint sends the same text again
+      return;  // nothing was appended: the next checkpoint sends the same pieces again, and more
     }
     for (const Written& w : written) {
-      if (Run* run = registry_.find(w.run_id)) {
-        run->checkpointed(w.bytes);
-        run->events_checkpointed(w.events);
-      }
+      if (Run* run = registry_.find(w.run_id)) run->checkpointed(w.bytes, w.events);
     }
   });
 }

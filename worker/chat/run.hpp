@@ -65,6 +65,7 @@ class Run final : public Reclaimable,
   void shut_down();
 
   const Uuid& id() const { return id_; }
+  const Uuid& session_id() const { return session_id_; }
   // The user the run belongs to (POST /chat/cancel finds only one's own runs).
   const std::string& user_id() const { return user_id_; }
   // For checkpoints: whether the run's row exists, the answer so far, and how much of it is stored.
@@ -72,13 +73,19 @@ class Run final : public Reclaimable,
   std::string_view answer() const { return answer_; }
   uint64_t tokens() const { return tokens_; }
   size_t checkpointed_bytes() const { return checkpointed_bytes_; }
-  void checkpointed(size_t bytes) { checkpointed_bytes_ = std::max(checkpointed_bytes_, bytes); }
+  // The checkpoints stored so far: the next one's piece number (run_events.piece).
+  uint32_t checkpoint_pieces() const { return checkpoint_pieces_; }
+  // A checkpoint committed: it stored the answer up to `bytes` and the events up to `events`.
+  void checkpointed(size_t bytes, uint64_t events) {
+    checkpointed_bytes_ = std::max(checkpointed_bytes_, bytes);
+    checkpointed_events_ = std::max(checkpointed_events_, events);
+    ++checkpoint_pieces_;
+  }
   // A resumable run's events (chatstream's SSE protocol), null for the other formats; valid until
   // the run is freed (it has ended by then, and its readers have let go).
   sse::EventLog* event_log() const { return log_; }
   // Events stored by checkpoints so far (the next checkpoint appends from here).
   uint64_t checkpointed_events() const { return checkpointed_events_; }
-  void events_checkpointed(uint64_t count) { checkpointed_events_ = std::max(checkpointed_events_, count); }
 
  private:
   Run(RunEnvironment& env, http::Connection& connection, ChatRequest request, RunMode mode);
@@ -188,6 +195,7 @@ class Run final : public Reclaimable,
   uint64_t tokens_ = 0;
   size_t checkpointed_bytes_ = 0;  // of answer_, stored by the last checkpoint
   uint64_t checkpointed_events_ = 0;
+  uint32_t checkpoint_pieces_ = 0;
   int64_t answer_message_id_ = 0;  // allocated by the start statement
   double final_duration_ms_ = -1;  // fixed by finish(), so the stored and the sent end agree
   bool paused_ = false;

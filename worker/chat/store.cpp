@@ -1,5 +1,7 @@
 #include "chat/store.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 
 #include "db/array_literal.hpp"
@@ -21,43 +23,57 @@ constexpr const char* kRunningRunSql = "SELECT id::text FROM runs WHERE session_
 
 constexpr const char* kCheckpointSql = R"sql(
 WITH v AS (
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $5::text[], $6::int[], $7::int[])
-    AS v(id, appended, tokens, events, events_from, events_to)
-), r AS (
-  UPDATE runs r SET checkpoint = r.checkpoint || v.appended, checkpoint_tokens = v.tokens,
-                    lease_until = now() + $4::int * interval '1 millisecond',
-                    -- Events are appended only onto the count they follow: never twice, never with a gap.
-                    event_count = CASE WHEN r.event_count = v.events_from THEN v.events_to ELSE r.event_count END
-  FROM v
-  WHERE r.id = v.id AND r.status = 'running'
-  RETURNING r.id, r.session_id, r.event_count = v.events_to AND v.events_to > v.events_from AS appends,
-            v.events_from, v.events
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[], $6::text[], $7::int[], $8::int[])
+    AS v(run_id, session_id, piece, appended, tokens, events, events_from, events_to)
+), lease AS (
+  -- One lease for the worker, not one per run: a running run's row is written at its start and end only.
+  INSERT INTO worker_leases (instance_id, worker_pid, master_pid, lease_until)
+  VALUES ($9, $10, $11, now() + $12::int * interval '1 millisecond')
+  ON CONFLICT (instance_id, worker_pid) DO UPDATE SET master_pid = EXCLUDED.master_pid, lease_until = EXCLUDED.lease_until
 )
-INSERT INTO run_events (run_id, session_id, first_seq, events)
-SELECT id, session_id, events_from, events FROM r WHERE appends
-ON CONFLICT (session_id, run_id, first_seq, final) DO NOTHING)sql";
+-- Each run's piece: appended, never rewritten, except a piece that committed unheard and comes again
+-- (same number, more in it): the longer one stays. Only for runs still running.
+INSERT INTO run_events (run_id, session_id, piece, first_seq, next_seq, events, answer, tokens)
+SELECT v.run_id, v.session_id, v.piece, v.events_from, v.events_to, v.events, v.appended, v.tokens FROM v
+WHERE EXISTS (SELECT 1 FROM runs r WHERE r.session_id = v.session_id AND r.id = v.run_id AND r.status = 'running')
+ON CONFLICT (session_id, run_id, piece, final) DO UPDATE
+  SET first_seq = EXCLUDED.first_seq, next_seq = EXCLUDED.next_seq, events = EXCLUDED.events,
+      answer = EXCLUDED.answer, tokens = EXCLUDED.tokens
+  WHERE EXCLUDED.next_seq >= run_events.next_seq AND octet_length(EXCLUDED.answer) >= octet_length(run_events.answer))sql";
 
 constexpr const char* kCloseLostRunsSql = R"sql(
-WITH lost AS (
-  UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(),
-                  token_count = checkpoint_tokens,
-                  event_count = CASE WHEN resumable THEN event_count + 1 ELSE event_count END
-  WHERE status = 'running'
-    AND ((instance_id = $1 AND (master_pid IS DISTINCT FROM $2 OR worker_pid = ANY($3::int[])))
-         -- Another instance's run whose lease ran out, once the leases can be trusted (the sweeper
-         -- has reached the database for a whole lease: an outage stopped every owner's renewals).
-         OR (instance_id <> $1 AND lease_until < now() AND $5::boolean))
-  RETURNING id, session_id, checkpoint, checkpoint_tokens, resumable, event_count - 1 AS error_seq
+WITH candidates AS (
+  SELECT r.id, r.session_id FROM runs r
+  WHERE r.status = 'running'
+    AND ((r.instance_id = $1 AND (r.master_pid IS DISTINCT FROM $2 OR r.worker_pid = ANY($3::int[])))
+         -- Another instance's run whose start lease and whose worker's lease ran out, once leases
+         -- can be trusted (the sweeper has reached the database for a whole lease: an outage
+         -- stopped every owner's renewals).
+         OR (r.instance_id <> $1 AND r.lease_until < now() AND $5::boolean
+             AND NOT EXISTS (SELECT 1 FROM worker_leases w WHERE w.instance_id = r.instance_id
+                             AND w.worker_pid = r.worker_pid AND w.lease_until >= now())))
+), kept AS (
+  -- What its checkpoints stored: the answer's pieces in order, the tokens, the events.
+  SELECT c.id, c.session_id, coalesce(string_agg(e.answer, '' ORDER BY e.piece), '') AS checkpoint,
+         coalesce(max(e.tokens), 0) AS checkpoint_tokens, coalesce(max(e.next_seq), 0) AS error_seq
+  FROM candidates c LEFT JOIN run_events e ON e.session_id = c.session_id AND e.run_id = c.id AND NOT e.final
+  GROUP BY c.id, c.session_id
+), lost AS (
+  UPDATE runs SET status = 'error', error_code = 'worker_lost', finished_at = now(), token_count = k.checkpoint_tokens,
+                  event_count = CASE WHEN runs.resumable THEN k.error_seq + 1 ELSE runs.event_count END
+  FROM kept k
+  WHERE runs.id = k.id AND runs.session_id = k.session_id AND runs.status = 'running'
+  RETURNING runs.id, runs.session_id, k.checkpoint, k.checkpoint_tokens, runs.resumable, k.error_seq
 ), lost_end AS (
-  -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable.
-  INSERT INTO run_events (run_id, session_id, first_seq, events)
-  -- (in the stored form of sse/event_log.hpp: e<size>:<type> <fields>)
-  SELECT id, session_id, error_seq, 'e' || octet_length(event) || ':' || event
+  -- A resumable run's stored stream ends as its readers are told: worker_lost, retryable
+  -- (in the stored form of sse/event_log.hpp: e<size>:<type> <fields>).
+  INSERT INTO run_events (run_id, session_id, piece, final, first_seq, next_seq, events)
+  SELECT id, session_id, 0, true, error_seq, error_seq + 1, 'e' || octet_length(event) || ':' || event
   FROM lost, LATERAL (SELECT format(
       'error "code":"worker_lost","message":"%s","retryable":true,"tokens":%s',
       'The server answering stopped; the answer up to its last checkpoint was kept.', checkpoint_tokens) AS event) e
   WHERE resumable
-  ON CONFLICT (session_id, run_id, first_seq, final) DO NOTHING
+  ON CONFLICT (session_id, run_id, piece, final) DO NOTHING
 ), expired AS (
   -- Ended runs older than --resume-retention can no longer be replayed: their streams go.
   UPDATE runs SET resumable = false
@@ -65,6 +81,8 @@ WITH lost AS (
   RETURNING id, session_id
 ), dropped AS (
   DELETE FROM run_events e USING expired x WHERE e.session_id = x.session_id AND e.run_id = x.id
+), old_leases AS (
+  DELETE FROM worker_leases WHERE lease_until < now() - interval '1 day'
 ), m AS (
   INSERT INTO messages (session_id, run_id, role, content, status, token_count)
   SELECT session_id, id, 'assistant', checkpoint, 'error', checkpoint_tokens FROM lost
@@ -84,7 +102,7 @@ SELECT r.id::text, r.user_id, r.status = 'running',
        -- Its pieces in order, each as "<first_seq> <size>:<events>" (chat/run_followers.cpp reads them).
        coalesce((SELECT string_agg(e.first_seq || ' ' || octet_length(e.events) || ':' || e.events, ''
                                    ORDER BY e.first_seq, e.final) FROM run_events e
-                 WHERE e.session_id = r.session_id AND e.run_id = r.id), ''),
+                 WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.events <> ''), ''),
        r.resumable
 FROM runs r WHERE r.id = ANY($1::uuid[]))sql";
 
@@ -128,36 +146,25 @@ Store::Ticket Store::retrieve(const std::string& language, const std::string& qu
 }
 
 Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done) {
-  std::string ids = "{";
-  std::string tokens = "{";
-  std::vector<std::string_view> appended;
-  appended.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (i > 0) {
-      ids.push_back(',');
-      tokens.push_back(',');
-    }
-    ids += entries[i].run_id.to_string();
-    tokens += std::to_string(entries[i].tokens);
-    appended.push_back(entries[i].appended);
+  std::vector<std::string> run_ids, session_ids;
+  std::vector<std::string_view> appended, events;
+  std::vector<uint64_t> pieces, tokens, from, to;
+  for (const CheckpointEntry& entry : entries) {
+    run_ids.push_back(entry.run_id.to_string());
+    session_ids.push_back(entry.session_id.to_string());
+    pieces.push_back(entry.piece);
+    appended.push_back(entry.appended);
+    tokens.push_back(entry.tokens);
+    events.push_back(entry.events);
+    from.push_back(entry.events_from);
+    to.push_back(entry.events_to);
   }
-  ids.push_back('}');
-  tokens.push_back('}');
-  std::vector<std::string_view> events;
-  std::string from = "{", to = "{";
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (i > 0) {
-      from.push_back(',');
-      to.push_back(',');
-    }
-    events.push_back(entries[i].events);
-    from += std::to_string(entries[i].events_from);
-    to += std::to_string(entries[i].events_to);
-  }
-  from.push_back('}');
-  to.push_back('}');
-  db::Params params{std::move(ids), db::text_array(appended), std::move(tokens), std::to_string(owner_.lease_ms),
-                    db::text_array(events), std::move(from), std::move(to)};
+  std::vector<std::string_view> run_views(run_ids.begin(), run_ids.end());
+  std::vector<std::string_view> session_views(session_ids.begin(), session_ids.end());
+  db::Params params{db::text_array(run_views),   db::text_array(session_views), db::number_array(pieces),
+                    db::text_array(appended),    db::number_array(tokens),      db::text_array(events),
+                    db::number_array(from),      db::number_array(to),          owner_.instance_id,
+                    std::to_string(getpid()),    std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms)};
   return pool_.execute(kCheckpointSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));

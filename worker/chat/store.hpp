@@ -43,6 +43,8 @@ struct RunOwner {
 // events since (a resumable run), in their stored form (sse/event_log.hpp): [events_from, events_to).
 struct CheckpointEntry {
   Uuid run_id;
+  Uuid session_id;
+  uint32_t piece = 0;         // the run's checkpoints stored so far: this one's number (run_events.piece)
   std::string_view appended;  // valid until the statement is sent (copied into it)
   uint64_t tokens = 0;
   std::string events;
@@ -131,8 +133,8 @@ class Store {
   // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.
   Ticket session_messages(const Uuid& session_id, const std::string& user_id,
                           std::function<void(Result<SessionMessages>&)> done);
-  // One statement for every running run of the worker: appends each one's new answer text to its
-  // checkpoint and renews the lease of all of them.
+  // One statement for the worker's running runs: appends each entry's piece (new answer text, and
+  // events) to run_events, and renews the worker's lease. Empty `entries` renew the lease only.
   Ticket checkpoint(const std::vector<CheckpointEntry>& entries, std::function<void(Status)> done);
   // Closes the runs whose owner is gone — those of an earlier incarnation of this instance, of its
   // dead workers (`lost_worker_pids`), and (with `close_expired_leases`) of any other instance whose

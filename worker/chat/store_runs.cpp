@@ -111,8 +111,13 @@ WITH v AS (
   -- A resumable run's last events (after what its checkpoints had stored, as far as the run knew),
   -- terminal event included. A checkpoint that committed unheard may overlap it: readers skip
   -- the seqs they already have, so the overlap costs bytes, never a repeat or a gap.
-  INSERT INTO run_events (run_id, session_id, first_seq, final, events)
-  SELECT r.id, r.session_id, v.events_from, true, v.events FROM r JOIN v ON v.run_id = r.id WHERE v.event_count > 0
+  INSERT INTO run_events (run_id, session_id, piece, final, first_seq, next_seq, events)
+  SELECT r.id, r.session_id, 0, true, v.events_from, v.event_count, v.events
+  FROM r JOIN v ON v.run_id = r.id WHERE v.event_count > 0
+), pieces AS (
+  -- A run that is not resumable needs its checkpoints' pieces no more: its answer is stored now.
+  DELETE FROM run_events e USING r, v
+  WHERE v.run_id = r.id AND v.event_count = 0 AND e.session_id = r.session_id AND e.run_id = r.id
 ), m AS (
   INSERT INTO messages (id, session_id, run_id, role, content, status, token_count, citations)
   SELECT CASE WHEN v.message_id > 0 THEN v.message_id ELSE nextval(pg_get_serial_sequence('messages', 'id')) END,
