@@ -17,14 +17,13 @@
 --  * worker_leases: one lease per worker, renewed by each checkpoint statement (not one per run):
 --    a running run whose start lease and whose worker's lease both ran out has lost its owner (a
 --    whole host gone) and any instance closes it. Small, never distributed (docs/scaling.md).
---  * runs.checkpoint / checkpoint_tokens (004) go: the pieces hold the text.
+--  * runs.checkpoint / checkpoint_tokens (004) are no longer written (the pieces hold the text) and
+--    go one release later (docs/operations.md: hosts of two releases share the schema meanwhile).
 --  * run_events is keyed by session like runs and messages (docs/scaling.md).
 
 ALTER TABLE runs
     ADD COLUMN resumable    boolean NOT NULL DEFAULT false,
-    ADD COLUMN event_count  integer NOT NULL DEFAULT 0,
-    DROP COLUMN checkpoint,
-    DROP COLUMN checkpoint_tokens;
+    ADD COLUMN event_count  integer NOT NULL DEFAULT 0;
 
 CREATE TABLE run_events (
     run_id      uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
