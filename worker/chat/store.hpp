@@ -170,15 +170,21 @@ class Store {
   static constexpr std::string_view kEventsChannel = "chatstream_events";
 
  private:
+  // A start or end waits in the store's queue while a batch of its kind is in flight, at most the
+  // pool's --db-wait-timeout, as a statement waits for a connection: then a start fails with
+  // kOverloaded (kDatabaseUnavailable when no connection is up) and an end's run hears that its
+  // save comes later (the end stays queued).
   struct PendingStart {
     Ticket ticket;
     RunStart start;
     std::function<void(Result<RunStarted>&)> done;
+    uint64_t deadline_ms = 0;
     bool alone = false;  // its batch was refused: it goes by itself, so one bad row fails alone
   };
   struct PendingEnd {
     RunEnd end;
     SavedCallback saved;  // called once, then cleared
+    uint64_t deadline_ms = 0;
     bool alone = false;
   };
   void flush_starts();
@@ -190,6 +196,8 @@ class Store {
   void on_ends(std::vector<PendingEnd>& batch, db::QueryOutcome& outcome);
   static void on_retry(void* self);
   static void on_refuse(void* self);
+  void arm_wait_deadline();
+  static void on_wait_deadline(void* self);
 
   db::Pool& pool_;
   TimerWheel& wheel_;
@@ -205,6 +213,7 @@ class Store {
   uint64_t backoff_ms_ = 0;
   std::vector<std::function<void(Result<RunStarted>&)>> refused_starts_;  // told kOverloaded next tick
   Timer refuse_timer_;
+  Timer wait_timer_;  // the earliest deadline of what waits in starts_ and ends_
 };
 
 }  // namespace chatstream::chat

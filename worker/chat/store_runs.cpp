@@ -139,7 +139,8 @@ Store::Store(db::Pool& pool, TimerWheel& wheel, RunOwner owner)
       owner_(std::move(owner)),
       next_start_ticket_(kFirstStartTicket),
       retry_timer_(&Store::on_retry, this),
-      refuse_timer_(&Store::on_refuse, this) {}
+      refuse_timer_(&Store::on_refuse, this),
+      wait_timer_(&Store::on_wait_deadline, this) {}
 
 Store::~Store() {
   if (!ends_.empty()) {
@@ -159,8 +160,11 @@ Store::Ticket Store::start_run(const RunStart& start, std::function<void(Result<
     wheel_.schedule(refuse_timer_, 0);
     return ticket;
   }
-  starts_.push_back({ticket, start, std::move(done)});
+  uint64_t deadline = wheel_.now_ms() + pool_.wait_timeout_ms();
+  starts_.push_back({ticket, start, std::move(done), deadline});
   flush_starts();
+  // The newest deadline is the latest: a timer already armed fires first (then looks again).
+  if (!starts_.empty() && !wait_timer_.scheduled()) wheel_.schedule(wait_timer_, deadline);
   return ticket;
 }
 
@@ -231,6 +235,7 @@ void Store::send_starts(std::vector<PendingStart> batch) {
     --start_batches_;
     on_starts(*shared, outcome);
     flush_starts();
+    arm_wait_deadline();
   });
 }
 
@@ -310,8 +315,52 @@ void Store::finish_run(RunEnd end, SavedCallback saved) {
     if (saved) saved(Error{Errc::kOverloaded, "The answer could not be saved: too many writes are waiting."});
     return;
   }
-  ends_.push_back({std::move(end), std::move(saved)});
+  uint64_t deadline = wheel_.now_ms() + pool_.wait_timeout_ms();
+  ends_.push_back({std::move(end), std::move(saved), deadline});
   flush_ends();
+  if (!ends_.empty() && !wait_timer_.scheduled()) wheel_.schedule(wait_timer_, deadline);
+}
+
+void Store::arm_wait_deadline() {
+  uint64_t earliest = UINT64_MAX;
+  for (const PendingStart& pending : starts_) earliest = std::min(earliest, pending.deadline_ms);
+  for (const PendingEnd& pending : ends_) {
+    if (pending.saved) earliest = std::min(earliest, pending.deadline_ms);
+  }
+  if (earliest == UINT64_MAX) {
+    wheel_.cancel(wait_timer_);
+  } else if (!wait_timer_.scheduled() || wait_timer_.deadline_ms() > earliest) {
+    wheel_.schedule(wait_timer_, earliest);
+  }
+}
+
+void Store::on_wait_deadline(void* opaque) {
+  auto* self = static_cast<Store*>(opaque);
+  uint64_t now = self->wheel_.now_ms();
+  db::QueryError waited = self->pool_.connected() > 0
+                              ? db::QueryError{Errc::kOverloaded, "no free database connection in time", ""}
+                              : db::QueryError{Errc::kDatabaseUnavailable, "no database connection", ""};
+  std::vector<PendingStart> expired;
+  for (auto it = self->starts_.begin(); it != self->starts_.end();) {
+    if (it->deadline_ms > now) {
+      ++it;
+      continue;
+    }
+    expired.push_back(std::move(*it));
+    it = self->starts_.erase(it);
+  }
+  std::vector<SavedCallback> told;
+  for (PendingEnd& pending : self->ends_) {
+    if (pending.saved && pending.deadline_ms <= now) told.push_back(std::move(pending.saved));
+    if (pending.deadline_ms <= now) pending.saved = nullptr;
+  }
+  self->arm_wait_deadline();
+  // Callbacks last: they may start or end runs, which touch the queues.
+  for (PendingStart& pending : expired) {
+    Result<RunStarted> failed = error_of(waited);
+    pending.done(failed);
+  }
+  for (SavedCallback& saved : told) saved(Error{Errc::kDatabaseUnavailable, kSavedLater});
 }
 
 void Store::flush_ends() {
@@ -374,6 +423,7 @@ void Store::send_ends(std::vector<PendingEnd> batch) {
     --end_batches_;
     on_ends(*shared, outcome);
     flush_ends();
+    arm_wait_deadline();
   });
 }
 

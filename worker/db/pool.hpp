@@ -59,6 +59,7 @@ class Pool final : private PgConnection::Observer {
   std::string_view state() const;
   size_t connected() const;
   size_t waiting() const { return waiting_.size(); }
+  uint64_t wait_timeout_ms() const { return settings_.wait_timeout_ms; }
   // Fails every waiting and running statement's callback, then closes the connections.
   void close();
 
