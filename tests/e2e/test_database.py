@@ -840,6 +840,26 @@ class PoolExhaustion(DatabaseCase):
 
 # ---------------------------------------------------------------------------------------------------
 
+class GroupCommit(DatabaseCase):
+    def test_a_burst_of_runs_is_stored_in_few_statements(self):
+        # 300 runs started at once on one connection: their starts and their ends go in batches (one
+        # statement, one commit for all that arrived while the previous batch ran), every run and
+        # both of its messages are stored, and none is refused.
+        pg = self.start_postgres()
+        pg.migrate()
+        srv = self.start_server(workers=1, database_url=pg, provider="scripted", scripted_tokens=3,
+                                scripted_rate=0, db_pool_size=1)
+        results = harness.run_many_streams(srv.addr, 300, {"message": "at once"}, timeout=60)
+        ends = [next((i.event for i in reversed(r.items) if isinstance(i, harness.Event)), r.error) for r in results]
+        self.assertEqual(ends.count("done"), 300, [e for e in ends if e != "done"][:3])
+        self.assertEqual(pg.scalar("SELECT count(*) FROM runs WHERE status = 'complete'"), 300)
+        self.assertEqual(pg.scalar("SELECT count(*) FROM messages"), 600)
+        statements = srv.metrics().value("chatstream_db_queries_total")
+        # One statement per start and per end would be 600.
+        self.assertLess(statements, 300, f"{statements} statements for 300 runs: starts and ends are batched")
+        sys_stderr(f"{statements:.0f} statements for 300 runs")
+
+
 class Races(DatabaseCase):
     def test_disconnect_storm_leaves_every_run_finished(self):
         # Clients that leave within a few milliseconds of their request, while other clients chat on
