@@ -159,9 +159,7 @@ Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std
     from.push_back(entry.events_from);
     to.push_back(entry.events_to);
   }
-  std::vector<std::string_view> run_views(run_ids.begin(), run_ids.end());
-  std::vector<std::string_view> session_views(session_ids.begin(), session_ids.end());
-  db::Params params{db::text_array(run_views),   db::text_array(session_views), db::number_array(pieces),
+  db::Params params{db::text_array(run_ids),     db::text_array(session_ids), db::number_array(pieces),
                     db::text_array(appended),    db::number_array(tokens),      db::text_array(events),
                     db::number_array(from),      db::number_array(to),          owner_.instance_id,
                     std::to_string(getpid()),    std::to_string(owner_.master_pid), std::to_string(owner_.lease_ms)};
@@ -262,8 +260,7 @@ Store::Ticket Store::stored_run(const Uuid& run_id, const std::string& user_id,
 
 Store::Ticket Store::notify(std::string_view channel, const std::vector<std::string>& payloads,
                             std::function<void(Status)> done) {
-  std::vector<std::string_view> views(payloads.begin(), payloads.end());
-  db::Params params{std::string(channel), db::text_array(views)};
+  db::Params params{std::string(channel), db::text_array(payloads)};
   return pool_.execute(kNotifySql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) done(error_of(*outcome.error));

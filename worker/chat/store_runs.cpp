@@ -222,9 +222,7 @@ void Store::send_starts(std::vector<PendingStart> batch) {
   }
   resumable.push_back('}');
   history.push_back('}');
-  std::vector<std::string_view> session_views(session_ids.begin(), session_ids.end());
-  std::vector<std::string_view> run_views(run_ids.begin(), run_ids.end());
-  db::Params params{db::text_array(session_views), db::text_array(run_views), db::text_array(providers),
+  db::Params params{db::text_array(session_ids), db::text_array(run_ids), db::text_array(providers),
                     db::text_array(messages), db::text_array(users), std::move(resumable), std::move(history),
                     std::to_string(getpid()), owner_.instance_id, std::to_string(owner_.master_pid),
                     std::to_string(owner_.lease_ms)};
@@ -408,12 +406,9 @@ void Store::send_ends(std::vector<PendingEnd> batch) {
     events_from.push_back(end.events_from);
   }
   durations.push_back('}');
-  auto views = [](const std::vector<std::string>& strings) {
-    return std::vector<std::string_view>(strings.begin(), strings.end());
-  };
-  db::Params params{db::text_array(views(session_ids)), db::text_array(views(run_ids)), db::text_array(answers),
+  db::Params params{db::text_array(session_ids), db::text_array(run_ids), db::text_array(answers),
                     db::text_array(message_status),     db::number_array(tokens),      db::text_array(citations),
-                    db::text_array(run_status),         db::text_array(error_codes),   db::text_array(views(first_token)),
+                    db::text_array(run_status),         db::text_array(error_codes),   db::text_array(first_token),
                     std::move(durations),               db::number_array(message_ids), db::text_array(events),
                     db::number_array(event_count),      db::number_array(events_from)};
   ++end_batches_;

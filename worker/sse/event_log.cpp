@@ -78,15 +78,21 @@ void EventLog::end() {
   each_reader([](LogListener& reader) { reader.on_log_ended(); });
 }
 
-void EventLog::frame(uint64_t from, uint64_t to, std::string& out) const {
+template <typename Fn>
+void EventLog::each_record(uint64_t from, uint64_t to, Fn fn) const {
   from = std::max(from, base_seq_);
   to = std::min(to, next_seq());
   for (uint64_t seq = from; seq < to; ++seq) {
     size_t i = seq - base_seq_;
     size_t begin = starts_[i];
     size_t end = i + 1 < starts_.size() ? starts_[i + 1] : data_.size();
-    std::string_view record(data_.data() + begin + 1, end - begin - 1);
-    switch (static_cast<Kind>(data_[begin])) {
+    fn(seq, static_cast<Kind>(data_[begin]), std::string_view(data_.data() + begin + 1, end - begin - 1));
+  }
+}
+
+void EventLog::frame(uint64_t from, uint64_t to, std::string& out) const {
+  each_record(from, to, [&](uint64_t seq, Kind kind, std::string_view record) {
+    switch (kind) {
       case kEvent: {
         size_t type_size = static_cast<unsigned char>(record[0]);
         append_event(out, run_id_, seq, record.substr(1, type_size), record.substr(1 + type_size));
@@ -99,18 +105,11 @@ void EventLog::frame(uint64_t from, uint64_t to, std::string& out) const {
         out.append(record);
         break;
     }
-  }
+  });
 }
 
 void EventLog::store(uint64_t from, uint64_t to, std::string& out) const {
-  from = std::max(from, base_seq_);
-  to = std::min(to, next_seq());
-  for (uint64_t seq = from; seq < to; ++seq) {
-    size_t i = seq - base_seq_;
-    size_t begin = starts_[i];
-    size_t end = i + 1 < starts_.size() ? starts_[i + 1] : data_.size();
-    std::string_view record(data_.data() + begin + 1, end - begin - 1);
-    char kind = data_[begin];
+  each_record(from, to, [&](uint64_t, Kind kind, std::string_view record) {
     if (kind == kEvent) {
       // In memory: a byte with the type's size, the type, the fields.
       size_t type_size = static_cast<unsigned char>(record[0]);
@@ -121,7 +120,7 @@ void EventLog::store(uint64_t from, uint64_t to, std::string& out) const {
       out.push_back(':');
       out.append(record);
     }
-  }
+  });
 }
 
 void store_event(std::string& out, std::string_view type, std::string_view fields_json) {

@@ -97,6 +97,9 @@ class EventLog {
  private:
   enum Kind : char { kEvent = 'e', kToken = 't', kFramed = 'f' };
   void begin_record(Kind kind);
+  // fn(seq, kind, record) for the records [from, to), clamped to what the log holds.
+  template <typename Fn>
+  void each_record(uint64_t from, uint64_t to, Fn fn) const;
   template <typename Fn>
   void each_reader(Fn fn);
 
