@@ -23,6 +23,8 @@
 #   RELAY_STREAMS, RELAY_TOKENS, RELAY_RATE  `relay`: streams (2000), tokens per answer (400) and
 #               tokens/s (20) of the fake upstream
 #   RELAY_NGINX=0  `relay`: skip the pass through nginx
+#   RELAY_H2_STREAMS  `relay-h2`: streams relayed over TLS + HTTP/2 (default 1000)
+#   BENCH_TLS_PORT    `relay-h2`: port of the TLS + HTTP/2 front of fake-llm (default 19443)
 #   PERSIST_RAMP       `persist`: sseload --ramp seconds (default 2, as streams5000)
 #   RESUME_STREAMS     `resume-storm`: streams cut and resumed (default 1000)
 #   RESUME_DB=0        `resume-storm`: skip the pass with PostgreSQL
@@ -44,7 +46,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 RESULTS=${RESULTS:-$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)}
 BASE_URL="http://127.0.0.1:$PORT"
 
-ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk persist relay resume-storm durable5000)
+ALL_SCENARIOS=(streams5000 hold ttfe coalesce nginx wrk persist relay relay-h2 resume-storm durable5000)
 
 server_pid=""  # the chatstream master
 worker_pid=""  # its (first) worker: the process that holds the streams
@@ -493,6 +495,69 @@ scenario_relay() {
   stop_fake
 }
 
+# The same relay over TLS + HTTP/2, what hosted models speak: nginx (scripts/tls-upstream.sh: a CA
+# of its own, trusted with --llm-ca-file) terminates TLS and HTTP/2 in front of fake-llm, both on the
+# client's core (they are the upstream). Also printed: how many HTTP/2 connections carry the streams.
+RELAY_H2_STREAMS=${RELAY_H2_STREAMS:-1000}
+TLS_PORT=${BENCH_TLS_PORT:-19443}
+tls_pid=""
+
+stop_tls_front() {
+  [[ -n $tls_pid ]] || return 0
+  kill -QUIT "$tls_pid" 2>/dev/null || true
+  local _
+  for _ in $(seq 50); do
+    kill -0 "$tls_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$tls_pid" 2>/dev/null || true
+  wait "$tls_pid" 2>/dev/null || true
+  tls_pid=""
+}
+
+scenario_relay_h2() {
+  title "$RELAY_H2_STREAMS streams relayed over TLS + HTTP/2 (nginx in front of fake-llm), $RELAY_TOKENS tokens at $RELAY_RATE tokens/s"
+  if ! command -v nginx >/dev/null; then
+    echo "skipped: nginx is not installed"
+    return 0
+  fi
+  if [[ ! -x $FAKE_LLM ]]; then
+    log "$scenario: $FAKE_LLM not found (cmake --build $BUILD --target fake-llm)"
+    return 1
+  fi
+  local provider=openai dir="$RESULTS/tls-upstream"
+  bash scripts/tls-upstream.sh --out "$dir" --port "$TLS_PORT" --upstream "127.0.0.1:$FAKE_PORT" >/dev/null || return 1
+  start_fake || return 1
+  taskset -c "$CLIENT_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
+    >"$RESULTS/$scenario.tls-front.log" 2>&1 &
+  tls_pid=$!
+  local _ ready=0
+  for _ in $(seq 100); do
+    if curl -fsS -o /dev/null --max-time 1 --cacert "$dir/ca.pem" "https://127.0.0.1:$TLS_PORT/v1/models" 2>/dev/null; then
+      ready=1
+      break
+    fi
+    sleep 0.1
+  done
+  if ((!ready)); then
+    log "$scenario: the TLS front did not start; see $dir/error.log"
+    stop_tls_front
+    stop_fake
+    return 1
+  fi
+  start_server --llm-base-url "https://127.0.0.1:$TLS_PORT/v1" --llm-model fake-model --llm-api-key sk-bench \
+    --llm-ca-file "$dir/ca.pem" || { stop_tls_front; stop_fake; return 1; }
+  local RELAY_STREAMS=$RELAY_H2_STREAMS  # relay_pass's load
+  (sleep 10; ss -tnH state established "( dport = :$TLS_PORT )" | wc -l >"$RESULTS/$scenario.h2-connections") &
+  local counter=$!
+  relay_pass h2 "$BASE_URL/chat/stream" "$worker_pid"
+  wait "$counter" || true
+  echo "HTTP/2 connections to the upstream with $RELAY_H2_STREAMS streams open: $(cat "$RESULTS/$scenario.h2-connections")"
+  stop_server
+  stop_tls_front
+  stop_fake
+}
+
 # --- Durable streams (issue 10): resume storms, and the 5,000-stream load with checkpoints ---------
 
 sampler_pid=""
@@ -722,7 +787,7 @@ main() {
   fi
   mkdir -p "$RESULTS"
   RESULTS=$(cd "$RESULTS" && pwd)
-  trap 'stop_sampler; stop_nginx; stop_server; stop_pg; stop_fake' EXIT
+  trap 'stop_sampler; stop_nginx; stop_server; stop_pg; stop_tls_front; stop_fake' EXIT
   trap 'exit 130' INT TERM
 
   log "results and logs in $RESULTS"

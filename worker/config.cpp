@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <fstream>
@@ -136,6 +138,24 @@ const std::vector<Option>& options() {
            }
            start = end + 1;
          }
+         return {};
+       }},
+      {"llm-ca-file", "PATH", "PEM file of the CA certificates that sign the upstream's TLS certificate, instead "
+       "of the system's store: a private CA, or a self-signed certificate (also LLM_CA_FILE)",
+       [](Config& c, const std::string& v) -> Status {
+         // Checked here, before any worker starts: a typo would otherwise surface as every answer
+         // failing with a certificate error.
+         if (!v.empty()) {
+           std::FILE* file = std::fopen(v.c_str(), "rb");
+           if (!file) return Error{"cannot read '" + v + "': " + std::strerror(errno)};
+           char head[64] = {};
+           size_t read = std::fread(head, 1, sizeof head - 1, file);
+           std::fclose(file);
+           if (std::string_view(head, read).find("-----BEGIN") == std::string_view::npos) {
+             return Error{"'" + v + "' is not a PEM file (no -----BEGIN line at its start)"};
+           }
+         }
+         c.llm_ca_file = v;
          return {};
        }},
       {"llm-connect-timeout", "DUR", "upstream connect timeout (default 10s)",
@@ -483,7 +503,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   // The usual names of OpenAI-compatible clients; CHATSTREAM_LLM_* and the flags win over them.
   static const std::pair<const char*, const char*> kLlmVariables[] = {
       {"LLM_BASE_URL", "llm-base-url"}, {"LLM_API_KEY", "llm-api-key"}, {"LLM_MODEL", "llm-model"},
-      {"LLM_EXTRA_HEADERS", "llm-headers"}};
+      {"LLM_EXTRA_HEADERS", "llm-headers"}, {"LLM_CA_FILE", "llm-ca-file"}};
   for (const auto& [variable, flag] : kLlmVariables) {
     auto it = env.find(variable);
     if (it == env.end()) continue;

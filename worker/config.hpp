@@ -78,6 +78,7 @@ struct Config {
   std::string llm_api_key;
   std::string llm_model;
   std::vector<std::string> llm_headers;  // "Name: value"
+  std::string llm_ca_file;               // PEM bundle trusted for the upstream; empty = system store
   uint64_t llm_connect_timeout_ms = 10000;
   int llm_max_retries = 3;
   int llm_max_tool_turns = 10;

@@ -45,6 +45,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
     openai.api_key = config.llm_api_key;
     openai.model = config.llm_model;
     openai.extra_headers = config.llm_headers;
+    openai.ca_file = config.llm_ca_file;
     openai.connect_timeout_ms = config.llm_connect_timeout_ms;
     openai.max_retries = config.llm_max_retries;
     openai.max_tool_turns = config.llm_max_tool_turns;

@@ -2,6 +2,8 @@
 
 #include "obs/log.hpp"
 
+#include <algorithm>
+
 namespace chatstream::llm {
 
 struct CurlLoop::Socket {
@@ -17,6 +19,10 @@ void Transfer::reset_handle() {
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
   curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
   curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
+  curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &Transfer::on_header_line);
+  curl_easy_setopt(easy_, CURLOPT_HEADERDATA, this);
+  curl_easy_setopt(easy_, CURLOPT_PREREQFUNCTION, &Transfer::on_connected);
+  curl_easy_setopt(easy_, CURLOPT_PREREQDATA, this);
   curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
 }
 
@@ -31,9 +37,26 @@ size_t Transfer::on_write(char* data, size_t size, size_t count, void* self) {
   return transfer->on_body(data, length) ? length : 0;  // 0 makes libcurl abort with CURLE_WRITE_ERROR
 }
 
+size_t Transfer::on_header_line(char* data, size_t size, size_t count, void* self) {
+  auto* transfer = static_cast<Transfer*>(self);
+  std::string_view line(data, size * count);
+  if (transfer->multiplexed_ && transfer->loop_ && line.starts_with("HTTP/1.")) transfer->loop_->upstream_speaks_http1();
+  transfer->on_header(line);
+  return size * count;
+}
+
+int Transfer::on_connected(void* self, char*, char*, int, int) {
+  auto* transfer = static_cast<Transfer*>(self);
+  transfer->connected_ = true;
+  if (transfer->loop_) transfer->loop_->transfer_connected(*transfer);
+  return CURL_PREREQFUNC_OK;
+}
+
 CurlLoop::CurlLoop(uv_loop_t* loop) : loop_(loop), multi_(curl_multi_init()) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
+  uv_timer_init(loop_, &admit_timer_);
+  admit_timer_.data = this;
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlLoop::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlLoop::on_timer_request);
@@ -49,21 +72,87 @@ void CurlLoop::close() {
   closed_ = true;
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&admit_timer_), nullptr);
   // Transfers still added are removed by their owners; the multi handle goes last.
   curl_multi_cleanup(multi_);
   multi_ = nullptr;
 }
 
-bool CurlLoop::add(Transfer& transfer) {
+bool CurlLoop::add(Transfer& transfer, bool multiplexed) {
   if (closed_ || transfer.loop_) return false;
+  transfer.multiplexed_ = multiplexed;
+  transfer.connected_ = false;
+  transfer.paused_ = false;
+  if (!multiplexed || gate_open_) return start(transfer);
+  // Whether it finds room on a connection or needs a new one is learnt by handing it to libcurl,
+  // which admit() does from the loop.
+  transfer.loop_ = this;
+  transfer.waiting_ = true;
+  waiting_.push_back(&transfer);
+  schedule_admit();
+  return true;
+}
+
+bool CurlLoop::start(Transfer& transfer) {
   if (curl_multi_add_handle(multi_, transfer.easy_) != CURLM_OK) return false;
   transfer.loop_ = this;
+  if (transfer.paused_) curl_easy_pause(transfer.easy_, CURLPAUSE_RECV);
   return true;
+}
+
+void CurlLoop::schedule_admit() {
+  if (!closed_ && !waiting_.empty() && !uv_is_active(reinterpret_cast<uv_handle_t*>(&admit_timer_))) {
+    uv_timer_start(&admit_timer_, &CurlLoop::on_admit, 0, 0);
+  }
+}
+
+void CurlLoop::on_admit(uv_timer_t* handle) { static_cast<CurlLoop*>(handle->data)->admit(); }
+
+void CurlLoop::admit() {
+  while (!waiting_.empty() && !pioneer_ && multi_) {
+    Transfer* transfer = waiting_.front();
+    waiting_.pop_front();
+    transfer->waiting_ = false;
+    transfer->loop_ = nullptr;
+    if (!start(*transfer)) {
+      transfer->on_done(CURLE_FAILED_INIT);
+      continue;
+    }
+    if (gate_open_ || flooding_) continue;
+    // libcurl picks the transfer's connection now: one with room runs PREREQFUNCTION inside this
+    // call; a transfer still without one has made libcurl open a connection.
+    act(CURL_SOCKET_TIMEOUT, 0);
+    if (transfer->loop_ == this && !transfer->connected_) pioneer_ = transfer;
+  }
+}
+
+void CurlLoop::transfer_connected(Transfer& transfer) {
+  flooding_ = false;
+  if (pioneer_ == &transfer) {
+    pioneer_ = nullptr;
+    schedule_admit();
+  }
+}
+
+void CurlLoop::upstream_speaks_http1() {
+  if (gate_open_) return;
+  gate_open_ = true;  // every transfer needs a connection of its own: open them in parallel
+  pioneer_ = nullptr;
+  schedule_admit();
 }
 
 void CurlLoop::remove(Transfer& transfer) {
   if (transfer.loop_ != this) return;
   transfer.loop_ = nullptr;
+  if (transfer.waiting_) {
+    transfer.waiting_ = false;
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), &transfer));
+    return;
+  }
+  if (pioneer_ == &transfer) {
+    pioneer_ = nullptr;
+    schedule_admit();
+  }
   if (!multi_) return;
   if (depth_ > 0) {
     deferred_removals_.push_back(transfer.easy_);
@@ -74,6 +163,10 @@ void CurlLoop::remove(Transfer& transfer) {
 
 void CurlLoop::pause(Transfer& transfer, bool paused) {
   if (transfer.loop_ != this) return;
+  if (transfer.waiting_) {
+    transfer.paused_ = paused;
+    return;
+  }
   // Unpausing may deliver buffered data at once, into our callbacks.
   ++depth_;
   curl_easy_pause(transfer.easy_, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
@@ -159,6 +252,9 @@ void CurlLoop::reap() {
     curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
     CURLcode result = message->data.result;
     if (!transfer || transfer->loop_ != this) continue;  // removed meanwhile: no on_done
+    // A pioneer that ended without a connection (the upstream is unreachable): the transfers it
+    // held try on their own rather than one connect timeout after another.
+    if (transfer == pioneer_ && !transfer->connected_) flooding_ = true;
     remove(*transfer);
     // The message is invalid once the handle is removed; everything needed was copied above.
     transfer->on_done(result);

@@ -134,8 +134,6 @@ class OpenAIGeneration final : public Generation, private Transfer {
 
     reset_handle();
     CURL* easy = this->easy();
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &OpenAIGeneration::on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
     url_ = settings.base_url;
     while (!url_.empty() && url_.back() == '/') url_.pop_back();
     url_ += "/chat/completions";
@@ -147,10 +145,12 @@ class OpenAIGeneration final : public Generation, private Transfer {
     // Over HTTPS, wait for a connection being set up to learn whether it multiplexes (HTTP/2) rather
     // than open another; plain http:// is HTTP/1.1 here, where waiting would queue runs behind each
     // other's whole answers.
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, url_.rfind("https://", 0) == 0 ? 1L : 0L);
+    bool multiplexed = url_.rfind("https://", 0) == 0;
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, multiplexed ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // whatever the upstream compresses with
+    if (!settings.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, settings.ca_file.c_str());
     if (headers_) curl_slist_free_all(headers_);
     headers_ = curl_slist_append(nullptr, "Content-Type: application/json");
     headers_ = curl_slist_append(headers_, "Accept: text/event-stream");
@@ -161,24 +161,21 @@ class OpenAIGeneration final : public Generation, private Transfer {
     }
     for (const std::string& header : settings.extra_headers) headers_ = curl_slist_append(headers_, header.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers_);
-    if (!provider_.curl().add(*this)) fail("The language model service could not be reached.", "curl add failed");
+    if (!provider_.curl().add(*this, multiplexed)) fail("The language model service could not be reached.", "curl add failed");
   }
 
-  static size_t on_header(char* data, size_t size, size_t count, void* self) {
-    auto* generation = static_cast<OpenAIGeneration*>(self);
-    std::string_view line(data, size * count);
+  void on_header(std::string_view line) override {
     if (line.rfind("HTTP/", 0) == 0) {
       // A status line (there may be several: 100 Continue, redirects).
       size_t space = line.find(' ');
       if (space != std::string_view::npos) {
         int status = 0;
         std::from_chars(line.data() + space + 1, line.data() + line.size(), status);
-        generation->status_ = status;
+        status_ = status;
       }
     } else if (line.size() > 12 && strncasecmp(line.data(), "retry-after:", 12) == 0) {
-      generation->retry_after_ms_ = parse_retry_after_ms(line.substr(12));
+      retry_after_ms_ = parse_retry_after_ms(line.substr(12));
     }
-    return size * count;
   }
 
   bool on_body(const char* data, size_t length) override {
@@ -237,6 +234,12 @@ class OpenAIGeneration final : public Generation, private Transfer {
     }
     if (result != CURLE_OK) {
       std::string reason = curl_easy_strerror(result);
+      if (result == CURLE_PEER_FAILED_VERIFICATION || result == CURLE_SSL_CACERT_BADFILE) {
+        // Configuration, not weather: retrying cannot help, and the operator needs the hint.
+        fail("The language model service could not be reached securely (its certificate is not trusted).",
+             reason + " (the upstream's CA must be in the system store or in --llm-ca-file)");
+        return;
+      }
       if (tokens_ == 0 && retry()) return;
       fail(tokens_ == 0 ? "The language model service could not be reached. Please try again."
                         : "The connection to the language model was lost mid-answer.",

@@ -11,7 +11,10 @@
 //   (honouring Retry-After); later failures end the run with error{upstream} and a message safe to
 //   show (never the key, never the URL); a dropped or malformed stream ends it the same way;
 // - pause() stops reading the upstream (CURLPAUSE_RECV), cancel() removes the transfer, which closes
-//   its connection so the model stops generating.
+//   its HTTP/1.1 connection or resets its HTTP/2 stream, so the model stops generating;
+// - https:// upstreams are asked for HTTP/2 (ALPN): the worker's runs share few multiplexed
+//   connections (PIPEWAIT); the CA that signs the upstream's certificate is the system's store or
+//   ca_file (--llm-ca-file); a certificate that is not trusted ends the run at once (no retry).
 
 #include <cstdint>
 #include <memory>
@@ -29,6 +32,7 @@ struct OpenAISettings {
   std::string api_key;         // sent as "Authorization: Bearer …" when set; never logged
   std::string model;
   std::vector<std::string> extra_headers;  // "Name: value"
+  std::string ca_file;         // PEM bundle trusted for https:// upstreams; empty = the system's store
   uint64_t connect_timeout_ms = 10000;
   int max_retries = 3;         // attempts after the first, before any token arrived
   int max_tool_turns = 10;
