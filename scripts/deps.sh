@@ -16,6 +16,7 @@ PACKAGES=(
   postgresql nginx wrk                      # database, front proxy, load generator
   postgresql-doc-15                         # the sample knowledge base: the PostgreSQL manual (HTML)
   python3 curl procps util-linux            # e2e tests, health checks, ps/pkill, taskset/setsid
+  openssl iproute2                          # the TLS upstream test: a CA made with openssl, ss -K
   prometheus                                # promtool: the metrics format test (tests/ops/)
   clang libfuzzer-14-dev libclang-rt-14-dev # fuzz targets (tests/fuzz/, scripts/fuzz.sh)
 )
