@@ -110,6 +110,9 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
   uv_prepare_init(loop_, &flush_prepare_);
   flush_prepare_.data = this;
   uv_prepare_start(&flush_prepare_, &Server::on_prepare);
+  uv_check_init(loop_, &flush_check_);
+  flush_check_.data = this;
+  uv_check_start(&flush_check_, &Server::on_check);
   uv_signal_init(loop_, &sigterm_);
   sigterm_.data = this;
   uv_signal_start(&sigterm_, &Server::on_signal, SIGTERM);
@@ -180,17 +183,28 @@ void Server::on_connection_closed(http::Connection& connection) {
   if (draining_) stop_if_drained();
 }
 
-// The flush pass: once per loop turn, right before libuv polls for I/O, every connection that has
-// something to write writes it in one writev (and SSE streams frame their merged token text).
-void Server::on_prepare(uv_prepare_t* handle) {
-  auto* self = static_cast<Server*>(handle->data);
-  self->graveyard_.reclaim();
+// The flush pass: every connection that has something to write writes it in one writev (and SSE
+// streams frame their merged token text). It runs twice per loop turn, each time for what the phase
+// before it produced: right before libuv polls (prepare), for the timers' tokens and heartbeats; and
+// right after the poll phase (check), for what reading did: a new request's first events, a relayed
+// upstream's tokens, a database answer. So a new stream's first bytes leave in the turn that read
+// its request, instead of waiting for the next turn's timers and queueing behind their token
+// flushes; a connection is still written at most once per phase.
+void Server::flush_pass() {
   IntrusiveList batch;
-  batch.splice_back(self->flush_list_);
+  batch.splice_back(flush_list_);
   while (ListNode* node = batch.pop_front()) {
     static_cast<OwnedNode<http::Connection>*>(node)->owner->flush();
   }
 }
+
+void Server::on_prepare(uv_prepare_t* handle) {
+  auto* self = static_cast<Server*>(handle->data);
+  self->graveyard_.reclaim();
+  self->flush_pass();
+}
+
+void Server::on_check(uv_check_t* handle) { static_cast<Server*>(handle->data)->flush_pass(); }
 
 // ---------------------------------------------------------------------------------------------------
 // Requests (handlers in handler/)
@@ -304,6 +318,7 @@ void Server::close_handles() {
   provider_->close();
   wheel_.close();
   uv_close(reinterpret_cast<uv_handle_t*>(&flush_prepare_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
 }

@@ -73,6 +73,8 @@ class Server final : private http::Host, private handler::WorkerState {
 
   static void on_connection(uv_stream_t* listener, int status);
   static void on_prepare(uv_prepare_t* handle);
+  static void on_check(uv_check_t* handle);
+  void flush_pass();
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_drain_deadline(void* self);
   static void on_drain_force(void* self);
@@ -91,6 +93,7 @@ class Server final : private http::Host, private handler::WorkerState {
   } listener_;
   bool listening_ = false;
   uv_prepare_t flush_prepare_;
+  uv_check_t flush_check_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   IntrusiveList flush_list_;
