@@ -33,6 +33,9 @@ Transfer::~Transfer() {
 
 size_t Transfer::on_write(char* data, size_t size, size_t count, void* self) {
   auto* transfer = static_cast<Transfer*>(self);
+  // Paused before libcurl could be told (while waiting at the gate, or before the response began,
+  // when libcurl's own pause flag does not stick yet): libcurl keeps these bytes until unpaused.
+  if (transfer->paused_) return CURL_WRITEFUNC_PAUSE;
   size_t length = size * count;
   return transfer->on_body(data, length) ? length : 0;  // 0 makes libcurl abort with CURLE_WRITE_ERROR
 }
@@ -96,7 +99,6 @@ bool CurlLoop::add(Transfer& transfer, bool multiplexed) {
 bool CurlLoop::start(Transfer& transfer) {
   if (curl_multi_add_handle(multi_, transfer.easy_) != CURLM_OK) return false;
   transfer.loop_ = this;
-  if (transfer.paused_) curl_easy_pause(transfer.easy_, CURLPAUSE_RECV);
   return true;
 }
 
@@ -163,10 +165,8 @@ void CurlLoop::remove(Transfer& transfer) {
 
 void CurlLoop::pause(Transfer& transfer, bool paused) {
   if (transfer.loop_ != this) return;
-  if (transfer.waiting_) {
-    transfer.paused_ = paused;
-    return;
-  }
+  transfer.paused_ = paused;
+  if (transfer.waiting_) return;  // on_write pauses it once it starts
   // Unpausing may deliver buffered data at once, into our callbacks.
   ++depth_;
   curl_easy_pause(transfer.easy_, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);

@@ -63,7 +63,7 @@ class Transfer {
   CurlLoop* loop_ = nullptr;
   bool multiplexed_ = false;  // added for an upstream that may multiplex: subject to the gate
   bool waiting_ = false;    // added, held by the connection gate (not yet in the multi handle)
-  bool paused_ = false;     // asked to pause while waiting: applied when it starts
+  bool paused_ = false;     // pause() was asked: on_write refuses bytes (CURL_WRITEFUNC_PAUSE)
   bool connected_ = false;  // libcurl gave it a connection (PREREQFUNCTION ran)
 };
 
