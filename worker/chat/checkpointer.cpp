@@ -52,7 +52,7 @@ void Checkpointer::write_checkpoint() {
   for (Run* run : registry_.snapshot()) {
     if (!run->persisted()) continue;
     running = true;
-    std::string_view answer = run->answer();
+    std::string_view answer = run->framed_answer();
     CheckpointEntry entry{run->id(), run->session_id(), run->checkpoint_pieces(),
                           answer.substr(run->checkpointed_bytes()), run->tokens(), {}, 0, 0};
     if (const sse::EventLog* log = run->event_log()) {

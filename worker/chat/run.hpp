@@ -71,6 +71,12 @@ class Run final : public Reclaimable,
   // For checkpoints: whether the run's row exists, the answer so far, and how much of it is stored.
   bool persisted() const { return persisted_ && status_ == RunStatus::kRunning; }
   std::string_view answer() const { return answer_; }
+  // The answer as far as the event log holds it: without the token text still merging for the next
+  // flush pass. What a checkpoint stores, so the stored text and a replay of the stored events agree.
+  std::string_view framed_answer() const {
+    size_t pending = log_ && writer_ ? writer_->pending_token_bytes() : 0;
+    return std::string_view(answer_).substr(0, answer_.size() - std::min(pending, answer_.size()));
+  }
   uint64_t tokens() const { return tokens_; }
   size_t checkpointed_bytes() const { return checkpointed_bytes_; }
   // The checkpoints stored so far: the next one's piece number (run_events.piece).

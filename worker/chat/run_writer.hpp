@@ -70,6 +70,9 @@ class RunWriter {
   // Frames the token text merged so far now (so the log holds every token before the run's end is
   // stored).
   virtual void flush_tokens() {}
+  // Bytes of token text received but not framed yet (merged until the next flush pass): the log
+  // holds everything before them.
+  virtual size_t pending_token_bytes() const { return 0; }
 };
 
 struct WriterSettings {

@@ -22,6 +22,7 @@ class SseRunWriter : public RunWriter {
   bool attached() const override { return stream_.attached(); }
   sse::EventLog* event_log() override { return log_.get(); }
   void flush_tokens() override { stream_.flush_tokens(); }
+  size_t pending_token_bytes() const override { return stream_.pending_token_bytes(); }
 
   void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
     if (!stream_.attached()) return;  // the client left

@@ -78,6 +78,8 @@ class Stream final : public http::ResponseProducer {
   void flush_tokens() {
     if (live()) frame_tokens(true);
   }
+  // Token text received and not framed yet.
+  size_t pending_token_bytes() const { return tokens_.size(); }
   // Frames the final event and ends the response. The stream is inert afterwards. With
   // `drop_connection` (a slow consumer) the connection is closed right after one last write attempt
   // instead of waiting for a client that does not read.
