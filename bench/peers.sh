@@ -14,12 +14,13 @@
 #
 # Same cores for all: the server process on SERVER_CPU, sseload on CLIENT_CPU. For each peer a ladder
 # of loads (PEER_LADDER streams, opened over 2 s, each PEER_TOKENS tokens at 20 tokens/s) stops at the
-# first load not held: a stream that failed or broke order, or fewer than 99 % of tokens on time.
-# Printed per peer: the most streams held, and at that load the server's CPU per SSE event and its
+# first load not held: a stream that failed or broke order, fewer than 99 % of tokens on time, or a
+# first token p99 over 1 s (connections left waiting in the backlog). Printed per peer: the most
+# streams held, and at that load the first token p99, the server's CPU per token delivered and its
 # memory per stream (RSS with every stream open minus RSS before, over the streams); then the ratios.
 #
 # Environment: BUILD, CHATSTREAM, SSELOAD (as bench/run.sh), PEERS_PORT (default 19300),
-#   SERVER_CPU / CLIENT_CPU (0 / 1), PEER_TOKENS (200), PEER_LADDER (500 1000 … 6000),
+#   SERVER_CPU / CLIENT_CPU (0 / 1), PEER_TOKENS (200), PEER_LADDER (500 1000 … 7000),
 #   RESULTS (default $BUILD/bench-results/peers-<date-time>), PEER_PYTHON (default /usr/bin/python3:
 #   Debian's, which has the packages), NODE (default node).
 set -euo pipefail
@@ -34,7 +35,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 TOKENS=${PEER_TOKENS:-200}
 RATE=20
-LADDER=(${PEER_LADDER:-500 1000 1500 2000 2500 3000 3500 4000 5000 6000})
+LADDER=(${PEER_LADDER:-500 1000 1500 2000 2500 3000 3500 4000 5000 6000 7000})
 RESULTS=${RESULTS:-$BUILD/bench-results/peers-$(date +%Y%m%d-%H%M%S)}
 PEER_PYTHON=${PEER_PYTHON:-/usr/bin/python3}
 NODE=${NODE:-node}
@@ -117,7 +118,7 @@ step() {
   stop_peer
 }
 
-# verdict NAME STREAMS: prints "held|not-held on_time cpu_us_per_event bytes_per_stream".
+# verdict NAME STREAMS: prints "held|not-held on_time first_token_p99_ms cpu_us_per_token bytes_per_stream".
 verdict() {
   "$PEER_PYTHON" - "$RESULTS/$1.$2" "$2" <<'PY'
 import json, sys
@@ -126,13 +127,17 @@ try:
     s = json.load(open(out + ".json"))
     before, steady = (int(x) for x in open(out + ".rss").read().split())
 except (OSError, ValueError):
-    print("not-held 0 0 0")
+    print("not-held 0 0 0 0")
     sys.exit()
+first_p99 = (s.get("first_token_ms") or {}).get("p99") or 1e9
+# Held: every stream complete and in order, 99 % of tokens on their schedule (counted from each
+# stream's first token), and the first token within a second for 99 % of the streams (a server that
+# queues connections in its backlog keeps the schedule of the streams it serves, late).
 held = (s["streams_completed"] == streams and s["streams_failed"] == 0 and s["order_errors"] == 0
-        and (s["on_time_ratio"] or 0) >= 0.99)
+        and (s["on_time_ratio"] or 0) >= 0.99 and first_p99 <= 1000)
 cpu = s.get("server_cpu_seconds") or 0
-events = s.get("events") or 1
-print("held" if held else "not-held", s["on_time_ratio"], f"{cpu / events * 1e6:.1f}",
+tokens = s.get("tokens") or 1  # one token per event when on time; a late chatstream merges them
+print("held" if held else "not-held", s["on_time_ratio"], f"{first_p99:.1f}", f"{cpu / tokens * 1e6:.1f}",
       f"{(steady - before) * 1024 / streams:.0f}")
 PY
 }
@@ -174,21 +179,21 @@ import sys
 rows = {}
 for line in open(sys.argv[1]):
     parts = line.split()
-    if len(parts) == 5:
-        name, held, on_time, cpu, mem = parts
-        rows[name] = (int(held), float(cpu), int(mem))
+    if len(parts) == 6:
+        name, held, on_time, first, cpu, mem = parts
+        rows[name] = (int(held), float(first), float(cpu), int(mem))
     elif len(parts) >= 2:
-        rows[parts[0]] = (int(parts[1]), 0.0, 0)
-print(f"{'peer':<11} {'streams held (≥99 % on time)':>29} {'CPU per event':>14} {'memory per stream':>18}")
-for name, (held, cpu, mem) in rows.items():
-    print(f"{name:<11} {held:>29} {cpu:>11.1f} µs {mem:>12} bytes")
+        rows[parts[0]] = (int(parts[1]), 0.0, 0.0, 0)
+print(f"{'peer':<11} {'streams held':>12} {'first token p99':>16} {'CPU per token':>14} {'memory per stream':>18}")
+for name, (held, first, cpu, mem) in rows.items():
+    print(f"{name:<11} {held:>12} {first:>13.1f} ms {cpu:>11.1f} µs {mem:>12} bytes")
 base = rows.get("chatstream")
-if base:
-    for name, (held, cpu, mem) in rows.items():
+if base and base[0]:
+    for name, (held, first, cpu, mem) in rows.items():
         if name == "chatstream" or not held:
             continue
-        print(f"chatstream vs {name}: ×{base[0] / held:.2f} streams, ×{cpu / base[1]:.2f} less CPU per event, "
-              f"×{mem / max(1, base[2]):.1f} less memory per stream")
+        print(f"chatstream vs {name}: ×{base[0] / held:.2f} streams, ×{cpu / base[2]:.2f} less CPU per token, "
+              f"×{mem / max(1, base[3]):.1f} less memory per stream (each at its own most streams held)")
 PY
 }
 
