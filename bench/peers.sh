@@ -151,7 +151,7 @@ main() {
   done
   [[ -x $CHATSTREAM && -x $SSELOAD ]] || { log "build first: cmake --build $BUILD ($CHATSTREAM, $SSELOAD)"; exit 1; }
   if [[ " ${peers[*]} " == *" fastapi "* ]] && ! "$PEER_PYTHON" -c 'import fastapi, uvicorn, uvloop, httptools' 2>/dev/null; then
-    log "fastapi peer: apt-get install python3-fastapi python3-uvicorn python3-uvloop python3-httptools"
+    log "fastapi peer: bash scripts/deps.sh bench (python3-fastapi, python3-uvicorn, python3-uvloop, python3-httptools)"
     exit 1
   fi
   mkdir -p "$RESULTS"

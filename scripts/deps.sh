@@ -4,6 +4,7 @@
 # Runs as root, or through sudo otherwise.
 #   scripts/deps.sh             what `make run` and `make test` need
 #   scripts/deps.sh container   what `make image` and `make test-container` add (podman and friends)
+#   scripts/deps.sh bench       what bench/peers.sh adds (FastAPI, uvicorn)
 set -euo pipefail
 
 PACKAGES=(
@@ -20,6 +21,11 @@ PACKAGES=(
   prometheus                                # promtool: the metrics format test (tests/ops/)
   clang libfuzzer-14-dev libclang-rt-14-dev # fuzz targets (tests/fuzz/, scripts/fuzz.sh)
 )
+if [[ "${1:-}" == bench ]]; then
+  # bench/peers.sh: the FastAPI + uvicorn peer at its best settings (uvloop, httptools); the Node
+  # peer uses the machine's node.
+  PACKAGES=(python3-fastapi python3-uvicorn python3-uvloop python3-httptools)
+fi
 if [[ "${1:-}" == container ]]; then
   # An OCI engine without a daemon, the runtime that copes with hybrid cgroups, the tool that makes
   # the Debian base image from a mirror, and compose for the stack (scripts/container-setup.sh).
