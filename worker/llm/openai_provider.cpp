@@ -195,7 +195,7 @@ class OpenAIGeneration final : public Generation, private Transfer {
       return true;
     }
     simdjson::dom::element chunk;
-    if (json_.parse(data.data(), data.size()).get(chunk)) {
+    if (provider_.json().parse(data.data(), data.size()).get(chunk)) {
       protocol_error_ = true;
       return false;
     }
@@ -212,13 +212,15 @@ class OpenAIGeneration final : public Generation, private Transfer {
     if (std::string_view reason; !choice["finish_reason"].get(reason)) finish_reason_ = reason;
     simdjson::dom::object delta;
     if (choice["delta"].get(delta)) return true;
+    // The parser is the provider's, shared by every generation of the loop: the document is done
+    // with before the sink runs (tool calls first), so nothing the sink does can parse over it.
+    simdjson::dom::array calls;
+    if (!delta["tool_calls"].get(calls)) tool_calls_.add(calls);
     if (std::string_view content; !delta["content"].get(content) && !content.empty()) {
       ++tokens_;
       sink_.on_token(content);
       if (finished_) return false;  // cancelled from inside the sink
     }
-    simdjson::dom::array calls;
-    if (!delta["tool_calls"].get(calls)) tool_calls_.add(calls);
     return true;
   }
 
@@ -361,7 +363,6 @@ class OpenAIGeneration final : public Generation, private Transfer {
   std::string url_;
   curl_slist* headers_ = nullptr;
   UpstreamSseParser parser_;
-  simdjson::dom::parser json_;
   ToolCallAssembly tool_calls_;
   std::string finish_reason_;
   std::string usage_;

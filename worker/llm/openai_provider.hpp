@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "core/timer_wheel.hpp"
 #include "llm/curl_loop.hpp"
 #include "llm/provider.hpp"
@@ -50,11 +52,16 @@ class OpenAIProvider final : public Provider {
   const OpenAISettings& settings() const { return settings_; }
   TimerWheel& wheel() { return wheel_; }
   CurlLoop& curl() { return curl_; }
+  // One JSON parser for every generation of this loop: its buffers (about 10 KiB at least, most of
+  // it sized by the maximum nesting depth) are not worth having per stream. A parse's results are
+  // valid until the next parse.
+  simdjson::dom::parser& json() { return json_; }
 
  private:
   TimerWheel& wheel_;
   OpenAISettings settings_;
   CurlLoop curl_;
+  simdjson::dom::parser json_;
 };
 
 }  // namespace chatstream::llm
