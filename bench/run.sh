@@ -190,16 +190,21 @@ start_nginx() {
   return 1
 }
 
-stop_nginx() {
-  [[ -n $nginx_pid ]] || return 0
-  kill -QUIT "$nginx_pid" 2>/dev/null || true
-  local _
-  for _ in $(seq 100); do
-    kill -0 "$nginx_pid" 2>/dev/null || break
+# quit_nginx PID SECONDS: a graceful stop (SIGQUIT: requests in flight finish), SIGKILL after SECONDS.
+quit_nginx() {
+  local pid=$1 ticks=$(($2 * 10)) _
+  kill -QUIT "$pid" 2>/dev/null || true
+  for _ in $(seq "$ticks"); do
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -KILL "$nginx_pid" 2>/dev/null || true
-  wait "$nginx_pid" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_nginx() {
+  [[ -n $nginx_pid ]] || return 0
+  quit_nginx "$nginx_pid" 10
   nginx_pid=""
   nginx_worker_pid=""
 }
@@ -504,14 +509,7 @@ tls_pid=""
 
 stop_tls_front() {
   [[ -n $tls_pid ]] || return 0
-  kill -QUIT "$tls_pid" 2>/dev/null || true
-  local _
-  for _ in $(seq 50); do
-    kill -0 "$tls_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$tls_pid" 2>/dev/null || true
-  wait "$tls_pid" 2>/dev/null || true
+  quit_nginx "$tls_pid" 5
   tls_pid=""
 }
 

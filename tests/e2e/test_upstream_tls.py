@@ -153,6 +153,18 @@ class UpstreamTls(E2ETestCase):
         self.assertEqual(errors[:5], [], "every stream opened and ended cleanly")
         return [validate_stream(r.items) for r in results]
 
+    def many_in_background(self, srv, n, message, timeout):
+        """run_many_streams(n) in a thread, so the test acts while the streams run; join() waits for
+        it (with a bound) and .results is then what each stream received."""
+        class Background(threading.Thread):
+            results = None
+
+            def run(self):
+                self.results = harness.run_many_streams(srv.addr, n, {"message": message}, timeout=timeout * SLOW)
+        background = Background()
+        background.start()
+        return background
+
     def start_answer(self, srv, message="hello"):
         s = srv.stream(message)
         self.addCleanup(s.close)
@@ -307,10 +319,7 @@ class UpstreamTls(E2ETestCase):
         fake = self.start_fake_llm(tokens=200, rate=20, model=MODEL)
         front = self.front(fake, max_streams=50)  # 100 streams → two connections of 50
         srv = self.server(front)
-        box = {}
-        thread = threading.Thread(target=lambda: box.update(results=harness.run_many_streams(
-            srv.addr, 100, {"message": "reset question"}, timeout=60 * SLOW)))
-        thread.start()
+        background = self.many_in_background(srv, 100, "reset question", timeout=60)
         try:
             wait_until(lambda: fake.stats()["open_streams"] == 100 and fake.stats()["tokens_sent"] >= 300,
                        20 * SLOW, what="100 upstream streams with tokens flowing")
@@ -320,8 +329,8 @@ class UpstreamTls(E2ETestCase):
             time.sleep(0.2)  # every stream past its first token
             front.reset_connection(victim)
         finally:
-            thread.join(90 * SLOW)
-        results = box["results"]
+            background.join(90 * SLOW)
+        results = background.results
         self.assertEqual([r.error for r in results if r.error][:3], [])
         streams = [validate_stream(r.items) for r in results]
         failed = [sm for sm in streams if sm.terminal.event == "error"]
@@ -348,17 +357,14 @@ class UpstreamTls(E2ETestCase):
         fake = self.start_fake_llm(tokens=10, rate=0, first_token_delay=1500, model=MODEL)
         front = self.front(fake)
         srv = self.server(front)
-        box = {}
-        thread = threading.Thread(target=lambda: box.update(results=harness.run_many_streams(
-            srv.addr, 20, {"message": "early reset"}, timeout=30 * SLOW)))
-        thread.start()
+        background = self.many_in_background(srv, 20, "early reset", timeout=30)
         try:
             wait_until(lambda: fake.stats()["open_streams"] == 20, 10 * SLOW, what="20 upstream requests waiting")
             for port in front.client_ports():
                 front.reset_connection(port)
         finally:
-            thread.join(60 * SLOW)
-        results = box["results"]
+            background.join(60 * SLOW)
+        results = background.results
         self.assertEqual([r.error for r in results if r.error][:3], [])
         streams = [validate_stream(r.items) for r in results]
         self.assertEqual([sm.terminal.event for sm in streams], ["done"] * 20,

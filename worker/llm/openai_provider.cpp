@@ -143,8 +143,9 @@ class OpenAIGeneration final : public Generation, private Transfer {
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings.connect_timeout_ms));
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     // Over HTTPS, wait for a connection being set up to learn whether it multiplexes (HTTP/2) rather
-    // than open another; plain http:// is HTTP/1.1 here, where waiting would queue runs behind each
-    // other's whole answers.
+    // than open another (libcurl does so for the first connection; CurlLoop's gate for the later
+    // ones); plain http:// is HTTP/1.1 here, where waiting would queue runs behind each other's
+    // whole answers.
     bool multiplexed = url_.rfind("https://", 0) == 0;
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, multiplexed ? 1L : 0L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);

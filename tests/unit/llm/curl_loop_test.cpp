@@ -152,6 +152,15 @@ class RecordingTransfer final : public Transfer {
   std::string url_;
 };
 
+// Every transfer of `transfers` (pointers or owning pointers) reported its end.
+template <typename Transfers>
+bool all_done(const Transfers& transfers) {
+  for (const auto& transfer : transfers) {
+    if (transfer->done_calls == 0) return false;
+  }
+  return true;
+}
+
 class CurlLoopTest : public ::testing::Test {
  protected:
   CurlLoopTest() {
@@ -282,12 +291,7 @@ TEST_F(CurlLoopTest, GatedTransfersToAnHttp1UpstreamAllStartInParallel) {
     ASSERT_TRUE(curl_->add(*all.back(), /*multiplexed=*/true));
     EXPECT_TRUE(all.back()->active()) << "a transfer waiting at the gate counts as added";
   }
-  ASSERT_TRUE(run_until([&] {
-    for (RecordingTransfer* t : all) {
-      if (t->done_calls == 0) return false;
-    }
-    return true;
-  })) << "requests that reached the server: " << server_->requests();
+  ASSERT_TRUE(run_until([&] { return all_done(all); })) << "requests that reached the server: " << server_->requests();
   for (RecordingTransfer* t : all) {
     EXPECT_EQ(t->result, CURLE_OK);
     EXPECT_EQ(t->body, "ok");
@@ -337,12 +341,7 @@ TEST_F(CurlLoopTest, AnUnreachableUpstreamFailsEveryGatedTransfer) {
     local.push_back(std::make_unique<RecordingTransfer>(url));
     ASSERT_TRUE(curl_->add(*local.back(), true));
   }
-  ASSERT_TRUE(run_until([&] {
-    for (auto& t : local) {
-      if (t->done_calls == 0) return false;
-    }
-    return true;
-  }));
+  ASSERT_TRUE(run_until([&] { return all_done(local); }));
   for (auto& t : local) EXPECT_EQ(t->result, CURLE_COULDNT_CONNECT);
 }
 
