@@ -9,12 +9,15 @@
 # Both passes always run; the script exits non-zero if anything failed.
 # Environment: JOBS (build parallelism, default nproc), CTEST_ARGS (extra ctest arguments, e.g.
 # "-L e2e" or "-R e2e_protocol"), SKIP_ASAN=1 (first pass only, for a quick local loop), SKIP_FUZZ=1
-# (no fuzz step), TEST_FUZZ_SECONDS (seconds per fuzz target, default 30).
+# (no fuzz step), TEST_FUZZ_SECONDS (seconds per fuzz target, default 30), TEST_JOBS (ctest -j,
+# default 4: the e2e tests mostly wait on their servers, and each declares the cores it loads with
+# ctest's PROCESSORS property, so the heavy ones never overlap; see tests/e2e/CMakeLists.txt).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="${JOBS:-$(nproc)}"
+TEST_JOBS="${TEST_JOBS:-4}"
 read -r -a ctest_extra <<<"${CTEST_ARGS:-}"
 
 bash scripts/deps.sh
@@ -36,7 +39,7 @@ run_pass() {
   echo "=== test.sh: $name: ctest" >&2
   # Per-test TIMEOUT properties bound each test; the outer timeout bounds the whole pass.
   if ! (cd "$dir" && timeout --signal=TERM --kill-after=30 1500 \
-          ctest --output-on-failure --timeout 600 "${ctest_extra[@]}"); then
+          ctest --output-on-failure --timeout 600 -j "$TEST_JOBS" "${ctest_extra[@]}"); then
     failed+=("$name (tests)")
   fi
   echo "=== test.sh: $name: done in $((SECONDS - start))s" >&2

@@ -73,7 +73,13 @@ def main() -> None:
     ap.add_argument("--binary")
     ap.add_argument("--source-dir")
     ap.add_argument("--fake-llm")
+    ap.add_argument("--list-classes", action="store_true")
     args, rest = ap.parse_known_args()
+    if args.list_classes:
+        # For tests/e2e/CMakeLists.txt: one ctest test per class, so ctest runs them in parallel.
+        for name in test_classes(sys.modules["__main__"]):
+            print(name)
+        return
     if args.fake_llm:
         FAKE_LLM = os.path.abspath(args.fake_llm)
     if args.source_dir:
@@ -84,7 +90,50 @@ def main() -> None:
         BINARY = os.path.abspath(args.binary)
     raise_fd_limit()
     sys.stderr.write(f"e2e: binary {BINARY}{' (sanitizers)' if is_sanitizer_build() else ''}\n")
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2, testRunner=TimedTestRunner)
+
+
+def test_classes(module) -> list[str]:
+    """The names of the module's TestCase classes that hold at least one test, in file order."""
+    loader = unittest.defaultTestLoader
+    names = []
+    for name, obj in vars(module).items():
+        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj.__module__ == module.__name__
+                and loader.getTestCaseNames(obj)):
+            names.append(name)
+    return names
+
+
+class _TimedResult(unittest.TextTestResult):
+    """Prints each test's wall time next to its verdict and keeps them for the slowest-first list."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.timings: list[tuple[float, str]] = []
+        self._started = 0.0
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        elapsed = time.monotonic() - self._started
+        self.timings.append((elapsed, test.id()))
+        self.stream.write(f"    ({elapsed:.2f} s)\n")
+        super().stopTest(test)
+
+
+class TimedTestRunner(unittest.TextTestRunner):
+    """unittest's runner plus the five slowest tests of the file (where the suite's time goes)."""
+    resultclass = _TimedResult
+
+    def run(self, test):
+        result = super().run(test)
+        slowest = sorted(result.timings, reverse=True)[:5]
+        if slowest:
+            self.stream.write("slowest: " + ", ".join(f"{t.rsplit('.', 2)[-2]}.{t.rsplit('.', 1)[-1]} "
+                                                      f"{s:.1f} s" for s, t in slowest) + "\n")
+        return result
 
 
 def raise_fd_limit(want: int = 16384) -> int:

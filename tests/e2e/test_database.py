@@ -555,7 +555,7 @@ class PartialAnswers(DatabaseCase):
     def received_text(self, s):
         return "".join(e.json["content"] for e in s.events() if e.event == "token")
 
-    def assertSaved(self, run_id, message_status, run_status, error_code, received, equal):
+    def assertSaved(self, run_id, message_status, run_status, error_code, received, equal, extra_tokens=1):
         row = self.wait_assistant_row(self.pg, run_id)
         content = row["content"]
         self.assertTrue(content, f"the partial answer is saved non-empty: {row}")
@@ -566,8 +566,8 @@ class PartialAnswers(DatabaseCase):
         else:
             self.assertTrue(content.startswith(received),
                             f"everything the client received was saved: saved {content!r}, received {received!r}")
-            self.assertLessEqual(len(content.split()) - len(received.split()), 1,
-                                 "at most the token in flight when the client left")
+            self.assertLessEqual(len(content.split()) - len(received.split()), extra_tokens,
+                                 "at most the tokens in flight or made while the run waited for a resume")
         self.assertEqual(row["status"], message_status, row)
         self.assertEqual(row["token_count"], len(content.split()), row)
         run = wait_until(lambda: (lambda r: r if r and r["status"] != "running" else None)(self.run_row(self.pg, run_id)),
@@ -615,7 +615,9 @@ class PartialAnswers(DatabaseCase):
         s, run_id, _ = self.open_until_tokens(srv, 3)
         received = self.received_text(s)
         s.close()
-        self.assertSaved(run_id, "cancelled", "disconnected", None, received, equal=False)
+        # Saved: what the client got, the token in flight, the one of the 200 ms grace, and (ctest runs
+        # tests side by side) two more for a loaded machine's scheduling; never the whole answer.
+        self.assertSaved(run_id, "cancelled", "disconnected", None, received, equal=False, extra_tokens=4)
         wait_until(lambda: srv.metrics().value("chatstream_runs_total", status="disconnected") == 1, 2,
                    what="the run is counted as disconnected")
 

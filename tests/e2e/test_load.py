@@ -5,6 +5,7 @@ order, directly and through nginx. One client thread (selectors) holds all of th
 import os
 import resource
 import signal
+import sys
 import threading
 
 import harness
@@ -111,5 +112,5 @@ class Load(E2ETestCase):
 
 
 if __name__ == "__main__":
-    print(f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)}")
+    print(f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)}", file=sys.stderr)
     harness.main()

@@ -88,6 +88,8 @@ class Db:
 
 
 class ResumeCase(E2ETestCase):
+    rate = RATE  # tokens per second of the scripted answer
+
     def setUp(self):
         name = "t_" + uuid.uuid4().hex[:12]
         self.db = Db(PG, PG.create_database(name))
@@ -98,7 +100,7 @@ class ResumeCase(E2ETestCase):
 
     def server(self, **flags):
         kw = dict(workers=1, database_url=self.db.url, provider="scripted", scripted_text=TEXT,
-                  scripted_rate=RATE, checkpoint_interval="200ms", run_timeout="60s")
+                  scripted_rate=self.rate, checkpoint_interval="200ms", run_timeout="60s")
         kw.update(flags)
         if kw.get("database_url") is None:
             kw.pop("database_url")
@@ -243,6 +245,10 @@ class ResumeCase(E2ETestCase):
 # -------------------------------------------------------------------------------------------------
 
 class CutAndResume(ResumeCase):
+    # 4 s answers: the cut, the resume elsewhere and its checks must meet a live run also when ctest
+    # runs other tests beside this one (at 25/s the answer was over before a loaded machine resumed).
+    rate = 10
+
     def cut_and_resume(self, origin, resumer, via, tokens_before=4, elsewhere=False):
         """A stream started through `origin` (a (server, conn) pair), cut after some tokens, resumed
         through `resumer`; checks the contract and returns (run_id, events before, resumed events)."""
@@ -348,7 +354,10 @@ class CutAndResume(ResumeCase):
         """A stream of a new session cut right after meta, resumed at once on the other worker or
         instance: 200 and the stream from the cursor, as on the owner. The stream (meta) opens before
         the run's row is committed; a resume that reaches PostgreSQL first looks again until it is."""
-        srv = self.server(workers=2, checkpoint_interval="2s")  # the default interval
+        # No checkpoint during these runs: the worker checkpoints all its runs on one clock, so with the
+        # default 2 s a tick could land right after a run started and the row would not be "before any
+        # checkpoint" any more.
+        srv = self.server(workers=2, checkpoint_interval="60s")
         b = self.server(workers=1)
         results = []
         for where in ("other worker", "other instance", "other worker, once the run row exists"):
@@ -569,6 +578,8 @@ class SeveralReaders(ResumeCase):
 # -------------------------------------------------------------------------------------------------
 
 class DisconnectGrace(ResumeCase):
+    rate = 10  # 4 s answers, as in CutAndResume: a reader that leaves must meet a live run
+
     def started(self, srv, conn=None, **body):
         s, meta = self.post(srv, conn=conn, **body)
         self.read_tokens(s, 3)
@@ -581,9 +592,12 @@ class DisconnectGrace(ResumeCase):
         t_cut = now()
         self.cut(default)
         self.cut(explicit)
-        # The run goes on meanwhile.
+        # The run goes on meanwhile (checked only when the query is answered inside the grace: on a
+        # loaded machine psql alone can take longer than what is left of it).
         time.sleep(0.25)
-        self.assertEqual(self.db.status(run_a), "running", "the run waits the grace for a resume")
+        status = self.db.status(run_a)
+        if now() - t_cut < 0.45:
+            self.assertEqual(status, "running", "the run waits the grace for a resume")
         wait_until(lambda: self.db.status(run_a) == "disconnected" and self.db.status(run_b) == "disconnected",
                    5, interval=0.02, what="both runs end as disconnected")
         elapsed = now() - t_cut

@@ -4,22 +4,26 @@
 #   e2e   playwright-core driving Debian's chromium headless through the REAL chatstream and nginx
 #         (tests/web/e2e/*.test.mjs); screenshots go to tests/artifacts/web/
 #
-#   tests/web/run.sh [unit|e2e|all] [--binary PATH]
+#   tests/web/run.sh [unit|e2e|all] [--binary PATH] [--file NAME]
 #
 # The server binary: --binary, else $CHATSTREAM_BIN, else <source>/build/chatstream. Installs what is
-# missing first (chromium and nginx with apt, playwright-core with npm ci from package-lock.json).
-# Exits non-zero when a test fails. Extra: E2E_FILTER=regex runs only the matching e2e tests.
+# missing first (chromium and nginx with apt, playwright-core with npm ci from package-lock.json),
+# under a lock: ctest runs the e2e files side by side. --file NAME runs only e2e/NAME.test.mjs (ctest
+# registers one test per file: web_e2e.NAME). Exits non-zero when a test fails.
+# Extra: E2E_FILTER=regex runs only the matching e2e tests.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 what="all"
+file=""
 binary="${CHATSTREAM_BIN:-$ROOT/build/chatstream}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     unit|e2e|all) what="$1"; shift ;;
     --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
+    --file) file="${2:?--file needs a name}"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -62,6 +66,14 @@ fi
 
 if [[ "$what" == e2e || "$what" == all ]]; then
   (( node_major >= 20 )) || { log "playwright-core needs node >= 20, found $(node --version)"; exit 1; }
+  files=(e2e/*.test.mjs)
+  if [[ -n "$file" ]]; then
+    files=("e2e/$file.test.mjs")
+    [[ -f "${files[0]}" ]] || { log "no such e2e file: ${files[0]}"; exit 2; }
+  fi
+  # One installer at a time: the other files' runs wait here, then find everything in place.
+  exec 9>"$HERE/.install.lock"
+  flock 9
   [[ -x /usr/bin/chromium ]] || apt_install chromium
   [[ -x /usr/sbin/nginx ]] || apt_install nginx-light
   command -v npm >/dev/null || apt_install npm
@@ -71,13 +83,14 @@ if [[ "$what" == e2e || "$what" == all ]]; then
     log "npm ci (playwright-core $want)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
+  flock -u 9
   [[ -x "$binary" ]] || { log "chatstream binary not found: $binary (build it: cmake --build build --target chatstream)"; exit 1; }
   mkdir -p "$ROOT/tests/artifacts/web"
   log "end-to-end tests with $binary and $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
   name_flags=()
   [[ -n "${E2E_FILTER:-}" ]] && name_flags+=(--test-name-pattern="$E2E_FILTER")
   CHATSTREAM_BIN="$binary" CHATSTREAM_SOURCE_DIR="$ROOT" \
-    node --test "${test_flags[@]}" "${name_flags[@]}" e2e/*.test.mjs || status=1
+    node --test "${test_flags[@]}" "${name_flags[@]}" "${files[@]}" || status=1
   log "screenshots: $ROOT/tests/artifacts/web/"
 fi
 

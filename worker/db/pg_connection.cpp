@@ -105,12 +105,15 @@ void PgConnection::on_poll(uv_poll_t* handle, int status, int events) {
 }
 
 void PgConnection::on_events(int status, int events) {
-  if (status < 0) {
-    fail(std::string("poll: ") + uv_strerror(status));
+  if (state_ == State::kConnecting) {
+    // A socket error while connecting (a refused port: POLLERR, which libuv reports as UV_EBADF after
+    // stopping the handle) is PQconnectPoll's to read: it tries the conninfo's next address or host,
+    // or fails with the real reason.
+    continue_connect();
     return;
   }
-  if (state_ == State::kConnecting) {
-    continue_connect();
+  if (status < 0) {
+    fail(std::string("poll: ") + uv_strerror(status));
     return;
   }
   if ((events & UV_WRITABLE) && want_write_) flush_output();
@@ -119,6 +122,9 @@ void PgConnection::on_events(int status, int events) {
 }
 
 void PgConnection::continue_connect() {
+  // Watch again whatever the socket now is: the handle may have been stopped by an error, and libpq
+  // may have moved to the next host on a new socket that got the old one's number.
+  polled_events_ = 0;
   switch (PQconnectPoll(conn_)) {
     case PGRES_POLLING_READING:
       watch(UV_READABLE);
@@ -173,12 +179,7 @@ void PgConnection::read_input() {
     fail(trim_message(PQerrorMessage(conn_)));
     return;
   }
-  while (PGnotify* notify = PQnotifies(conn_)) {
-    std::string channel = notify->relname, payload = notify->extra;
-    PQfreemem(notify);
-    observer_.on_notification(*this, channel, payload);
-    if (state_ == State::kClosed) return;
-  }
+  if (!deliver_notifications()) return;
   if (state_ != State::kBusy) return;
   while (!PQisBusy(conn_)) {
     PGresult* result = PQgetResult(conn_);
@@ -202,6 +203,7 @@ void PgConnection::read_input() {
       abandoned_ = false;
       if (callback && !abandoned) callback(outcome);
       if (ready()) observer_.on_ready(*this);  // not after a close from inside the callback
+      deliver_notifications();
       return;
     }
     // Keep the first error, otherwise the last result (a statement yields one result here).
@@ -212,6 +214,21 @@ void PgConnection::read_input() {
       PQclear(result);
     }
   }
+  deliver_notifications();
+}
+
+// libpq parses a notification wherever it reads messages: in PQnotifies, but also in PQisBusy and
+// PQgetResult when it came behind a statement's answer (a LISTEN's, say), in the same read. The socket
+// may stay quiet after that, so every pass over the input ends here.
+bool PgConnection::deliver_notifications() {
+  while (conn_ && state_ != State::kClosed) {
+    PGnotify* notify = PQnotifies(conn_);
+    if (!notify) return true;
+    std::string channel = notify->relname, payload = notify->extra;
+    PQfreemem(notify);
+    observer_.on_notification(*this, channel, payload);
+  }
+  return false;
 }
 
 void PgConnection::abandon() {

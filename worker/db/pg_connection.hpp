@@ -101,6 +101,7 @@ class PgConnection final : public Reclaimable {
   void on_events(int status, int events);
   void flush_output();
   void read_input();
+  bool deliver_notifications();  // false when the connection closed or failed meanwhile
   void fail(std::string message);
   void drop_socket();
   static void on_poll(uv_poll_t* handle, int status, int events);

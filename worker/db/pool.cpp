@@ -13,7 +13,21 @@ Pool::Pool(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, PoolSetting
     : loop_(loop), wheel_(wheel), graveyard_(graveyard), settings_(std::move(settings)),
       deadline_timer_(&Pool::on_deadline, this), deferred_timer_(&Pool::on_deferred, this) {}
 
-Pool::~Pool() { close(); }
+Pool::~Pool() {
+  close();
+  // Statements executed after close() wait in failed_ for a wheel tick that may never come (the
+  // server closes the wheel right after the pool): they hear back here, not never.
+  while (!failed_.empty()) {
+    std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed;
+    failed.swap(failed_);
+    for (auto& [job, error] : failed) {
+      QueryOutcome outcome;
+      outcome.error = std::move(error);
+      if (job->callback) job->callback(outcome);
+    }
+  }
+  wheel_.cancel(deferred_timer_);  // what those callbacks executed scheduled it again
+}
 
 void Pool::start() {
   for (size_t i = 0; i < settings_.size; ++i) {

@@ -2,14 +2,15 @@
 // A small pool of PgConnections per worker with a FIFO of waiting statements. A statement waits at
 // most `wait_timeout_ms` for a free connection, and the queue is bounded: past either limit the
 // caller gets kOverloaded (the HTTP layer answers 503 / error{overloaded} with Retry-After) instead
-// of an unbounded queue. When no connection is up, waiting statements fail with kUnavailable at
-// their deadline; connections keep reconnecting with backoff meanwhile.
+// of an unbounded queue. When no connection is up, waiting statements fail with kDatabaseUnavailable
+// at their deadline; connections keep reconnecting with backoff meanwhile.
 //
 // Also owns one extra connection that LISTENs on the channels given to listen() and reports
 // notifications (cross-worker cancel).
 //
 // close() fails every statement still waiting or running (kDatabaseUnavailable): no callback is ever
-// dropped silently, so whoever waits for one (a run waiting for its save) always hears back.
+// dropped silently, so whoever waits for one (a run waiting for its save) always hears back; one
+// executed after close() hears back on the next wheel tick, or at the latest in the destructor.
 
 #include <uv.h>
 

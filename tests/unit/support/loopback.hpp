@@ -25,13 +25,9 @@
 #include "core/intrusive_list.hpp"
 #include "core/timer_wheel.hpp"
 #include "http/connection.hpp"
+#include "support/fake_clock.hpp"
 
 namespace chatstream::testing {
-
-inline uint64_t& fake_clock_ms() {
-  static uint64_t now = 1000000;
-  return now;
-}
 
 class Loopback final : public http::Host {
  public:

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The throwaway PostgreSQL cluster of the unit tests that need one (tests/unit/db/pool_test.cpp):
+# scripts/pg.sh on a free loopback port, durability off (PG_FAST), its URL written to DIR/url.
+#
+#   scripts/unit-pg.sh start DIR   a fresh cluster in DIR (a cluster left there is stopped and
+#                                  removed first); prints the URL and writes it to DIR/url
+#   scripts/unit-pg.sh stop DIR    stops it and removes DIR
+#
+# ctest runs `start` once before the Pool tests (fixture unit_pg, tests/CMakeLists.txt) and `stop`
+# after them; the test binary run by hand calls it itself.
+set -euo pipefail
+
+cmd=${1:?usage: unit-pg.sh start|stop DIR}
+dir=${2:?usage: unit-pg.sh start|stop DIR}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+stop() {
+  if [[ -d $dir ]]; then
+    "$here/pg.sh" stop "$dir"
+    rm -rf "$dir"
+  fi
+}
+
+case "$cmd" in
+  start)
+    if [[ ! -x /usr/lib/postgresql/15/bin/initdb ]]; then
+      echo "unit-pg.sh: PostgreSQL 15 is not installed (no /usr/lib/postgresql/15/bin/initdb);" \
+        "scripts/deps.sh installs it" >&2
+      exit 1
+    fi
+    stop
+    # A port free now may be taken before the postmaster binds it: try a few.
+    for attempt in 1 2 3 4 5; do
+      port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      if url=$(PG_FAST=1 "$here/pg.sh" start "$dir" "$port"); then
+        echo "$url" >"$dir/url"
+        echo "$url"
+        exit 0
+      fi
+      echo "unit-pg.sh: start on port $port failed (attempt $attempt)" >&2
+    done
+    echo "unit-pg.sh: PostgreSQL did not start; see $dir/postgres.log" >&2
+    exit 1
+    ;;
+  stop)
+    stop
+    ;;
+  *)
+    echo "unit-pg.sh: unknown command $cmd" >&2
+    exit 2
+    ;;
+esac
