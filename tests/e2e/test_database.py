@@ -651,7 +651,8 @@ class Outage(DatabaseCase):
     def test_database_stopped_mid_run_and_back(self):
         pg = self.start_postgres()
         pg.migrate()
-        text = " ".join(f"tok{i:02d}" for i in range(15))  # 3 s at 5 tokens/s
+        # 6 s at 5 tokens/s: the cluster is surely stopped before the answer ends, also on a loaded machine
+        text = " ".join(f"tok{i:02d}" for i in range(30))
         srv = self.start_server(workers=1, database_url=pg, provider="scripted", scripted_text=text,
                                 scripted_rate=5, db_wait_timeout="1s", run_timeout="60s")
         # The pool connects in the background after start: wait for it rather than race it.

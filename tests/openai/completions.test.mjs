@@ -138,7 +138,12 @@ test('without include_usage there is no usage chunk: finish chunk, then the end'
   assert.equal(contentOf(chunks), TEXT);
   assert.equal(chunks.at(-1).chunk.choices[0].finish_reason, 'stop');
   assert.ok(chunks.every(({ chunk }) => chunk.usage == null), 'a usage chunk was sent without being asked for');
-  assert.equal(chunks.length, WORDS.length + 2);
+  // role chunk, the words, finish chunk: a chunk per word, except words that reached the server in the
+  // same loop turn (a loaded machine; see the test above), which share one.
+  const content = chunks.slice(1, -1).map(({ chunk }) => chunk.choices[0].delta.content);
+  assert.deepEqual(content.flatMap((text) => wordsOf(text)), WORDS, 'whole words, in order, none lost or repeated');
+  assert.ok(content.length <= WORDS.length && content.length >= WORDS.length - 3,
+    `${content.length} content chunks for ${WORDS.length} words`);
 });
 
 test("the stream's id is chatcmpl-<uuid>, the same on every chunk, new for every request", async () => {
@@ -303,7 +308,10 @@ test('aborting a stream with an AbortController ends the run on the server', asy
   } catch (err) {
     assert.ok(err instanceof OpenAI.APIUserAbortError || err.name === 'AbortError', `unexpected ${err}`);
   }
-  assert.deepEqual(received, WORDS.slice(0, 3));
+  // Three chunks: three words, or a few more where words that came in one loop turn share a chunk.
+  const words = received.flatMap((text) => wordsOf(text));
+  assert.ok(words.length >= 3, `${words}`);
+  assert.deepEqual(words, WORDS.slice(0, words.length));
   await waitUntil(async () => (await runsTotal('disconnected')) === disconnected + 1, {
     timeout: 5000, what: 'chatstream_runs_total{status="disconnected"} to increment',
   });
