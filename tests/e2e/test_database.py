@@ -754,6 +754,9 @@ class Outage(DatabaseCase):
         pg.migrate()
         srv = self.start_server(workers=2, database_url=pg, provider="scripted", scripted_text=SLOW_TEXT,
                                 scripted_rate=5, db_wait_timeout="500ms")
+        # Connected first: a pool that never connected reports "connecting", never "unavailable" (the
+        # workers connect in the background after start; a loaded machine can still be at it here).
+        wait_all_workers(srv, "connected", 15)
         pg.stop()
         wait_all_workers(srv, "unavailable", 5)
         pg.start()
@@ -790,7 +793,10 @@ def wait_all_workers(srv, state, timeout):
         j = srv.healthz()
         states[j["pid"]] = j["database"]
         return set(states) >= set(srv.worker_pids()) and all(states[p] == state for p in srv.worker_pids())
-    wait_until(check, timeout * harness.SLOW, what=f'every worker reports "database": "{state}" ({states})')
+    try:
+        wait_until(check, timeout * harness.SLOW, what=f'every worker reports "database": "{state}"')
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last reported: {states}") from None
 
 
 def sys_stderr(msg):
