@@ -17,15 +17,7 @@ Pool::~Pool() {
   close();
   // Statements executed after close() wait in failed_ for a wheel tick that may never come (the
   // server closes the wheel right after the pool): they hear back here, not never.
-  while (!failed_.empty()) {
-    std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed;
-    failed.swap(failed_);
-    for (auto& [job, error] : failed) {
-      QueryOutcome outcome;
-      outcome.error = std::move(error);
-      if (job->callback) job->callback(outcome);
-    }
-  }
+  while (!failed_.empty()) deliver_failed();
   wheel_.cancel(deferred_timer_);  // what those callbacks executed scheduled it again
 }
 
@@ -173,14 +165,19 @@ void Pool::fail_later(std::unique_ptr<Job> job, QueryError error) {
 
 void Pool::on_deferred(void* opaque) {
   auto* self = static_cast<Pool*>(opaque);
+  self->deliver_failed();
+  self->dispatch();
+}
+
+void Pool::deliver_failed() {
+  // Swapped out first: a callback may execute() again, which may fail into failed_ anew.
   std::vector<std::pair<std::unique_ptr<Job>, QueryError>> failed;
-  failed.swap(self->failed_);
+  failed.swap(failed_);
   for (auto& [job, error] : failed) {
     QueryOutcome outcome;
     outcome.error = std::move(error);
     if (job->callback) job->callback(outcome);
   }
-  self->dispatch();
 }
 
 void Pool::arm_deadline() {

@@ -80,6 +80,9 @@ class Pool final : private PgConnection::Observer {
   void dispatch();
   void run(PgConnection& connection, std::unique_ptr<Job> job);
   void fail_later(std::unique_ptr<Job> job, QueryError error);
+  // Answers every statement in failed_ (fail_later) with its error; those that their callbacks queue
+  // meanwhile wait for the next call.
+  void deliver_failed();
   void arm_deadline();
   static void on_deadline(void* self);
   static void on_deferred(void* self);

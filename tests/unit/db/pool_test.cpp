@@ -244,7 +244,16 @@ class PoolTest : public ::testing::Test {
     settings.wait_timeout_ms = wait_timeout_ms;
     settings.max_waiting = max_waiting;
     pool_ = std::make_unique<Pool>(&loop_, wheel_, graveyard_, settings);
+    pool_size_ = size;
     return *pool_;
+  }
+
+  // start(), then run the loop until every connection of the pool is up.
+  ::testing::AssertionResult start_connected(Pool& pool) {
+    pool.start();
+    if (run_until([&] { return pool.connected() == pool_size_; })) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << pool.connected() << " of " << pool_size_
+                                         << " connections up, state " << pool.state();
   }
 
   // A record for one statement, owned by the fixture: a test that stops at a failed ASSERT leaves
@@ -389,6 +398,7 @@ class PoolTest : public ::testing::Test {
   Graveyard graveyard_;
   std::deque<Outcome> outcomes_;  // before pool_: outlives it
   std::unique_ptr<Pool> pool_;
+  size_t pool_size_ = 0;
   std::string app_;  // this test's application_name: its backends in pg_stat_activity
   std::string lock_key_;
 
@@ -423,8 +433,7 @@ class PoolTest : public ::testing::Test {
 TEST_F(PoolTest, AStatementReturnsItsRowsFromTheLoopNeverInsideExecute) {
   Pool& pool = make_pool(2);
   EXPECT_EQ(pool.state(), "connecting");
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 2; }));
+  ASSERT_TRUE(start_connected(pool));
   EXPECT_EQ(pool.state(), "connected");
 
   Outcome& result = outcome();
@@ -458,8 +467,7 @@ TEST_F(PoolTest, ARefusedStatementFailsWithItsSqlstateAndTheConnectionStaysUsabl
 
 TEST_F(PoolTest, WithOneConnectionStatementsCompleteInTheOrderTheyWereQueued) {
   Pool& pool = make_pool(1);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   std::vector<Outcome*> outcomes;
   for (int i = 0; i < 6; ++i) {
     outcomes.push_back(&outcome());
@@ -476,8 +484,7 @@ TEST_F(PoolTest, WithOneConnectionStatementsCompleteInTheOrderTheyWereQueued) {
 
 TEST_F(PoolTest, PastMaxWaitingAStatementIsOverloadedFromTheLoop) {
   Pool& pool = make_pool(1, 60000, /*max_waiting=*/2);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   hold_lock();
   Outcome& running = outcome();
   Outcome& first = outcome();
@@ -513,8 +520,7 @@ TEST_F(PoolTest, PastMaxWaitingAStatementIsOverloadedFromTheLoop) {
 TEST_F(PoolTest, AStatementWaitingPastItsDeadlineIsOverloadedAndACancelFreesTheConnection) {
   constexpr uint64_t kWaitMs = 5000;
   Pool& pool = make_pool(1, kWaitMs);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   Outcome& sleeping = outcome();
   Outcome& waiting = outcome();
   Outcome& third = outcome();
@@ -582,8 +588,7 @@ TEST_F(PoolTest, AConninfoWhoseFirstHostRefusesConnectsThroughTheNext) {
   ASSERT_NE(host, std::string::npos) << url;
   url.insert(host, "127.0.0.1:" + std::to_string(refused.port) + ",");
   Pool& pool = make_pool(1, 60000, 1024, url);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; })) << url;
+  ASSERT_TRUE(start_connected(pool)) << url;
   Outcome& result = outcome();
   execute("SELECT 'through the second host'", {}, result);
   ASSERT_TRUE(run_until([&] { return result.calls > 0; }));
@@ -592,8 +597,7 @@ TEST_F(PoolTest, AConninfoWhoseFirstHostRefusesConnectsThroughTheNext) {
 
 TEST_F(PoolTest, CloseFailsEveryStatementExactlyOnceEvenThoseQueuedFromItsCallbacks) {
   Pool& pool = make_pool(1, 60000, /*max_waiting=*/2);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   Outcome& running = outcome();
   Outcome& first = outcome();
   Outcome& second = outcome();
@@ -636,8 +640,7 @@ TEST_F(PoolTest, AStatementAfterCloseHearsBackWhenThePoolIsDestroyedBeforeTheNex
   // The server closes the timer wheel right after the pool: the tick that would deliver the failure
   // never comes, so the destructor delivers it (a run waiting for its save is freed, not leaked).
   Pool& pool = make_pool(1);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   pool.close();
   Outcome& after_close = outcome();
   Outcome& from_callback = outcome();
@@ -656,8 +659,7 @@ TEST_F(PoolTest, AStatementAfterCloseHearsBackWhenThePoolIsDestroyedBeforeTheNex
 
 TEST_F(PoolTest, CancelIfWaitingDropsAWaitingStatementButNotARunningOne) {
   Pool& pool = make_pool(1);
-  pool.start();
-  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  ASSERT_TRUE(start_connected(pool));
   hold_lock();
   Outcome& running = outcome();
   Outcome& dropped = outcome();
