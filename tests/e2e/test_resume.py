@@ -812,7 +812,9 @@ class WorkerLost(ResumeCase):
         check_lost(replay, "fresh replay")
         self.assertEqual(text_of(replay), row["content"], "the replay carries the checkpoint's text")
         self.assertEqual(row["content"], row["checkpoint"], "the answer stored is the checkpoints' text")
-        self.assertEqual(replay[-1].json["tokens"], len([e for e in replay if e.event == "token"]), replay[-1].data)
+        # The count is of the stored text's tokens (one scripted word each); a token event may carry
+        # several when the log merged them (a reader was slow), so the events are not counted.
+        self.assertEqual(replay[-1].json["tokens"], len(row["content"].split()), replay[-1].data)
         # The follower that was live when the owner died, and the original client resuming with its
         # own cursor: both may have seen more events than the last checkpoint stored. Each must still
         # get exactly one terminal error, with no id repeated.

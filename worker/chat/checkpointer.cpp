@@ -54,7 +54,7 @@ void Checkpointer::write_checkpoint() {
     running = true;
     std::string_view answer = run->framed_answer();
     CheckpointEntry entry{run->id(), run->session_id(), run->checkpoint_pieces(),
-                          answer.substr(run->checkpointed_bytes()), run->tokens(), {}, 0, 0};
+                          answer.substr(run->checkpointed_bytes()), run->framed_tokens(), {}, 0, 0};
     if (const sse::EventLog* log = run->event_log()) {
       entry.events_from = run->checkpointed_events();
       entry.events_to = log->next_seq();

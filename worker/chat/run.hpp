@@ -78,6 +78,11 @@ class Run final : public Reclaimable,
     return std::string_view(answer_).substr(0, answer_.size() - std::min(pending, answer_.size()));
   }
   uint64_t tokens() const { return tokens_; }
+  // The tokens of framed_answer(): a checkpoint's count agrees with its text and its events.
+  uint64_t framed_tokens() const {
+    uint64_t pending = log_ && writer_ ? writer_->pending_tokens() : 0;
+    return tokens_ - std::min(pending, tokens_);
+  }
   size_t checkpointed_bytes() const { return checkpointed_bytes_; }
   // The checkpoints stored so far: the next one's piece number (run_events.piece).
   uint32_t checkpoint_pieces() const { return checkpoint_pieces_; }

@@ -73,6 +73,8 @@ class RunWriter {
   // Bytes of token text received but not framed yet (merged until the next flush pass): the log
   // holds everything before them.
   virtual size_t pending_token_bytes() const { return 0; }
+  // The tokens those bytes belong to.
+  virtual uint64_t pending_tokens() const { return 0; }
 };
 
 struct WriterSettings {

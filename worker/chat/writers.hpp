@@ -23,6 +23,7 @@ class SseRunWriter : public RunWriter {
   sse::EventLog* event_log() override { return log_.get(); }
   void flush_tokens() override { stream_.flush_tokens(); }
   size_t pending_token_bytes() const override { return stream_.pending_token_bytes(); }
+  uint64_t pending_tokens() const override { return stream_.pending_tokens(); }
 
   void refuse(Errc error, std::string_view message, std::string_view extra_fields) override {
     if (!stream_.attached()) return;  // the client left

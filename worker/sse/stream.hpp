@@ -80,6 +80,8 @@ class Stream final : public http::ResponseProducer {
   }
   // Token text received and not framed yet.
   size_t pending_token_bytes() const { return tokens_.size(); }
+  // Deltas received and not framed yet (a delta split by a held-back character counts as pending).
+  uint64_t pending_tokens() const { return tokens_.tokens(); }
   // Frames the final event and ends the response. The stream is inert afterwards. With
   // `drop_connection` (a slow consumer) the connection is closed right after one last write attempt
   // instead of waiting for a client that does not read.
