@@ -29,7 +29,7 @@ after(async () => {
 
 /** A page signed in with `token` handed over the way a site would: #token=… in the address. */
 async function openSignedIn(token, { viewport = { width: 1100, height: 820 } } = {}) {
-  const context = await stack.browser.newContext({ viewport, colorScheme: 'light' });
+  const context = await stack.browser.newContext({ viewport, colorScheme: 'light', reducedMotion: 'reduce' });
   const page = await context.newPage();
   page.pageErrors = [];
   page.on('pageerror', (e) => page.pageErrors.push(String(e)));

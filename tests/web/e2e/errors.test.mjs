@@ -85,8 +85,10 @@ test('429 and 503 before the stream are retried after 1 s and 2 s, then the answ
   assert.equal(requests.length, 3);
   const gap1 = requests[1].at - requests[0].at;
   const gap2 = requests[2].at - requests[1].at;
-  assert.ok(gap1 >= 900 && gap1 < 1900, `first retry after ${gap1} ms, want ~1 s`);
-  assert.ok(gap2 >= 1900 && gap2 < 3500, `second retry after ${gap2} ms, want ~2 s`);
+  // Lower bounds at 0.8 of the delay: the times are when node hears of each request, and on a loaded
+  // machine one hears later than the other; 0.8 still tells each step of the backoff from the one before.
+  assert.ok(gap1 >= 800 && gap1 < 1900, `first retry after ${gap1} ms, want ~1 s`);
+  assert.ok(gap2 >= 1600 && gap2 < 3500, `second retry after ${gap2} ms, want ~2 s`);
   assert.equal(await page.locator('#status').isHidden(), true);
   assert.equal(await page.locator('#error').isHidden(), true);
   await page.context().close();
@@ -104,7 +106,8 @@ test('network failures are retried after 1 s, 2 s, 4 s, then shown with a retry 
   assert.equal(requests.length, 4);
   const gaps = requests.slice(1).map((r, i) => r.at - requests[i].at);
   for (const [i, want] of [1000, 2000, 4000].entries()) {
-    assert.ok(gaps[i] >= want - 100 && gaps[i] < want + 1500, `gap ${i + 1} was ${gaps[i]} ms, want ~${want}`);
+    // At least 0.8 of each delay (see the test above): when node hears of a request lags on a loaded machine.
+    assert.ok(gaps[i] >= want * 0.8 && gaps[i] < want + 1500, `gap ${i + 1} was ${gaps[i]} ms, want ~${want}`);
   }
   assert.match(await page.locator('#error-text').textContent(), /connection to the server was lost.*4 attempts/);
   await page.screenshot({ path: screenshotPath('network-error') });

@@ -292,7 +292,10 @@ export async function startStack(serverOptions = {}) {
     },
     async openOnce({ viewport = { width: 1100, height: 820 }, colorScheme = 'light', debug = false, url = nginx.url } = {}) {
       await relaunchIfGone();
-      const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'no-preference' });
+      // Reduced motion: the page's endless animations (typing dots, stage shimmer, caret) stop, as
+      // style.css does for users who ask for it; seven headless browsers at once otherwise spend a
+      // core on repainting them, which slows every test beside them. Nothing here times an animation.
+      const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'reduce' });
       if (debug) await context.addInitScript(() => localStorage.setItem('DEBUG_STREAMING', 'true'));
       const page = await context.newPage();
       page.consoleMessages = [];

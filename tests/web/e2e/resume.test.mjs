@@ -151,7 +151,8 @@ test('resume: a network cut mid-answer: the same answer continues, no text lost 
   assert.equal(new Set(resumes.map((r) => r.lastEventId)).size, 1, 'nothing arrived between the cut and the resume');
   if (resumes.length >= 2) {
     const gap = resumes[1].at - resumes[0].at;
-    assert.ok(gap >= 1900 && gap < 3500 * SLOW, `second reconnection ${gap} ms after the first, want ~2 s`);
+    // 0.8 of the 2 s delay: node hears of each request late on a loaded machine, not always equally late.
+    assert.ok(gap >= 1600 && gap < 3500 * SLOW, `second reconnection ${gap} ms after the first, want ~2 s`);
   }
 
   const conv = await storedWhenIdle(await sessionOf(page));
