@@ -160,7 +160,8 @@ class InstanceRestart(DurableCase):
                    what="the runs have a checkpoint")
         harness.kill_group(gone.pid, signal.SIGKILL)
         gone.wait(5)
-        other = self.start_server(instance_id="host-b", **flags)
+        # host-b's own answer at 20 tokens/s (6 s) is still running when its sweep comes (~1.5 s).
+        other = self.start_server(instance_id="host-b", **{**flags, "scripted_rate": 20})
         # A live instance's runs are never touched: host-b's own run completes.
         mine = other.stream("mine")
         # host-a's lease (10 intervals = 1 s) runs out; host-b's sweep (every 5 intervals) closes them.

@@ -110,7 +110,8 @@ test('streamed completion: progressive chunks, exact text, usage chunk last, cle
   const texts = content.map(({ chunk }) => chunk.choices[0].delta.content);
   assert.deepEqual(texts.flatMap((text) => wordsOf(text)), WORDS, 'whole words, in order, none lost or repeated');
   assert.ok(texts.every((text) => wordsOf(text).length >= 1), 'an empty content chunk');
-  assert.ok(content.length >= WORDS.length - 3, `got ${content.length} content chunks for ${WORDS.length} words`);
+  // At 50 words/s a loaded machine's stall of 100 ms merges five: most words still stand alone.
+  assert.ok(content.length >= WORDS.length * 0.6, `got ${content.length} content chunks for ${WORDS.length} words`);
   assert.ok(content.every(({ chunk }) => chunk.choices[0].finish_reason === null));
   assert.equal(contentOf(chunks), TEXT);
 
@@ -142,7 +143,7 @@ test('without include_usage there is no usage chunk: finish chunk, then the end'
   // same loop turn (a loaded machine; see the test above), which share one.
   const content = chunks.slice(1, -1).map(({ chunk }) => chunk.choices[0].delta.content);
   assert.deepEqual(content.flatMap((text) => wordsOf(text)), WORDS, 'whole words, in order, none lost or repeated');
-  assert.ok(content.length <= WORDS.length && content.length >= WORDS.length - 3,
+  assert.ok(content.length <= WORDS.length && content.length >= WORDS.length * 0.6,
     `${content.length} content chunks for ${WORDS.length} words`);
 });
 

@@ -10,7 +10,8 @@ import {
 
 let stack;
 before(async () => {
-  stack = await startStack({ rate: 10 });
+  // 20 words/s: a 3 s answer; each failure below strikes within its first words.
+  stack = await startStack({ rate: 20 });
 });
 after(async () => {
   await stack?.stop();
@@ -144,6 +145,18 @@ test('a killed connection (worker killed mid-stream) is retried and the answer c
 test('a stream silent for twice the heartbeat is dropped and resumed', async () => {
   // --heartbeat 1s: a stream with no byte for 2 s is treated as dropped. The worker keeps the run
   // (it was only stopped): the page resumes it (GET /chat/stream/{run_id}) instead of sending again.
+  // At 8 words/s the answer (~7 s) outlasts the stall (~3.5 s): a worker woken after its answer's end
+  // sends the words it owes at once and finishes, and a finished run without a database cannot be
+  // resumed (the page would rightly send the message again).
+  await stack.replaceServer({ rate: 8 });
+  try {
+    await stalledAndResumed();
+  } finally {
+    await stack.replaceServer({ rate: 20 });
+  }
+});
+
+async function stalledAndResumed() {
   const page = await stack.open();
   const requests = captureChatRequests(page);
   const resumes = [];
@@ -169,4 +182,4 @@ test('a stream silent for twice the heartbeat is dropped and resumed', async () 
   assert.equal(requests.length, 1, 'the message is not sent again');
   assert.ok(resumes.length >= 1 && resumes.every((id) => /^[0-9a-f-]{36}:\d+$/.test(id ?? '')), JSON.stringify(resumes));
   await page.context().close();
-});
+}

@@ -69,8 +69,9 @@ class CuttableProxy {
 let stack;
 let proxy;
 before(async () => {
-  // 8 tokens/s: the answer (about 60 words) takes ~8 s, so it is surely in flight when cut.
-  stack = await startStack({ rate: 8, database: true });
+  // 12 words/s: the answer (about 60 words) takes ~5 s, so it is surely in flight when cut, reloaded
+  // or sent to from a second tab (each within its first 10 words).
+  stack = await startStack({ rate: 12, database: true });
   proxy = await new CuttableProxy(stack.nginx.port).start();
 });
 after(async () => {
@@ -271,8 +272,8 @@ test('resume: a worker killed mid-answer: the resumed run ends as worker_lost, s
   const page = await stack.open();
   const streams = captureStreams(page);
   await sendMessage(page, 'Lose the worker');
-  // Past the first checkpoint (--checkpoint-interval 2s): ~3.5 s of answer at 8 words/s.
-  await waitForText(page, 160);
+  // Past the first checkpoint (--checkpoint-interval 2s): ~2.8 s of answer at 12 words/s, ~2 s before its end.
+  await waitForText(page, 220);
   const workers = stack.server.workerPids();
   assert.equal(workers.length, 1, `one worker expected, got ${workers}`);
   process.kill(workers[0], 'SIGKILL');

@@ -9,7 +9,8 @@ import {
 
 let stack;
 before(async () => {
-  stack = await startStack({ rate: 8 });
+  // 16 words/s: a ~3.5 s answer, stopped after its first few words.
+  stack = await startStack({ rate: 16 });
 });
 after(async () => {
   await stack?.stop();

@@ -8,8 +8,9 @@ import {
 
 let stack;
 before(async () => {
-  // 10 words/s: a ~6 s answer; the first word after 1.5 s, so the stage indicator can be seen.
-  stack = await startStack({ rate: 10, extra: ['--scripted-first-token-delay', '1500ms'] });
+  // 20 words/s: a ~3 s answer, still growing 0.8 s after its first word; the first word after 1.5 s,
+  // so the stage indicator can be seen.
+  stack = await startStack({ rate: 20, extra: ['--scripted-first-token-delay', '1500ms'] });
 });
 after(async () => {
   await stack?.stop();
