@@ -182,8 +182,11 @@ class OneRunPerConversation(DurableCase):
     def setUpClass(cls):
         cls.pg = cls.start_class_postgres()
         cls.pg.migrate()
+        # --drain-timeout 1s: the tests leave runs answering (4 s answers, and a dropped reader's run
+        # waits out its grace), and the class's end should not wait the default 30 s for them.
         cls.srv = cls.start_class_server(workers=2, database_url=cls.pg, provider="scripted", scripted_text=TEXT,
-                                         scripted_rate=10, checkpoint_interval="200ms", run_timeout="60s")
+                                         scripted_rate=10, checkpoint_interval="200ms", run_timeout="60s",
+                                         drain_timeout="1s")
 
     def busy_session(self):
         """A session with a running run; returns (stream, session_id, run_id, owner pid)."""

@@ -359,7 +359,9 @@ class CutAndResume(ResumeCase):
         # checkpoint" any more.
         srv = self.server(workers=2, checkpoint_interval="60s")
         b = self.server(workers=1)
-        results = []
+        results, resumed = [], []
+        # The three cases side by side (three runs of their own): each is started, cut and resumed,
+        # then all three are read to their ends.
         for where in ("other worker", "other instance", "other worker, once the run row exists"):
             c, owner = self.conn(srv)
             s, meta = self.post(srv, conn=c)
@@ -374,6 +376,8 @@ class CutAndResume(ResumeCase):
                 body = target.read_response(5)
                 results.append(f"{where}: {body.status} {bytes(body.body).decode()}")
                 continue
+            resumed.append((r, run_id, seen))
+        for r, run_id, seen in resumed:
             events = self.check_resumed(r.read_all(30), run_id, seq_of(seen[-1]), terminal="done")
             self.assertEqual(text_of(seen + events), TEXT)
         self.assertEqual(results, [], "a resume elsewhere right after meta is refused")
@@ -901,12 +905,20 @@ class Errors(ResumeCase):
         self.assertEqual(r.status, 200, r)
         openai_run = next(part for part in r.text().split('"') if part.startswith("chatcmpl-"))[len("chatcmpl-"):]
         self.assertTrue(harness.is_uuid(openai_run), openai_run)
-        for where in (own, other):
+        # An unknown run is looked for again for 2 s (a new conversation's run is announced before its
+        # row is committed, chat/run_followers.hpp): those requests go out together, each on a
+        # connection of its own to the worker it names, and are answered together.
+        cases = []
+        for worker, where in ((owner, own), (None, other)):
             for run_id in (str(uuid.uuid4()), chat_run, openai_run, "not-a-uuid"):
                 for cursor in (None, 1):
-                    r = where.request("GET", f"/chat/stream/{run_id}",
-                                      headers={"Last-Event-ID": f"{run_id}:{cursor}"} if cursor else None)
-                    self.assertJsonError(r, 404, "not_found", f"run {run_id} cursor {cursor}")
+                    conn = self.conn(srv, worker=worker)[0] if worker else self.conn(srv, avoid=owner)[0]
+                    conn.send(harness.build_request("GET", f"/chat/stream/{run_id}",
+                                                    headers={"Last-Event-ID": f"{run_id}:{cursor}"} if cursor else None),
+                              expect=1)
+                    cases.append((conn, run_id, cursor))
+        for conn, run_id, cursor in cases:
+            self.assertJsonError(conn.read_response(10), 404, "not_found", f"run {run_id} cursor {cursor}")
 
     def test_404_for_a_post_chat_run_while_it_runs(self):
         srv = self.server(workers=2)

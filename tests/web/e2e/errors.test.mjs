@@ -1,11 +1,12 @@
 // Failures: a server error event (shown, retry works), HTTP errors before the stream (429/503 retried
-// with backoff), network failures (retried 1 s, 2 s, 4 s, then shown), a killed worker (no database:
-// its run cannot be resumed, so the message is sent again), a stalled stream (resumed).
+// with backoff), network failures (retried 1 s, 2 s, 4 s, then shown) — both on a fake clock —, a
+// killed worker (no database: its run cannot be resumed, so the message is sent again), a stalled
+// stream (resumed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startStack, sendMessage, answerText, lastAnswer, waitAnswerState, screenshotPath, sleep, waitUntil,
-  captureChatRequests, ANSWER_TEXT, SLOW,
+  captureChatRequests, pauseClock, runForWithoutRequests, ANSWER_TEXT, SLOW,
 } from './harness.mjs';
 
 let stack;
@@ -64,8 +65,11 @@ test('a server error event is shown in plain words with a retry button, and retr
   await page.context().close();
 });
 
+// The backoff tests run the page on a paused fake clock (Playwright's page.clock) and step it: each
+// retry is checked to come neither a millisecond early nor late, without waiting the delays out.
+
 test('429 and 503 before the stream are retried after 1 s and 2 s, then the answer streams', async () => {
-  const page = await stack.open();
+  const page = await stack.open({ clock: true });
   const requests = captureChatRequests(page);
   let n = 0;
   await page.route('**/chat/stream', async (route) => {
@@ -78,41 +82,50 @@ test('429 and 503 before the stream are retried after 1 s and 2 s, then the answ
       await route.continue();
     }
   });
+  await pauseClock(page);
   await sendMessage(page, 'Busy server');
   await page.locator('#status').waitFor({ state: 'visible' });
   assert.match(await page.locator('#status-text').textContent(), /Too many requests.*Retrying in 1 s/);
+  assert.equal(requests.length, 1);
+  // 1 s after the 429; then 2 s (the backoff's second step; its Retry-After of 1 s is shorter).
+  await runForWithoutRequests(page, 999, requests, 1, 'first retry');
+  await page.clock.runFor(1);
+  await waitUntil(() => requests.length === 2, { what: 'the first retry at 1 s' });
+  await page.locator('#status-text', { hasText: /connection limit.*Retrying in 2 s/ }).waitFor();
+  await runForWithoutRequests(page, 1999, requests, 2, 'second retry');
+  await page.clock.runFor(1);
+  await waitUntil(() => requests.length === 3, { what: 'the second retry at 2 s' });
+  await page.clock.resume();
   await waitAnswerState(page, 'done', 25000);
   assert.equal(await answerText(page), ANSWER_TEXT);
   assert.equal(requests.length, 3);
-  const gap1 = requests[1].at - requests[0].at;
-  const gap2 = requests[2].at - requests[1].at;
-  // Lower bounds at 0.8 of the delay: the times are when node hears of each request, and on a loaded
-  // machine one hears later than the other; 0.8 still tells each step of the backoff from the one before.
-  assert.ok(gap1 >= 800 && gap1 < 1900, `first retry after ${gap1} ms, want ~1 s`);
-  assert.ok(gap2 >= 1600 && gap2 < 3500, `second retry after ${gap2} ms, want ~2 s`);
   assert.equal(await page.locator('#status').isHidden(), true);
   assert.equal(await page.locator('#error').isHidden(), true);
   await page.context().close();
 });
 
 test('network failures are retried after 1 s, 2 s, 4 s, then shown with a retry button', async () => {
-  const page = await stack.open();
+  const page = await stack.open({ clock: true });
   const requests = captureChatRequests(page);
   await page.route('**/chat/stream', (route) => route.abort('connectionrefused'));
+  await pauseClock(page);
   await sendMessage(page, 'Nobody home');
   await page.locator('#status').waitFor({ state: 'visible' });
   await page.screenshot({ path: screenshotPath('retrying') });
   assert.match(await page.locator('#status-text').textContent(), /connection to the server was lost.*Retrying in 1 s… \(attempt 1 of 3\)/);
-  await page.locator('#error').waitFor({ state: 'visible', timeout: 12000 * SLOW });
-  assert.equal(requests.length, 4);
-  const gaps = requests.slice(1).map((r, i) => r.at - requests[i].at);
-  for (const [i, want] of [1000, 2000, 4000].entries()) {
-    // At least 0.8 of each delay (see the test above): when node hears of a request lags on a loaded machine.
-    assert.ok(gaps[i] >= want * 0.8 && gaps[i] < want + 1500, `gap ${i + 1} was ${gaps[i]} ms, want ~${want}`);
+  for (const [i, delay] of [1000, 2000, 4000].entries()) {
+    await runForWithoutRequests(page, delay - 1, requests, i + 1, `retry ${i + 1}`);
+    await page.clock.runFor(1);
+    await waitUntil(() => requests.length === i + 2, { what: `retry ${i + 1} at ${delay} ms` });
   }
+  await page.locator('#error').waitFor({ state: 'visible', timeout: 5000 * SLOW });
+  await page.clock.runFor(10000);
+  await sleep(250);
+  assert.equal(requests.length, 4, 'no retry after the third');
   assert.match(await page.locator('#error-text').textContent(), /connection to the server was lost.*4 attempts/);
   await page.screenshot({ path: screenshotPath('network-error') });
 
+  await page.clock.resume();
   await page.unroute('**/chat/stream');
   await page.locator('#retry').click();
   await waitAnswerState(page, 'done', 20000);

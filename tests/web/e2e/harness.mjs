@@ -9,6 +9,7 @@
 //   CHATSTREAM_NGINX   nginx (default /usr/sbin/nginx)
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 //   CHATSTREAM_E2E_SLOW  multiplies the generous waits (sanitizer builds, a busy machine)
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -290,13 +291,16 @@ export async function startStack(serverOptions = {}) {
         return this.openOnce(options);
       }
     },
-    async openOnce({ viewport = { width: 1100, height: 820 }, colorScheme = 'light', debug = false, url = nginx.url } = {}) {
+    // clock: the page's timers (setTimeout, Date, …) run on Playwright's fake clock, installed before
+    // the page loads; time flows as usual until a test pauses it (pauseClock) and steps it.
+    async openOnce({ viewport = { width: 1100, height: 820 }, colorScheme = 'light', debug = false, url = nginx.url, clock = false } = {}) {
       await relaunchIfGone();
       // Reduced motion: the page's endless animations (typing dots, stage shimmer, caret) stop, as
       // style.css does for users who ask for it; seven headless browsers at once otherwise spend a
       // core on repainting them, which slows every test beside them. Nothing here times an animation.
       const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'reduce' });
       if (debug) await context.addInitScript(() => localStorage.setItem('DEBUG_STREAMING', 'true'));
+      if (clock) await context.clock.install();
       const page = await context.newPage();
       page.consoleMessages = [];
       page.pageErrors = [];
@@ -343,7 +347,24 @@ export async function answerText(page) {
 }
 
 export async function waitAnswerState(page, state, timeout = 20000) {
-  await lastAnswer(page).and(page.locator(`[data-state="${state}"]`)).waitFor({ timeout: timeout * SLOW });
+  try {
+    await lastAnswer(page).and(page.locator(`[data-state="${state}"]`)).waitFor({ timeout: timeout * SLOW });
+  } catch (err) {
+    // What the page showed instead: the answer's state and text, the status and error lines.
+    const shown = await page.evaluate(() => {
+      const answers = document.querySelectorAll('.msg-assistant');
+      const last = answers[answers.length - 1];
+      return {
+        answers: answers.length,
+        state: last?.dataset.state,
+        text: last?.querySelector('.answer')?.textContent.slice(-120),
+        status: document.querySelector('#status')?.hidden ? null : document.querySelector('#status-text')?.textContent,
+        error: document.querySelector('#error')?.hidden ? null : document.querySelector('#error-text')?.textContent,
+      };
+    }).catch((e) => String(e));
+    err.message += `\n  waiting for the answer to be ${state}; the page shows ${JSON.stringify(shown)}`;
+    throw err;
+  }
 }
 
 /**
@@ -378,6 +399,35 @@ export async function stageHistory(page) {
 }
 
 /** The JSON bodies of the page's POST /chat/stream requests, as sent. */
+/**
+ * Stops the page's clock (opened with { clock: true }) where it is: from here on its timers fire only
+ * when the test steps the clock (page.clock.runFor), so a backoff of 1 s is checked to the
+ * millisecond without waiting for it. page.clock.resume() lets time flow again.
+ */
+export async function pauseClock(page) {
+  // pauseAt takes a time that must not have passed yet when it arrives: a moment ahead of the page's
+  // now (again should a loaded machine take longer than that between the two calls).
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await page.clock.pauseAt(await page.evaluate(() => Date.now() + 100));
+      return;
+    } catch (err) {
+      if (attempt >= 5 || !/to the past/.test(String(err))) throw err;
+    }
+  }
+}
+
+/**
+ * Steps the paused clock by `ms` and checks that no new request of `requests` was made meanwhile
+ * (`before` of them were made before); a request a timer started shows up in node within a moment,
+ * so the check waits a little real time after the step.
+ */
+export async function runForWithoutRequests(page, ms, requests, before, what) {
+  await page.clock.runFor(ms);
+  await sleep(250);
+  assert.equal(requests.length, before, `${what}: a request ${ms} ms into the wait`);
+}
+
 export function captureChatRequests(page) {
   const list = [];
   page.on('request', (req) => {
