@@ -37,11 +37,13 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -1537,6 +1539,7 @@ class Postgres:
         self.running = False
         self._guard: subprocess.Popen | None = None
         self._sessions: list["PsqlSession"] = []
+        self._wire: dict[str, "PgWire"] = {}  # psql(): one connection per database URL
 
     def _pg_sh(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
         env = dict(os.environ)
@@ -1570,6 +1573,7 @@ class Postgres:
         """Fast shutdown (pg_ctl -m fast): every client connection is closed."""
         for session in list(self._sessions):
             session.close()
+        self.close_connections()
         p = self._pg_sh("stop", self.dir)
         if p.returncode != 0:
             raise AssertionError(f"scripts/pg.sh stop failed ({p.returncode}): {p.stderr}{p.stdout}")
@@ -1577,6 +1581,7 @@ class Postgres:
 
     def close(self) -> None:
         """Stops the cluster (if running) and removes its directory."""
+        self.close_connections()
         try:
             if self.running:
                 self.stop()
@@ -1638,12 +1643,34 @@ class Postgres:
     # --- SQL ------------------------------------------------------------------------------------
 
     def psql(self, sql: str, url: str | None = None, timeout: float = 30.0) -> str:
-        """Runs sql with `psql URL -qtAX -v ON_ERROR_STOP=1` (SQL on stdin); returns stdout."""
-        p = subprocess.run([PSQL, url or self.url, "-qtAX", "-v", "ON_ERROR_STOP=1"], input=sql,
-                           capture_output=True, text=True, timeout=timeout * SLOW)
-        if p.returncode != 0:
-            raise AssertionError(f"psql failed ({p.returncode}) on {sql!r}: {p.stderr.strip()}")
-        return p.stdout
+        """Runs sql (one or more statements) and returns what `psql -qtAX` would print: the rows of
+        every statement that returns some, one per line, columns joined with "|", NULL as "".
+        Through one kept connection per database (PgWire), not a psql process per statement: the
+        tests poll the database in loops, and a process plus a backend per query cost the suite
+        ~40 s of CPU per pass."""
+        key = url or self.url
+        conn = self._wire.get(key)
+        if conn is not None and not conn.usable():
+            conn.close()
+            conn = None
+        try:
+            if conn is None:
+                conn = PgWire(key, timeout * SLOW)
+                self._wire[key] = conn
+            rows = conn.query(sql, timeout * SLOW)
+        except PgError as e:
+            raise AssertionError(f"SQL failed on {sql!r}: {e}") from None
+        except (OSError, ConnectionError) as e:
+            if conn is not None:
+                conn.close()
+            self._wire.pop(key, None)
+            raise AssertionError(f"SQL failed on {sql!r}: the connection: {e!r}") from None
+        return "".join("|".join("" if v is None else v for v in row) + "\n" for row in rows)
+
+    def close_connections(self) -> None:
+        for conn in self._wire.values():
+            conn.close()
+        self._wire.clear()
 
     def rows(self, sql: str, url: str | None = None) -> list[dict]:
         """The rows of a SELECT as dicts (through json_agg, so text comes back byte-exact, newlines
@@ -1665,6 +1692,109 @@ class Postgres:
         s = PsqlSession(url or self.url, self)
         self._sessions.append(s)
         return s
+
+
+class PgError(Exception):
+    """An ErrorResponse of the server: SQLSTATE and message."""
+
+
+class PgWire:
+    """A minimal client of PostgreSQL's frontend/backend protocol 3.0 (standard library only): trust
+    authentication over TCP, the simple query protocol, every value as text. Enough for the tests'
+    own queries; chatstream itself talks to PostgreSQL through libpq."""
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        u = urllib.parse.urlsplit(url)
+        self.sock = socket.create_connection((u.hostname or "127.0.0.1", u.port or 5432), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        params = {"user": urllib.parse.unquote(u.username or "postgres"),
+                  "database": (u.path or "/").lstrip("/") or "postgres",
+                  "client_encoding": "UTF8", "application_name": "chatstream-e2e"}
+        body = struct.pack("!I", 196608) + b"".join(k.encode() + b"\0" + v.encode() + b"\0"
+                                                    for k, v in params.items()) + b"\0"
+        try:
+            self.sock.sendall(struct.pack("!I", len(body) + 4) + body)
+            while True:
+                kind, payload = self._message()
+                if kind == b"R":
+                    if struct.unpack("!I", payload[:4])[0] != 0:
+                        raise PgError("the test cluster asked for a password (it trusts 127.0.0.1)")
+                elif kind == b"E":
+                    raise PgError(self._error_text(payload))
+                elif kind == b"Z":
+                    return
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def usable(self) -> bool:
+        """False when the server closed the connection or said something while it was idle (a
+        FATAL before closing it: the cluster was stopped, restarted or killed)."""
+        try:
+            readable, _, _ = select_module.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
+    def query(self, sql: str, timeout: float) -> list[list[str | None]]:
+        """Runs sql (simple query: may hold several statements) and returns the rows of all of them."""
+        self.sock.settimeout(timeout)
+        data = sql.encode() + b"\0"
+        self.sock.sendall(b"Q" + struct.pack("!I", len(data) + 4) + data)
+        rows: list[list[str | None]] = []
+        error = None
+        while True:
+            kind, payload = self._message()
+            if kind == b"D":
+                n, = struct.unpack("!H", payload[:2])
+                pos, row = 2, []
+                for _ in range(n):
+                    size, = struct.unpack("!i", payload[pos:pos + 4])
+                    pos += 4
+                    if size < 0:
+                        row.append(None)
+                    else:
+                        row.append(bytes(payload[pos:pos + size]).decode("utf-8"))
+                        pos += size
+                rows.append(row)
+            elif kind == b"E":
+                error = self._error_text(payload)
+            elif kind == b"Z":
+                if error is not None:
+                    raise PgError(error)
+                return rows
+            # T (row description), C (command complete), N (notice), S, I, A: nothing to keep
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(b"X\0\0\0\4")
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _recv_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.buf += chunk
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _message(self) -> tuple[bytes, bytes]:
+        head = self._recv_exact(5)
+        size, = struct.unpack("!I", head[1:])
+        return head[:1], self._recv_exact(size - 4)
+
+    @staticmethod
+    def _error_text(payload: bytes) -> str:
+        fields = {}
+        for part in payload.split(b"\0"):
+            if part:
+                fields[part[:1]] = part[1:].decode("utf-8", "replace")
+        return f"{fields.get(b'S', 'ERROR')} {fields.get(b'C', '')}: {fields.get(b'M', '')}".strip()
 
 
 class PsqlSession:

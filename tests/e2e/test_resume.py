@@ -664,7 +664,8 @@ class DisconnectGrace(ResumeCase):
         self.reader_leaves(same_worker=False)
 
     def test_on_disconnect_continue_stores_the_whole_answer(self):
-        srv = self.server(workers=1, disconnect_grace="500ms")
+        # 25 tokens/s: nobody resumes this run, it only has to outlast the cut.
+        srv = self.server(workers=1, disconnect_grace="500ms", scripted_rate=25)
         s, run_id = self.started(srv, on_disconnect="continue")
         t_cut = now()
         self.cut(s)
