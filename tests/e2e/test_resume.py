@@ -224,8 +224,14 @@ class ResumeCase(E2ETestCase):
             self.assertIn(e.id, by_id, f"{what}: event {e.id} not in the reference")
             self.assertEqual(e.lines, by_id[e.id], f"{what}: event {e.id} differs")
 
+    def stored_run(self, run_id):
+        """The run's row once its answer is stored: `done` is sent after the commit, but `cancelled`
+        and `error` at once (docs/protocol.md), their partial answer is written just after."""
+        return wait_until(lambda: (lambda row: row and row["message_status"] is not None and row)(self.db.run(run_id)),
+                          5, interval=0.02, what=f"the answer of {run_id} is stored")
+
     def assertStored(self, run_id, text, status="complete", message_status="complete"):
-        row = self.db.run(run_id)
+        row = self.stored_run(run_id)
         self.assertEqual((row["status"], row["message_status"]), (status, message_status), row)
         self.assertEqual(row["content"], text, "the stored answer is the text the reader saw, byte for byte")
         return row
@@ -705,7 +711,7 @@ class DisconnectGrace(ResumeCase):
         self.assertEqual(srv.request("POST", "/chat/cancel", {"run_id": run_id}).status, 200)
         events = self.check_resumed(r.read_all(5), run_id, seq_of(seen[-1]), terminal="cancelled")
         self.assertLess(now() - t0, 1.5, "the follower hears the cancel promptly")
-        self.assertEqual(text_of(seen + events), self.db.run(run_id)["content"])
+        self.assertEqual(text_of(seen + events), self.stored_run(run_id)["content"])
 
 
 # -------------------------------------------------------------------------------------------------
