@@ -53,6 +53,12 @@ void PgConnection::on_cancel_finished(uv_work_t* work, int) {
 
 void PgConnection::start() { begin_connect(); }
 
+void PgConnection::retry_now() {
+  if (state_ != State::kDisconnected || !retry_timer_.scheduled()) return;
+  wheel_.cancel(retry_timer_);
+  begin_connect();
+}
+
 void PgConnection::begin_connect() {
   if (state_ == State::kClosed) return;
   state_ = State::kConnecting;

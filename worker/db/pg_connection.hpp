@@ -76,6 +76,9 @@ class PgConnection final : public Reclaimable {
   PgConnection& operator=(const PgConnection&) = delete;
 
   void start();
+  // Disconnected and waiting out its reconnect backoff: connects now instead (another connection to
+  // the same server has just succeeded). Does nothing in any other state.
+  void retry_now();
   // Connected, no statement in flight, and no cancel request of an abandoned statement still on its
   // way (it could otherwise hit the next statement).
   bool ready() const { return state_ == State::kIdle && cancels_.empty(); }

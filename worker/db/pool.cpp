@@ -96,8 +96,13 @@ void Pool::listen(std::string channel, NotificationHandler handler) {
 }
 
 std::string_view Pool::state() const {
-  if (connected() > 0) return "connected";
+  if (fully_connected()) return "connected";
   return ever_connected_ ? "unavailable" : "connecting";
+}
+
+bool Pool::fully_connected() const {
+  bool listening = channels_.empty() || (listener_ && listener_->connected() && listening_ >= channels_.size());
+  return listening && connected() > 0;
 }
 
 size_t Pool::connected() const {
@@ -107,14 +112,26 @@ size_t Pool::connected() const {
 }
 
 void Pool::on_ready(PgConnection& connection) {
-  ever_connected_ = true;
+  if (fully_connected()) ever_connected_ = true;
+  // The server answers again: the other connections waiting out their reconnect backoff (up to 5 s,
+  // each on its own schedule) try now. Above all the listener: until it LISTENs again, a NOTIFY from
+  // another worker (a cancel, a resume's follow request) is lost.
+  if (listener_ && &connection != listener_) listener_->retry_now();
+  for (PgConnection* other : connections_) {
+    if (other != &connection) other->retry_now();
+  }
   if (&connection == listener_) {
     // LISTEN again on every (re)connect, one channel per statement (a parameterised statement holds
     // one command), each sent when the previous one is done; identifiers are ours, quoted all the same.
     if (listened_ >= channels_.size() || !connection.ready()) return;
     const std::string& channel = channels_[listened_++].first;
-    connection.send("LISTEN \"" + channel + "\"", {}, [](QueryOutcome& outcome) {
-      if (!outcome.ok()) log::warn("LISTEN failed", log::field("error", outcome.error->message));
+    connection.send("LISTEN \"" + channel + "\"", {}, [this, epoch = listener_epoch_](QueryOutcome& outcome) {
+      if (!outcome.ok()) {
+        log::warn("LISTEN failed", log::field("error", outcome.error->message));
+      } else if (epoch == listener_epoch_) {
+        ++listening_;
+        if (fully_connected()) ever_connected_ = true;
+      }
     });
     return;
   }
@@ -124,7 +141,11 @@ void Pool::on_ready(PgConnection& connection) {
 void Pool::on_lost(PgConnection& connection, bool) {
   // A statement running on it gets its kDatabaseUnavailable error from the connection itself, right
   // after this (through run()'s callback, which leaves running_).
-  if (&connection == listener_) listened_ = 0;
+  if (&connection == listener_) {
+    listened_ = 0;
+    listening_ = 0;
+    ++listener_epoch_;
+  }
 }
 
 void Pool::on_notification(PgConnection&, std::string_view channel, std::string_view payload) {

@@ -56,8 +56,11 @@ class Pool final : private PgConnection::Observer {
   // LISTEN on `channel` on the dedicated connection (re-issued after every reconnect).
   void listen(std::string channel, NotificationHandler handler);
 
-  // "connected", "connecting" (never connected yet) or "unavailable" (was connected, all down now).
+  // "connected" (a statement connection is up and, when something was listen()ed to, the listener
+  // has LISTENed on every channel: a NOTIFY sent now is heard), "connecting" (never that yet) or
+  // "unavailable" (it was, it is not now).
   std::string_view state() const;
+  bool fully_connected() const;  // state() == "connected"
   size_t connected() const;
   size_t waiting() const { return waiting_.size(); }
   uint64_t wait_timeout_ms() const { return settings_.wait_timeout_ms; }
@@ -105,7 +108,9 @@ class Pool final : private PgConnection::Observer {
   Timer deferred_timer_;
   Ticket next_ticket_ = 1;
   bool ever_connected_ = false;
-  size_t listened_ = 0;  // channels_ LISTENed to on the current listener connection
+  size_t listened_ = 0;   // channels_ whose LISTEN was sent on the current listener connection
+  size_t listening_ = 0;  // … and done (the server committed it: notifications on it arrive)
+  uint64_t listener_epoch_ = 0;  // bumped when the listener is lost: a LISTEN answered after that counts not
   bool closed_ = false;
 };
 

@@ -719,6 +719,31 @@ TEST_F(PoolTest, ListenDeliversNotificationsToTheirChannelsHandler) {
   EXPECT_EQ(heard_late, (std::vector<std::pair<std::string, std::string>>{{late, "second payload"}}));
 }
 
+// "connected" means a NOTIFY sent now is heard: not before the listener's LISTEN is done, at start
+// and after an outage (a cross-worker cancel sent in between would answer 200 and stop nothing).
+TEST_F(PoolTest, ConnectedOnlyOnceTheListenerListensAtStartAndAfterAnOutage) {
+  Pool& pool = make_pool(1);
+  std::string channel = app_ + "_cancel";
+  pool.listen(channel, [](std::string_view, std::string_view) {});
+  pool.start();
+  bool listening_when_connected = false;
+  auto connected = [&] {
+    if (pool.state() != "connected") return false;
+    listening_when_connected = listening(channel);
+    return true;
+  };
+  ASSERT_TRUE(run_until(connected, 5));
+  EXPECT_TRUE(listening_when_connected) << activity();
+
+  EXPECT_EQ(terminate_backends(), "2");
+  ASSERT_TRUE(run_until([&] { return pool.connected() == 0; }));
+  EXPECT_EQ(pool.state(), "unavailable");
+  advance(100);  // PgConnection's first backoff
+  listening_when_connected = false;
+  ASSERT_TRUE(run_until(connected, 5));
+  EXPECT_TRUE(listening_when_connected) << activity();
+}
+
 TEST_F(PoolTest, LostConnectionsFailTheirStatementAndThePoolReconnects) {
   Pool& pool = make_pool(2);
   std::string channel = app_ + "_events";
@@ -747,7 +772,7 @@ TEST_F(PoolTest, LostConnectionsFailTheirStatementAndThePoolReconnects) {
   // PgConnection's first backoff is 100 ms.
   advance(100);
   ASSERT_TRUE(run_until([&] { return pool.connected() == 2 && during.calls > 0; }));
-  EXPECT_EQ(pool.state(), "connected");
+  ASSERT_TRUE(run_until([&] { return pool.state() == "connected"; }, 5));
   EXPECT_EQ(during.error, "");
   EXPECT_EQ(during.rows, (Rows{{"during"}}));
   execute("SELECT 'after'", {}, after);
