@@ -151,7 +151,8 @@ void PgConnection::continue_connect() {
   watch(UV_READABLE);  // always readable: notifications, and a server that goes away
   if (!last_error_.empty()) log::info("database connection restored");
   last_error_.clear();
-  observer_.on_ready(*this);
+  observer_.on_connected(*this);
+  if (ready()) observer_.on_ready(*this);  // not after a close from inside on_connected
 }
 
 void PgConnection::send(const std::string& sql, const Params& params, QueryCallback callback) {

@@ -62,6 +62,8 @@ class PgConnection final : public Reclaimable {
  public:
   class Observer {
    public:
+    // Connected (first time or again), right before its first on_ready.
+    virtual void on_connected(PgConnection& /*connection*/) {}
     virtual void on_ready(PgConnection& connection) = 0;
     // A statement in flight gets its kConnection error right after this.
     virtual void on_lost(PgConnection& connection, bool was_connected) = 0;

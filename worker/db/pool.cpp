@@ -111,15 +111,19 @@ size_t Pool::connected() const {
   return count;
 }
 
-void Pool::on_ready(PgConnection& connection) {
-  if (fully_connected()) ever_connected_ = true;
+void Pool::on_connected(PgConnection& connection) {
   // The server answers again: the other connections waiting out their reconnect backoff (up to 5 s,
   // each on its own schedule) try now. Above all the listener: until it LISTENs again, a NOTIFY from
-  // another worker (a cancel, a resume's follow request) is lost.
+  // another worker (a cancel, a resume's follow request) is lost. Only on a connect, never per
+  // statement: a connection the server keeps refusing ("too many clients") stays on its backoff.
   if (listener_ && &connection != listener_) listener_->retry_now();
   for (PgConnection* other : connections_) {
     if (other != &connection) other->retry_now();
   }
+}
+
+void Pool::on_ready(PgConnection& connection) {
+  if (fully_connected()) ever_connected_ = true;
   if (&connection == listener_) {
     // LISTEN again on every (re)connect, one channel per statement (a parameterised statement holds
     // one command), each sent when the previous one is done; identifiers are ours, quoted all the same.

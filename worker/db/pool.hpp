@@ -78,6 +78,7 @@ class Pool final : private PgConnection::Observer {
   };
 
   void on_ready(PgConnection& connection) override;
+  void on_connected(PgConnection& connection) override;
   void on_lost(PgConnection& connection, bool was_connected) override;
   void on_notification(PgConnection& connection, std::string_view channel, std::string_view payload) override;
   void dispatch();

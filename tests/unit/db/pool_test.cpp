@@ -744,6 +744,38 @@ TEST_F(PoolTest, ConnectedOnlyOnceTheListenerListensAtStartAndAfterAnOutage) {
   EXPECT_TRUE(listening_when_connected) << activity();
 }
 
+// Each connection waits out its own reconnect backoff; once one is back, the server is: the listener
+// reconnects at once instead of at its own time (meanwhile a NOTIFY from another worker is lost).
+TEST_F(PoolTest, AConnectionThatReconnectsMakesTheListenerReconnectAtOnce) {
+  Pool& pool = make_pool(1);
+  std::string channel = app_ + "_follow";
+  pool.listen(channel, [](std::string_view, std::string_view) {});
+  pool.start();
+  ASSERT_TRUE(run_until([&] { return pool.state() == "connected"; }, 5));
+  auto terminate = [&](const char* which) {
+    return admin_query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 "
+                       "AND (query LIKE 'LISTEN%') = $2",
+                       {app_, which});
+  };
+  // The statement connection goes first: it retries 100 ms later on the fake clock; the listener,
+  // lost 60 ms after it, would retry at 160 ms.
+  // (Every loop turn is a millisecond of the fake clock: the waits below turn the loop only on the
+  // pool's own socket events, a few dozen turns at most.)
+  EXPECT_EQ(terminate("false"), "1");
+  ASSERT_TRUE(run_until([&] { return pool.connected() == 0; }, 0, 5000));
+  uint64_t statement_retry_at = fake_clock_ms() + 100;
+  advance(60);
+  uint64_t listener_retry_not_before = fake_clock_ms() + 100;
+  EXPECT_EQ(terminate("true"), "1");
+  // The listener hears of its loss from the server (its socket): a moment of real time.
+  run_until([] { return false; }, 0, 300);
+  EXPECT_EQ(pool.state(), "unavailable");
+  advance_to(statement_retry_at);
+  ASSERT_TRUE(run_until([&] { return pool.state() == "connected"; }, 0, 5000)) << activity();
+  EXPECT_TRUE(listening(channel));
+  EXPECT_LT(fake_clock_ms(), listener_retry_not_before) << "the listener waited out its own backoff";
+}
+
 TEST_F(PoolTest, LostConnectionsFailTheirStatementAndThePoolReconnects) {
   Pool& pool = make_pool(2);
   std::string channel = app_ + "_events";
