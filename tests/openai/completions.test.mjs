@@ -131,9 +131,11 @@ test('streamed completion: progressive chunks, exact text, usage chunk last, cle
   assert.ok(content.at(-1).at >= expectedMs * 0.97, `the last word ${content.at(-1).at.toFixed(0)} ms after the request, expected ≥ ${expectedMs} ms`);
   const spanMs = content.at(-1).at - content[0].at;
   assert.ok(spanMs <= expectedMs * 1.5 + 300 * SLOW, `first to last word in ${spanMs.toFixed(0)} ms, expected ≈${expectedMs} ms`);
-  const gaps = content.slice(1).map((c, i) => c.at - content[i].at);
-  const spaced = gaps.filter((g) => g >= 5).length;
-  assert.ok(spaced >= gaps.length * 0.6, `only ${spaced}/${gaps.length} words came ≥5 ms after the previous one`);
+  // Spread over the answer's time, not one burst: the words arrive in several 100 ms windows. (Not
+  // word by word: a client starved of CPU on a loaded machine reads what piled up in its socket at
+  // once — in CI 20 words came in four reads. The server's pacing itself is timed in tests/e2e.)
+  const windows = new Set(content.map((c) => Math.floor(c.at / 100))).size;
+  assert.ok(windows >= 3, `the words arrived within ${windows} window(s) of 100 ms: ${content.map((c) => c.at.toFixed(0))}`);
 });
 
 test('without include_usage there is no usage chunk: finish chunk, then the end', async () => {
