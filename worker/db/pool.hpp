@@ -60,7 +60,6 @@ class Pool final : private PgConnection::Observer {
   // has LISTENed on every channel: a NOTIFY sent now is heard), "connecting" (never that yet) or
   // "unavailable" (it was, it is not now).
   std::string_view state() const;
-  bool fully_connected() const;  // state() == "connected"
   size_t connected() const;
   size_t waiting() const { return waiting_.size(); }
   uint64_t wait_timeout_ms() const { return settings_.wait_timeout_ms; }
@@ -78,6 +77,7 @@ class Pool final : private PgConnection::Observer {
   };
 
   void on_ready(PgConnection& connection) override;
+  bool fully_connected() const;  // state() == "connected"
   void on_connected(PgConnection& connection) override;
   void on_lost(PgConnection& connection, bool was_connected) override;
   void on_notification(PgConnection& connection, std::string_view channel, std::string_view payload) override;

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startStack, sendMessage, answerText, lastAnswer, waitAnswerState, screenshotPath, sleep, waitUntil,
-  captureChatRequests, pauseClock, runForWithoutRequests, ANSWER_TEXT, SLOW,
+  captureChatRequests, pauseClock, expectRetryAfter, ANSWER_TEXT, SLOW,
 } from './harness.mjs';
 
 let stack;
@@ -88,13 +88,9 @@ test('429 and 503 before the stream are retried after 1 s and 2 s, then the answ
   assert.match(await page.locator('#status-text').textContent(), /Too many requests.*Retrying in 1 s/);
   assert.equal(requests.length, 1);
   // 1 s after the 429; then 2 s (the backoff's second step; its Retry-After of 1 s is shorter).
-  await runForWithoutRequests(page, 999, requests, 1, 'first retry');
-  await page.clock.runFor(1);
-  await waitUntil(() => requests.length === 2, { what: 'the first retry at 1 s' });
+  await expectRetryAfter(page, 1000, requests, 1, 'the first retry');
   await page.locator('#status-text', { hasText: /connection limit.*Retrying in 2 s/ }).waitFor();
-  await runForWithoutRequests(page, 1999, requests, 2, 'second retry');
-  await page.clock.runFor(1);
-  await waitUntil(() => requests.length === 3, { what: 'the second retry at 2 s' });
+  await expectRetryAfter(page, 2000, requests, 2, 'the second retry');
   await page.clock.resume();
   await waitAnswerState(page, 'done', 25000);
   assert.equal(await answerText(page), ANSWER_TEXT);
@@ -114,9 +110,7 @@ test('network failures are retried after 1 s, 2 s, 4 s, then shown with a retry 
   await page.screenshot({ path: screenshotPath('retrying') });
   assert.match(await page.locator('#status-text').textContent(), /connection to the server was lost.*Retrying in 1 s… \(attempt 1 of 3\)/);
   for (const [i, delay] of [1000, 2000, 4000].entries()) {
-    await runForWithoutRequests(page, delay - 1, requests, i + 1, `retry ${i + 1}`);
-    await page.clock.runFor(1);
-    await waitUntil(() => requests.length === i + 2, { what: `retry ${i + 1} at ${delay} ms` });
+    await expectRetryAfter(page, delay, requests, i + 1, `retry ${i + 1}`);
   }
   await page.locator('#error').waitFor({ state: 'visible', timeout: 5000 * SLOW });
   await page.clock.runFor(10000);
@@ -161,11 +155,12 @@ test('a stream silent for twice the heartbeat is dropped and resumed', async () 
   // At 8 words/s the answer (~7 s) outlasts the stall (~3.5 s): a worker woken after its answer's end
   // sends the words it owes at once and finishes, and a finished run without a database cannot be
   // resumed (the page would rightly send the message again).
+  const { rate } = stack.server;
   await stack.replaceServer({ rate: 8 });
   try {
     await stalledAndResumed();
   } finally {
-    await stack.replaceServer({ rate: 20 });
+    await stack.replaceServer({ rate });
   }
 });
 

@@ -428,6 +428,16 @@ export async function runForWithoutRequests(page, ms, requests, before, what) {
   assert.equal(requests.length, before, `${what}: a request ${ms} ms into the wait`);
 }
 
+/**
+ * The paused clock's next retry comes exactly `delayMs` after the last request: none at delayMs − 1,
+ * the next one (request number before + 1) at delayMs.
+ */
+export async function expectRetryAfter(page, delayMs, requests, before, what) {
+  await runForWithoutRequests(page, delayMs - 1, requests, before, what);
+  await page.clock.runFor(1);
+  await waitUntil(() => requests.length === before + 1, { what: `${what} at ${delayMs} ms` });
+}
+
 export function captureChatRequests(page) {
   const list = [];
   page.on('request', (req) => {
