@@ -192,6 +192,13 @@ const std::vector<Option>& options() {
          c.db_wait_timeout_ms = *ms;
          return {};
        }},
+      {"db-prepared-statements", "on|off",
+       "prepare our statements once per connection (default on; off for a pooler without prepared statements)",
+       [](Config& c, const std::string& v) -> Status {
+         if (v != "on" && v != "off") return Error{"must be on or off"};
+         c.db_prepared_statements = v == "on";
+         return {};
+       }},
       {"checkpoint-interval", "DUR", "write the answers in progress to the database this often (default 2s)",
        [](Config& c, const std::string& v) -> Status {
          auto ms = parse_duration_ms(v);

@@ -59,6 +59,7 @@ struct Config {
   bool database_configured = false;
   size_t db_pool_size = 4;
   uint64_t db_wait_timeout_ms = 2000;
+  bool db_prepared_statements = true;  // db::Statement prepared once per connection (worker/db/statement.hpp)
   size_t history_messages = 10;     // earlier messages passed to the provider as context
   size_t history_chars = 6000;      // and at most this much of their text
   size_t retrieval_candidates = 20; // top K of the full-text query

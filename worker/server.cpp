@@ -62,6 +62,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
     settings.conninfo = config.database_url;
     settings.size = config.db_pool_size;
     settings.wait_timeout_ms = config.db_wait_timeout_ms;
+    settings.prepare_statements = config.db_prepared_statements;
     pool_ = std::make_unique<db::Pool>(loop_, wheel_, graveyard_, settings);
     chat::RunOwner owner{config.instance_id, origin.master_pid, 10 * config.checkpoint_interval_ms,
                          config.resume_retention_ms};

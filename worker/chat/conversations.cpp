@@ -17,26 +17,26 @@ Error error_of(const db::QueryError& error) { return db::client_error(error, "re
 constexpr const char* kNoSuchSession = "No such session";
 
 // Counts the user's running runs and says whose the session is (NULL: no such session).
-constexpr const char* kAdmitSql = R"sql(
+constexpr db::Statement kAdmitSql{"chatstream_admit", R"sql(
 SELECT (SELECT count(*) FROM runs
         WHERE user_id = $1 AND status = 'running'
           AND ($3::float8 IS NULL OR started_at > now() - make_interval(secs => $3::float8))),
-       (SELECT user_id = $1 FROM sessions WHERE id = $2::uuid))sql";
+       (SELECT user_id = $1 FROM sessions WHERE id = $2::uuid))sql"};
 
-constexpr const char* kListSql = R"sql(
+constexpr db::Statement kListSql{"chatstream_list", R"sql(
 SELECT s.id, s.title, to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
        (SELECT count(*) FROM messages m WHERE m.session_id = s.id),
        EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id AND r.status = 'running')
 FROM sessions s
 WHERE s.user_id = $1 AND ($2::timestamptz IS NULL OR (s.updated_at, s.id) < ($2::timestamptz, $3::uuid))
 ORDER BY s.updated_at DESC, s.id DESC
-LIMIT $4)sql";
+LIMIT $4)sql"};
 
-constexpr const char* kRenameSql = "UPDATE sessions SET title = $3 WHERE id = $1 AND user_id = $2 RETURNING id";
+constexpr db::Statement kRenameSql{"chatstream_rename", "UPDATE sessions SET title = $3 WHERE id = $1 AND user_id = $2 RETURNING id"};
 
 // The NOTIFY reaches the worker running the session's run (commit time: the run then finds its
 // session gone and writes nothing); the delete cascades to runs and messages.
-constexpr const char* kRemoveSql = R"sql(
+constexpr db::Statement kRemoveSql{"chatstream_remove", R"sql(
 WITH s AS (
   SELECT id FROM sessions WHERE id = $1 AND user_id = $2
 ), n AS (
@@ -45,7 +45,7 @@ WITH s AS (
 ), d AS (
   DELETE FROM sessions WHERE id IN (SELECT id FROM s) RETURNING id
 )
-SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM n))sql";
+SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM n))sql"};
 
 bool digits(std::string_view text, size_t from, size_t count) {
   for (size_t i = from; i < from + count; ++i) {

@@ -19,9 +19,9 @@ Error error_of(const db::QueryError& error) { return db::client_error(error, "sa
 // The retrieval query belongs to rag/ (rag/search_query.hpp).
 using rag::kRetrieveSql;
 
-constexpr const char* kRunningRunSql = "SELECT id::text FROM runs WHERE session_id = $1 AND status = 'running'";
+constexpr db::Statement kRunningRunSql{"chatstream_running_run", "SELECT id::text FROM runs WHERE session_id = $1 AND status = 'running'"};
 
-constexpr const char* kCheckpointSql = R"sql(
+constexpr db::Statement kCheckpointSql{"chatstream_checkpoint", R"sql(
 WITH v AS (
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int[], $6::text[], $7::int[], $8::int[])
     AS v(run_id, session_id, piece, appended, tokens, events, events_from, events_to)
@@ -39,9 +39,9 @@ WHERE EXISTS (SELECT 1 FROM runs r WHERE r.session_id = v.session_id AND r.id = 
 ON CONFLICT (session_id, run_id, piece, final) DO UPDATE
   SET first_seq = EXCLUDED.first_seq, next_seq = EXCLUDED.next_seq, events = EXCLUDED.events,
       answer = EXCLUDED.answer, tokens = EXCLUDED.tokens
-  WHERE EXCLUDED.next_seq >= run_events.next_seq AND octet_length(EXCLUDED.answer) >= octet_length(run_events.answer))sql";
+  WHERE EXCLUDED.next_seq >= run_events.next_seq AND octet_length(EXCLUDED.answer) >= octet_length(run_events.answer))sql"};
 
-constexpr const char* kCloseLostRunsSql = R"sql(
+constexpr db::Statement kCloseLostRunsSql{"chatstream_close_lost_runs", R"sql(
 WITH candidates AS (
   SELECT r.id, r.session_id FROM runs r
   WHERE r.status = 'running'
@@ -90,13 +90,12 @@ WITH candidates AS (
 ), n AS (
   SELECT pg_notify('chatstream_run_end', session_id::text) FROM lost
 )
-SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n))sql";
+SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n))sql"};
 
-constexpr const char* kCancelSql =
-    "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
-    "WHERE id = $1 AND user_id = $2 AND status = 'running'";
+constexpr db::Statement kCancelSql{"chatstream_cancel", "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
+    "WHERE id = $1 AND user_id = $2 AND status = 'running'"};
 
-constexpr const char* kStoredRunsSql = R"sql(
+constexpr db::Statement kStoredRunsSql{"chatstream_stored_runs", R"sql(
 SELECT r.id::text, r.user_id, r.status = 'running',
        r.finished_at IS NOT NULL AND r.finished_at < now() - $2::int * interval '1 millisecond',
        -- Its pieces in order, each as "<first_seq> <size>:<events>" (chat/run_followers.cpp reads them).
@@ -104,17 +103,17 @@ SELECT r.id::text, r.user_id, r.status = 'running',
                                    ORDER BY e.first_seq, e.final) FROM run_events e
                  WHERE e.session_id = r.session_id AND e.run_id = r.id AND e.events <> ''), ''),
        r.resumable
-FROM runs r WHERE r.id = ANY($1::uuid[]))sql";
+FROM runs r WHERE r.id = ANY($1::uuid[]))sql"};
 
-constexpr const char* kNotifySql = "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i";
+constexpr db::Statement kNotifySql{"chatstream_notify", "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS n(p, i) ORDER BY i"};
 
-constexpr const char* kMessagesSql = R"sql(
+constexpr db::Statement kMessagesSql{"chatstream_messages", R"sql(
 SELECT m.id, m.role, m.content, m.status,
        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), m.citations::text,
        (SELECT r.id::text FROM runs r WHERE r.session_id = $1 AND r.status = 'running') AS running_run
 FROM sessions s LEFT JOIN messages m ON m.session_id = s.id
 WHERE s.id = $1 AND s.user_id = $2
-ORDER BY m.id NULLS FIRST)sql";
+ORDER BY m.id NULLS FIRST)sql"};
 }  // namespace
 
 Store::Ticket Store::retrieve(const std::string& language, const std::string& query, size_t limit,

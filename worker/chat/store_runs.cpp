@@ -59,7 +59,7 @@ int64_t integer(std::string_view text) {
 // One row per run ($1..$7 arrays, in the batch's order); the history of every session that started
 // comes back in the same result (rows ordered by the run's place in the batch, then oldest first).
 // A session appears at most once per batch (ON CONFLICT DO UPDATE may not touch a row twice).
-constexpr const char* kStartRunsSql = R"sql(
+constexpr db::Statement kStartRunsSql{"chatstream_start_runs", R"sql(
 WITH v AS (
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[])
     WITH ORDINALITY AS v(session_id, run_id, provider, message, user_id, resumable, history, ord)
@@ -92,11 +92,11 @@ FROM v LEFT JOIN s ON s.id = v.session_id LEFT JOIN a ON a.run_id = v.run_id
 LEFT JOIN LATERAL (
   SELECT id, role, content FROM messages WHERE session_id = s.id ORDER BY id DESC LIMIT v.history
 ) h ON true
-ORDER BY v.ord, h.id NULLS FIRST)sql";
+ORDER BY v.ord, h.id NULLS FIRST)sql"};
 
 // Only a run still running gets its end: one already closed as worker_lost (its lease ran out while
 // its owner could not reach the database) keeps that outcome, and no second answer is stored.
-constexpr const char* kFinishRunsSql = R"sql(
+constexpr db::Statement kFinishRunsSql{"chatstream_finish_runs", R"sql(
 WITH v AS (
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
                        $8::text[], $9::text[], $10::float8[], $11::bigint[], $12::text[], $13::int[], $14::int[])
@@ -130,7 +130,7 @@ WITH v AS (
   -- Whoever waits for one of these sessions to be free (multitask interrupt or enqueue) is told.
   SELECT count(*) AS notified FROM (SELECT pg_notify('chatstream_run_end', session_id::text) FROM r) notify
 )
-SELECT m.run_id::text, m.id FROM m, n)sql";
+SELECT m.run_id::text, m.id FROM m, n)sql"};
 }  // namespace
 
 Store::Store(db::Pool& pool, TimerWheel& wheel, RunOwner owner)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 #include <functional>
 
 #include "obs/log.hpp"
@@ -41,7 +42,11 @@ void PgConnection::run_cancel(uv_work_t* work) {
 
 PgConnection::PgConnection(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, std::string conninfo,
                            Observer& observer)
-    : loop_(loop), wheel_(wheel), graveyard_(graveyard), conninfo_(std::move(conninfo)), observer_(observer),
+    : loop_(loop),
+      wheel_(wheel),
+      graveyard_(graveyard),
+      conninfo_(std::move(conninfo)),
+      observer_(observer),
       retry_timer_(&PgConnection::on_retry, this) {}
 
 void PgConnection::on_cancel_finished(uv_work_t* work, int) {
@@ -51,7 +56,9 @@ void PgConnection::on_cancel_finished(uv_work_t* work, int) {
   delete job;
 }
 
-void PgConnection::start() { begin_connect(); }
+void PgConnection::start() {
+  begin_connect();
+}
 
 void PgConnection::retry_now() {
   if (state_ != State::kDisconnected || !retry_timer_.scheduled()) return;
@@ -62,6 +69,7 @@ void PgConnection::retry_now() {
 void PgConnection::begin_connect() {
   if (state_ == State::kClosed) return;
   state_ = State::kConnecting;
+  prepared_.clear();  // a new server session knows none of them
   conn_ = PQconnectStart(conninfo_.c_str());
   if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
     fail(conn_ ? trim_message(PQerrorMessage(conn_)) : "out of memory");
@@ -103,7 +111,9 @@ void PgConnection::drop_socket() {
   polled_events_ = 0;
 }
 
-void PgConnection::on_poll_closed(uv_handle_t* handle) { delete static_cast<Poll*>(handle->data); }
+void PgConnection::on_poll_closed(uv_handle_t* handle) {
+  delete static_cast<Poll*>(handle->data);
+}
 
 void PgConnection::on_poll(uv_poll_t* handle, int status, int events) {
   auto* poll = static_cast<Poll*>(handle->data);
@@ -163,12 +173,84 @@ void PgConnection::send(const std::string& sql, const Params& params, QueryCallb
   callback_ = std::move(callback);
   abandoned_ = false;
   state_ = State::kBusy;
+  step_ = Step::kQuery;
   if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
                          nullptr, 0)) {
     fail(trim_message(PQerrorMessage(conn_)));
     return;
   }
   flush_output();
+}
+
+void PgConnection::send(const Statement& statement, Params params, QueryCallback callback) {
+  assert(ready());
+  callback_ = std::move(callback);
+  abandoned_ = false;
+  state_ = State::kBusy;
+  statement_ = &statement;
+  statement_params_ = std::move(params);
+  prepared_again_ = false;
+  if (is_prepared(statement.name)) {
+    send_execute();
+  } else {
+    send_prepare();
+  }
+}
+
+bool PgConnection::is_prepared(const char* name) const {
+  return std::any_of(prepared_.begin(), prepared_.end(),
+                     [name](const char* known) { return std::strcmp(known, name) == 0; });
+}
+
+void PgConnection::send_prepare() {
+  step_ = Step::kPrepare;
+  // No parameter types given: PostgreSQL infers them from the SQL, as for the unnamed statement.
+  if (!PQsendPrepare(conn_, statement_->name, statement_->sql, 0, nullptr)) {
+    fail(trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  flush_output();
+}
+
+void PgConnection::send_execute() {
+  step_ = Step::kExecute;
+  std::vector<const char*> values;
+  values.reserve(statement_params_.size());
+  for (const auto& param : statement_params_) values.push_back(param ? param->c_str() : nullptr);
+  if (!PQsendQueryPrepared(conn_, statement_->name, static_cast<int>(values.size()), values.data(), nullptr,
+                           nullptr, 0)) {
+    fail(trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  flush_output();
+}
+
+bool PgConnection::continue_statement(const PgResult& result) {
+  if (step_ == Step::kQuery || !result) return false;
+  ExecStatusType status = PQresultStatus(result.get());
+  const char* state = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK
+                          ? ""
+                          : PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+  std::string_view sqlstate = state ? state : "";
+  if (step_ == Step::kPrepare) {
+    // 42P05: the server session has it already (a pooler's connection we reuse): the same name is
+    // always the same SQL of ours, so it is used as is.
+    if (status != PGRES_COMMAND_OK && sqlstate != "42P05")
+      return false;  // the prepare's error is the outcome
+    prepared_.push_back(statement_->name);
+    if (abandoned_) return false;  // nobody waits for the execution any more
+    send_execute();
+    return true;
+  }
+  // 26000: the server does not know the name (a pooler lost it): prepare it again, once.
+  if (sqlstate != "26000" || prepared_again_ || abandoned_) return false;
+  prepared_again_ = true;
+  prepared_.erase(
+      std::remove_if(prepared_.begin(), prepared_.end(),
+                     [this](const char* known) { return std::strcmp(known, statement_->name) == 0; }),
+      prepared_.end());
+  send_prepare();
+  return true;
 }
 
 void PgConnection::flush_output() {
@@ -191,9 +273,18 @@ void PgConnection::read_input() {
   while (!PQisBusy(conn_)) {
     PGresult* result = PQgetResult(conn_);
     if (!result) {
+      // A named statement's prepare answered: its execution follows on the same connection (or the
+      // connection failed sending it, and the callback has had its error).
+      if (continue_statement(last_result_)) {
+        last_result_.reset();
+        return;
+      }
       // The statement is complete: the connection is free before the callback runs, so the
       // callback may send the next statement on it.
       state_ = State::kIdle;
+      step_ = Step::kQuery;
+      statement_ = nullptr;
+      statement_params_ = Params{};
       QueryCallback callback = std::move(callback_);
       callback_ = nullptr;
       QueryOutcome outcome;
@@ -202,8 +293,8 @@ void PgConnection::read_input() {
         ExecStatusType status = PQresultStatus(outcome.result.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
           const char* state = PQresultErrorField(outcome.result.get(), PG_DIAG_SQLSTATE);
-          outcome.error = QueryError{Errc::kInternal, trim_message(PQresultErrorMessage(outcome.result.get())),
-                                     state ? state : ""};
+          outcome.error = QueryError{
+              Errc::kInternal, trim_message(PQresultErrorMessage(outcome.result.get())), state ? state : ""};
         }
       }
       bool abandoned = abandoned_;
@@ -274,6 +365,10 @@ void PgConnection::fail(std::string message) {
   bool abandoned = abandoned_;
   abandoned_ = false;
   last_result_.reset();
+  step_ = Step::kQuery;
+  statement_ = nullptr;
+  statement_params_ = Params{};
+  prepared_.clear();
   drop_socket();
   if (conn_) {
     PQfinish(conn_);
@@ -290,7 +385,9 @@ void PgConnection::fail(std::string message) {
   }
 }
 
-void PgConnection::on_retry(void* opaque) { static_cast<PgConnection*>(opaque)->begin_connect(); }
+void PgConnection::on_retry(void* opaque) {
+  static_cast<PgConnection*>(opaque)->begin_connect();
+}
 
 void PgConnection::close() {
   if (state_ == State::kClosed) return;

@@ -1,6 +1,7 @@
 #pragma once
 // One PostgreSQL connection driven by libpq's non-blocking API on the worker's loop: PQconnectStart /
-// PQconnectPoll to connect, PQsendQueryParams + PQflush to send, PQconsumeInput / PQisBusy /
+// PQconnectPoll to connect, PQsendQueryParams (or PQsendPrepare once, then PQsendQueryPrepared, for a
+// named db::Statement) + PQflush to send, PQconsumeInput / PQisBusy /
 // PQgetResult to read, PQnotifies for LISTEN — all from a uv_poll_t on PQsocket. No libpq call here
 // ever blocks the loop; cancelling a running query (PQcancel, which does block) runs on libuv's
 // thread pool.
@@ -25,6 +26,7 @@
 #include "core/errc.hpp"
 #include "core/graveyard.hpp"
 #include "core/timer_wheel.hpp"
+#include "db/statement.hpp"
 
 namespace chatstream::db {
 
@@ -73,7 +75,8 @@ class PgConnection final : public Reclaimable {
     ~Observer() = default;
   };
 
-  PgConnection(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, std::string conninfo, Observer& observer);
+  PgConnection(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, std::string conninfo,
+               Observer& observer);
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
 
@@ -88,6 +91,13 @@ class PgConnection final : public Reclaimable {
   // Sends one statement (precondition: ready()). The callback runs exactly once, with the result or
   // an error, unless abandon() is called first.
   void send(const std::string& sql, const Params& params, QueryCallback callback);
+  // Sends a named statement (precondition: ready()): prepared on this connection first when it is not
+  // yet (one more round trip, once per connection), then executed by name; the callback runs exactly
+  // once, as for send(sql). A name the server does not know (26000: a pooler that dropped it) is
+  // prepared again and the statement executed once more; one it already knows (42P05) is used as is.
+  void send(const Statement& statement, Params params, QueryCallback callback);
+  // Names prepared on the current server connection (forgotten when it is lost).
+  size_t prepared_count() const { return prepared_.size(); }
   // The running statement's callback will not be called; the server is asked to cancel it. The
   // connection becomes ready again when the server has answered.
   void abandon();
@@ -97,6 +107,9 @@ class PgConnection final : public Reclaimable {
 
  private:
   enum class State { kDisconnected, kConnecting, kIdle, kBusy, kClosed };
+  // What the statement in flight is waiting for: an unnamed statement's result, or a named one's
+  // prepare, then its execution.
+  enum class Step { kQuery, kPrepare, kExecute };
   struct Poll;
   struct CancelWork;
 
@@ -105,6 +118,12 @@ class PgConnection final : public Reclaimable {
   void watch(int events);
   void on_events(int status, int events);
   void flush_output();
+  void send_prepare();
+  void send_execute();
+  // A named statement's prepare or execution answered: true when it goes on (the execution is sent,
+  // or the prepare again), false when `result` is the statement's outcome.
+  bool continue_statement(const PgResult& result);
+  bool is_prepared(const char* name) const;
   void read_input();
   bool deliver_notifications();  // false when the connection closed or failed meanwhile
   void fail(std::string message);
@@ -129,6 +148,11 @@ class PgConnection final : public Reclaimable {
   PgResult last_result_;
   QueryCallback callback_;
   bool abandoned_ = false;
+  Step step_ = Step::kQuery;
+  const Statement* statement_ = nullptr;  // the named statement in flight
+  Params statement_params_;               // … its parameters, kept until it is answered
+  bool prepared_again_ = false;
+  std::vector<const char*> prepared_;  // names prepared on the current server connection
   bool want_write_ = false;
   Timer retry_timer_;
   uint64_t backoff_ms_ = 0;

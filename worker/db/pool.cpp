@@ -10,8 +10,12 @@
 namespace chatstream::db {
 
 Pool::Pool(uv_loop_t* loop, TimerWheel& wheel, Graveyard& graveyard, PoolSettings settings)
-    : loop_(loop), wheel_(wheel), graveyard_(graveyard), settings_(std::move(settings)),
-      deadline_timer_(&Pool::on_deadline, this), deferred_timer_(&Pool::on_deferred, this) {}
+    : loop_(loop),
+      wheel_(wheel),
+      graveyard_(graveyard),
+      settings_(std::move(settings)),
+      deadline_timer_(&Pool::on_deadline, this),
+      deferred_timer_(&Pool::on_deferred, this) {}
 
 Pool::~Pool() {
   close();
@@ -29,8 +33,21 @@ void Pool::start() {
 }
 
 Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callback) {
-  auto job = std::make_unique<Job>(
-      Job{next_ticket_++, std::move(sql), std::move(params), std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms});
+  return enqueue(
+      std::make_unique<Job>(Job{next_ticket_++, nullptr, std::move(sql), std::move(params),
+                                std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms}));
+}
+
+Pool::Ticket Pool::execute(const Statement& statement, Params params, QueryCallback callback) {
+  return enqueue(std::make_unique<Job>(Job{next_ticket_++,
+                                           &statement,
+                                           {},
+                                           std::move(params),
+                                           std::move(callback),
+                                           wheel_.now_ms() + settings_.wait_timeout_ms}));
+}
+
+Pool::Ticket Pool::enqueue(std::unique_ptr<Job> job) {
   job->queued_us = monotonic_us();
   Ticket ticket = job->ticket;
   if (closed_) {
@@ -101,7 +118,8 @@ std::string_view Pool::state() const {
 }
 
 bool Pool::fully_connected() const {
-  bool listening = channels_.empty() || (listener_ && listener_->connected() && listening_ >= channels_.size());
+  bool listening =
+      channels_.empty() || (listener_ && listener_->connected() && listening_ >= channels_.size());
   return listening && connected() > 0;
 }
 
@@ -174,13 +192,19 @@ void Pool::run(PgConnection& connection, std::unique_ptr<Job> job) {
   obs::observe(obs::Histogram::kDbWait, monotonic_us() - job->queued_us);
   Ticket ticket = job->ticket;
   running_.emplace(ticket, Running{&connection, std::move(job->callback)});
-  connection.send(job->sql, job->params, [this, ticket](QueryOutcome& outcome) {
+  auto done = [this, ticket](QueryOutcome& outcome) {
     auto running = running_.find(ticket);
     if (running == running_.end()) return;  // cancelled, or failed by close()
     QueryCallback callback = std::move(running->second.callback);
     running_.erase(running);
     if (callback) callback(outcome);
-  });
+  };
+  if (job->statement && settings_.prepare_statements) {
+    connection.send(*job->statement, std::move(job->params), std::move(done));
+  } else {
+    connection.send(job->statement ? std::string(job->statement->sql) : job->sql, job->params,
+                    std::move(done));
+  }
 }
 
 void Pool::fail_later(std::unique_ptr<Job> job, QueryError error) {

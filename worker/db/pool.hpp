@@ -32,6 +32,9 @@ struct PoolSettings {
   size_t size = 4;
   uint64_t wait_timeout_ms = 2000;
   size_t max_waiting = 1024;
+  // Named statements (db::Statement) are prepared once per connection; off: sent unnamed, parsed and
+  // planned at every execution (for a pooler that cannot keep prepared statements).
+  bool prepare_statements = true;
 };
 
 class Pool final : private PgConnection::Observer {
@@ -48,6 +51,9 @@ class Pool final : private PgConnection::Observer {
   // Runs `sql` with `params` on the first free connection. The callback runs exactly once (from the
   // loop, never inside execute) unless cancel(ticket) is called first.
   Ticket execute(std::string sql, Params params, QueryCallback callback);
+  // The same for one of our named statements: prepared once per connection, then executed by name
+  // (unless the settings say not to). `statement` must outlive the pool (a constant).
+  Ticket execute(const Statement& statement, Params params, QueryCallback callback);
   // Forgets the statement: a waiting one is dropped, a running one is cancelled on the server.
   void cancel(Ticket ticket);
   // Drops the statement only if it has not been sent yet; true when it was dropped.
@@ -69,6 +75,7 @@ class Pool final : private PgConnection::Observer {
  private:
   struct Job {
     Ticket ticket;
+    const Statement* statement;  // or, when null:
     std::string sql;
     Params params;
     QueryCallback callback;
@@ -81,6 +88,7 @@ class Pool final : private PgConnection::Observer {
   void on_connected(PgConnection& connection) override;
   void on_lost(PgConnection& connection, bool was_connected) override;
   void on_notification(PgConnection& connection, std::string_view channel, std::string_view payload) override;
+  Ticket enqueue(std::unique_ptr<Job> job);
   void dispatch();
   void run(PgConnection& connection, std::unique_ptr<Job> job);
   void fail_later(std::unique_ptr<Job> job, QueryError error);
@@ -109,8 +117,8 @@ class Pool final : private PgConnection::Observer {
   Timer deferred_timer_;
   Ticket next_ticket_ = 1;
   bool ever_connected_ = false;
-  size_t listened_ = 0;   // channels_ whose LISTEN was sent on the current listener connection
-  size_t listening_ = 0;  // … and done (the server committed it: notifications on it arrive)
+  size_t listened_ = 0;          // channels_ whose LISTEN was sent on the current listener connection
+  size_t listening_ = 0;         // … and done (the server committed it: notifications on it arrive)
   uint64_t listener_epoch_ = 0;  // bumped when the listener is lost: a LISTEN answered after that counts not
   bool closed_ = false;
 };

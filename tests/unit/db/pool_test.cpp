@@ -243,6 +243,7 @@ class PoolTest : public ::testing::Test {
     settings.size = size;
     settings.wait_timeout_ms = wait_timeout_ms;
     settings.max_waiting = max_waiting;
+    settings.prepare_statements = prepare_statements_;
     pool_ = std::make_unique<Pool>(&loop_, wheel_, graveyard_, settings);
     pool_size_ = size;
     return *pool_;
@@ -267,6 +268,24 @@ class PoolTest : public ::testing::Test {
     Pool::Ticket ticket = pool_->execute(std::move(sql), std::move(params), record(outcome, std::move(then)));
     in_execute_ = was;
     return ticket;
+  }
+
+  Pool::Ticket execute(const Statement& statement, Params params, Outcome& outcome) {
+    bool was = in_execute_;
+    in_execute_ = true;
+    Pool::Ticket ticket = pool_->execute(statement, std::move(params), record(outcome, {}));
+    in_execute_ = was;
+    return ticket;
+  }
+
+  // Runs `sql` through the pool (on its one connection, for the tests that look at that connection's
+  // server session) and returns the first column of the first row.
+  std::string ask_pool(const std::string& sql, Params params = {}) {
+    Outcome& asked = outcome();
+    execute(sql, std::move(params), asked);
+    if (!run_until([&] { return asked.calls > 0; })) return "(no answer)";
+    if (!asked.error.empty()) return "(error " + asked.error + " " + asked.sqlstate + ")";
+    return asked.rows.empty() || asked.rows[0].empty() ? "" : asked.rows[0][0];
   }
 
   QueryCallback record(Outcome& outcome, std::function<void()> then) {
@@ -399,6 +418,7 @@ class PoolTest : public ::testing::Test {
   std::deque<Outcome> outcomes_;  // before pool_: outlives it
   std::unique_ptr<Pool> pool_;
   size_t pool_size_ = 0;
+  bool prepare_statements_ = true;  // PoolSettings::prepare_statements of make_pool
   std::string app_;  // this test's application_name: its backends in pg_stat_activity
   std::string lock_key_;
 
@@ -817,6 +837,107 @@ TEST_F(PoolTest, LostConnectionsFailTheirStatementAndThePoolReconnects) {
   ASSERT_TRUE(run_until([&] { return !heard.empty(); })) << activity();
   EXPECT_EQ(heard, std::vector<std::string>{"back"});
   EXPECT_EQ(running.calls, 1);
+}
+
+// --- named statements (db/statement.hpp) ---------------------------------------------------------
+
+constexpr Statement kAddOne{"pool_test_add_one", "SELECT $1::int + 1"};
+constexpr Statement kMisspelt{"pool_test_misspelt", "SELEC $1::int"};
+constexpr Statement kDivide{"pool_test_divide", "SELECT 1 / $1::int"};
+
+// What the pool's one connection has prepared on the server: "name executions" (generic + custom
+// plans: how many times the server executed it by name), "" when nothing.
+constexpr const char* kPreparedSql =
+    "SELECT coalesce(string_agg(name || ' ' || (generic_plans + custom_plans), ',' ORDER BY name), '') "
+    "FROM pg_prepared_statements";
+
+TEST_F(PoolTest, ANamedStatementIsPreparedOnceOnAConnectionThenExecutedByName) {
+  Pool& pool = make_pool(1);
+  ASSERT_TRUE(start_connected(pool));
+  EXPECT_EQ(ask_pool(kPreparedSql), "");
+  std::vector<Outcome*> outcomes;
+  for (int i = 0; i < 3; ++i) {
+    outcomes.push_back(&outcome());
+    execute(kAddOne, {std::to_string(i)}, *outcomes.back());
+  }
+  ASSERT_TRUE(run_until([&] { return outcomes.back()->calls > 0; }));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(outcomes[i]->calls, 1) << i;
+    EXPECT_EQ(outcomes[i]->inside_execute, 0) << i;
+    EXPECT_EQ(outcomes[i]->error, "") << i;
+    EXPECT_EQ(outcomes[i]->rows, (Rows{{std::to_string(i + 1)}})) << i;
+  }
+  // One prepared statement, executed three times by its name.
+  EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 3");
+}
+
+TEST_F(PoolTest, ANamedStatementTheServerNoLongerKnowsIsPreparedAgain) {
+  Pool& pool = make_pool(1);
+  ASSERT_TRUE(start_connected(pool));
+  Outcome& first = outcome();
+  execute(kAddOne, {"1"}, first);
+  ASSERT_TRUE(run_until([&] { return first.calls > 0; }));
+  ASSERT_EQ(first.rows, (Rows{{"2"}}));
+
+  // What a pooler that dropped it looks like: the server session forgets the name (26000 next time).
+  EXPECT_EQ(ask_pool("DEALLOCATE pool_test_add_one"), "");
+  Outcome& again = outcome();
+  execute(kAddOne, {"2"}, again);
+  ASSERT_TRUE(run_until([&] { return again.calls > 0; }));
+  EXPECT_EQ(again.error, "");
+  EXPECT_EQ(again.rows, (Rows{{"3"}}));
+  EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1");
+
+  // A new server session (the connection was lost) knows none: prepared there again too.
+  EXPECT_EQ(terminate_backends(), "1");
+  ASSERT_TRUE(run_until([&] { return pool.connected() == 0; }));
+  advance(100);  // the first reconnect backoff
+  ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
+  Outcome& reconnected = outcome();
+  execute(kAddOne, {"3"}, reconnected);
+  ASSERT_TRUE(run_until([&] { return reconnected.calls > 0; }));
+  EXPECT_EQ(reconnected.error, "");
+  EXPECT_EQ(reconnected.rows, (Rows{{"4"}}));
+  EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1");
+}
+
+TEST_F(PoolTest, ANamedStatementsErrorsAreItsOutcomeAndTheConnectionStaysUsable) {
+  Pool& pool = make_pool(1);
+  ASSERT_TRUE(start_connected(pool));
+  Outcome& misspelt = outcome();
+  Outcome& divided = outcome();
+  Outcome& next = outcome();
+  execute(kMisspelt, {"1"}, misspelt);  // refused at its prepare
+  execute(kDivide, {"0"}, divided);  // refused executing
+  execute(kAddOne, {"41"}, next);
+  ASSERT_TRUE(run_until([&] { return next.calls > 0; }));
+  EXPECT_EQ(misspelt.calls, 1);
+  EXPECT_EQ(misspelt.error, "internal");
+  EXPECT_EQ(misspelt.sqlstate, "42601");  // syntax_error
+  EXPECT_EQ(divided.calls, 1);
+  EXPECT_EQ(divided.error, "internal");
+  EXPECT_EQ(divided.sqlstate, "22012");  // division_by_zero
+  EXPECT_EQ(next.error, "");
+  EXPECT_EQ(next.rows, (Rows{{"42"}}));
+  // The misspelt one was never prepared; it is refused again (not taken as prepared) the next time.
+  Outcome& again = outcome();
+  execute(kMisspelt, {"1"}, again);
+  ASSERT_TRUE(run_until([&] { return again.calls > 0; }));
+  EXPECT_EQ(again.sqlstate, "42601");
+  // Both others are prepared (the division failed executing: not counted as an execution).
+  EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1,pool_test_divide 0");
+}
+
+TEST_F(PoolTest, WithPreparedStatementsOffANamedStatementIsSentUnnamed) {
+  prepare_statements_ = false;  // --db-prepared-statements off
+  Pool& pool = make_pool(1);
+  ASSERT_TRUE(start_connected(pool));
+  Outcome& result = outcome();
+  execute(kAddOne, {"6"}, result);
+  ASSERT_TRUE(run_until([&] { return result.calls > 0; }));
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.rows, (Rows{{"7"}}));
+  EXPECT_EQ(ask_pool(kPreparedSql), "");
 }
 
 }  // namespace
