@@ -104,6 +104,7 @@ Server::Server(uv_loop_t* loop, const Config& config, int worker_index, const Wo
                   [this](std::string_view, std::string_view payload) { publisher_->on_follow(payload); });
     pool_->listen(std::string(chat::Store::kEventsChannel),
                   [this](std::string_view, std::string_view payload) { followers_->on_events(payload); });
+    pool_->on_listening([this] { on_listening_again(); });
     pool_->start();
     checkpointer_->start();
   }
@@ -223,6 +224,26 @@ void Server::on_cancel_notification(std::string_view payload) {
   chat::Run* run = registry_.find(*id);
   if (!run) return;
   run->cancel(reason == "interrupted" ? "interrupted" : "cancel_request");
+}
+
+// The listener LISTENs again (at start, or after it reconnected): a cancel NOTIFYed meanwhile was
+// lost, but its reason is in the run's row (sql/007): this worker's running runs are looked up.
+void Server::on_listening_again() {
+  std::vector<chat::Run*> runs = registry_.snapshot();
+  if (runs.empty()) return;
+  std::vector<Uuid> ids;
+  ids.reserve(runs.size());
+  for (chat::Run* run : runs) ids.push_back(run->id());
+  store_->requested_cancels(ids, [this](Result<std::vector<chat::Store::RequestedCancel>>& found) {
+    if (!found) {
+      log::warn("could not look up the cancels asked while the listener was away",
+                log::field("error", found.error().message));
+      return;
+    }
+    for (const auto& [run_id, reason] : *found) {
+      if (chat::Run* run = registry_.find(run_id)) run->cancel(reason == "interrupted" ? "interrupted" : "cancel_request");
+    }
+  });
 }
 
 // "<session_id>": a run of that conversation ended; the runs waiting for it may start.

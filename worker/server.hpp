@@ -66,6 +66,7 @@ class Server final : private http::Host, private handler::WorkerState {
   int worker_index() const override { return worker_index_; }
 
   void on_cancel_notification(std::string_view payload);
+  void on_listening_again();
   void on_run_end_notification(std::string_view payload);
   void stop_if_drained();
   std::vector<http::Connection*> connection_snapshot();

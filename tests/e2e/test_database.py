@@ -782,6 +782,59 @@ class Outage(DatabaseCase):
         s.close()
         self.assertLess(sm.terminal.t - t0, 1.0, "the owner heard the cancel (LISTEN re-issued after reconnect)")
 
+    def test_a_cancel_sent_while_the_owners_listener_is_away_still_stops_the_run(self):
+        # The NOTIFY of a cross-worker cancel is lost while the owner's LISTEN connection reconnects;
+        # the cancel is also written in the run's row (sql/007), which the owner reads once it LISTENs
+        # again. Here the listeners cannot come back until the test lets them (no new connections),
+        # so the NOTIFY is surely sent into the gap.
+        pg = self.start_postgres()
+        pg.migrate()
+        srv = self.start_server(workers=2, database_url=pg, provider="scripted", scripted_text=SLOW_TEXT,
+                                scripted_rate=5)
+        wait_all_workers(srv, "connected", 15)
+        s = srv.stream("cancel me while nobody listens")
+        run_id = s.next_event(5).json["run_id"]
+        while s.next_event(5).event != "token":
+            pass
+        owner = pg.scalar(f"SELECT worker_pid FROM runs WHERE id = {sql_text(run_id)}")
+        other = None
+        for _ in range(400):
+            c = Conn(srv.addr)
+            if c.request("GET", "/healthz").json()["pid"] != owner:
+                other = c
+                break
+            c.close()
+        self.assertIsNotNone(other, "a connection to the other worker")
+        self.addCleanup(other.close)
+        admin = pg.url_for("postgres")
+        pg.psql("ALTER DATABASE chatstream WITH ALLOW_CONNECTIONS false", url=admin)
+        self.addCleanup(lambda: pg.running and pg.psql("ALTER DATABASE chatstream WITH ALLOW_CONNECTIONS true",
+                                                       url=admin))
+        killed = pg.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = 'chatstream' AND query LIKE 'LISTEN %'", url=admin)
+        self.assertEqual(killed, 2, "one listener per worker")
+        wait_all_workers(srv, "unavailable", 5)  # the listeners are down (statement connections are up)
+
+        t0 = now()
+        r = other.request("POST", "/chat/cancel", {"run_id": run_id})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(pg.scalar(f"SELECT cancel_reason FROM runs WHERE id = {sql_text(run_id)}"),
+                         "cancel_request", "the cancel is written down with its NOTIFY")
+        # Nobody heard the NOTIFY: the owner goes on answering.
+        while now() - t0 < 1.0:
+            e = s.next_event(5)
+            self.assertIsNotNone(e)
+            self.assertEqual(e.event, "token", "the run goes on while its owner's listener is away")
+        pg.psql("ALTER DATABASE chatstream WITH ALLOW_CONNECTIONS true", url=admin)
+        t_back = now()
+        sm = validate_stream(s.read_all(15), terminal="cancelled")
+        s.close()
+        self.assertEqual(sm.terminal.json.get("reason"), "cancel_request", sm.terminal.data)
+        # The listener's backoff (at most a few seconds here), then one lookup.
+        self.assertLess(sm.terminal.t - t_back, 6.0, "the owner finds the cancel once it listens again")
+        wait_until(lambda: pg.scalar(f"SELECT status FROM runs WHERE id = {sql_text(run_id)}") == "cancelled",
+                   5 * harness.SLOW, what="the run stored as cancelled")
+
 
 def wait_all_workers(srv, state, timeout):
     """Polls /healthz on fresh connections until every worker has reported "database": state."""

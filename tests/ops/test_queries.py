@@ -40,6 +40,10 @@ DECLARED_FAN_OUT = {
         "POST /chat/cancel knows only the run id (the protocol's cancel body is {run_id}); the lookup "
         "runs on every shard, once per press of a stop button, and finds at most one row. Keying it "
         "needs the session id in the cancel request (docs/scaling.md, 'What is not keyed').",
+    "SELECT id::text, cancel_reason FROM runs":
+        "after its LISTEN connection reconnected (rare: an outage, a restarted server) a worker asks which "
+        "of its running runs were cancelled while it could not hear the NOTIFY: once per reconnect, by "
+        "primary key over every shard (sql/007_durable_cancel.sql).",
     "count(*) FROM runs\n        WHERE user_id = $1":
         "the per-user limit (--max-active-runs-per-user) counts a user's running runs over all of their "
         "sessions: once per new run, on the small partial index of running runs of each shard. Keyed "

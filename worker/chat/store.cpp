@@ -92,8 +92,19 @@ WITH candidates AS (
 )
 SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM n))sql"};
 
-constexpr db::Statement kCancelSql{"chatstream_cancel", "SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM runs "
-    "WHERE id = $1 AND user_id = $2 AND status = 'running'"};
+// The cancel is written down before it is announced (one transaction): a NOTIFY the owner misses while
+// its listener reconnects is found again by kRequestedCancelsSql once it LISTENs (sql/007).
+constexpr db::Statement kCancelSql{"chatstream_cancel", R"sql(
+WITH asked AS (
+  UPDATE runs SET cancel_reason = coalesce(cancel_reason, $3)
+  WHERE id = $1 AND user_id = $2 AND status = 'running'
+  RETURNING id
+)
+SELECT pg_notify('chatstream_cancel', id::text || ' ' || $3) FROM asked)sql"};
+
+constexpr db::Statement kRequestedCancelsSql{"chatstream_requested_cancels", R"sql(
+SELECT id::text, cancel_reason FROM runs
+WHERE id = ANY($1::uuid[]) AND status = 'running' AND cancel_reason IS NOT NULL)sql"};
 
 constexpr db::Statement kStoredRunsSql{"chatstream_stored_runs", R"sql(
 SELECT r.id::text, r.user_id, r.status = 'running',
@@ -211,6 +222,25 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& us
     if (!outcome.ok()) done(error_of(*outcome.error));
     else if (outcome.rows() == 0) done(Error{Errc::kNotFound, "No run in progress with this run_id"});
     else done(Status{});
+  });
+}
+
+Store::Ticket Store::requested_cancels(const std::vector<Uuid>& run_ids,
+                                      std::function<void(Result<std::vector<RequestedCancel>>&)> done) {
+  std::vector<std::string> ids;
+  ids.reserve(run_ids.size());
+  for (const Uuid& id : run_ids) ids.push_back(id.to_string());
+  return pool_.execute(kRequestedCancelsSql, {db::text_array(ids)}, [done = std::move(done)](db::QueryOutcome& outcome) {
+    obs::add(obs::Counter::kDbQueries);
+    Result<std::vector<RequestedCancel>> result = std::vector<RequestedCancel>{};
+    if (!outcome.ok()) {
+      result = error_of(*outcome.error);
+    } else {
+      for (int row = 0; row < outcome.rows(); ++row) {
+        if (auto id = Uuid::parse(outcome.text(row, 0))) result->push_back({*id, std::string(outcome.text(row, 1))});
+      }
+    }
+    done(result);
   });
 }
 

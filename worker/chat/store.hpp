@@ -128,6 +128,15 @@ class Store {
   // interrupted); kNotFound when no such run of `user_id` is running.
   Ticket cancel_everywhere(const Uuid& run_id, const std::string& user_id, std::string_view reason,
                            std::function<void(Status)> done);
+  // Which of `run_ids` (this worker's running runs) another worker was asked to cancel (runs.cancel_reason):
+  // what a NOTIFY lost while the listener was down would have said. Asked each time the listener
+  // LISTENs again.
+  struct RequestedCancel {
+    Uuid run_id;
+    std::string reason;  // cancel_request, interrupted
+  };
+  Ticket requested_cancels(const std::vector<Uuid>& run_ids,
+                           std::function<void(Result<std::vector<RequestedCancel>>&)> done);
   // The running run of a session, if any.
   Ticket running_run(const Uuid& session_id, std::function<void(Result<std::optional<Uuid>>)> done);
   // Messages of a session of `user_id`, oldest first; kNotFound for an unknown session or another's.

@@ -153,6 +153,7 @@ void Pool::on_ready(PgConnection& connection) {
       } else if (epoch == listener_epoch_) {
         ++listening_;
         if (fully_connected()) ever_connected_ = true;
+        if (listening_ == channels_.size() && listening_handler_) listening_handler_();
       }
     });
     return;

@@ -61,6 +61,9 @@ class Pool final : private PgConnection::Observer {
 
   // LISTEN on `channel` on the dedicated connection (re-issued after every reconnect).
   void listen(std::string channel, NotificationHandler handler);
+  // Runs each time the listener LISTENs on every channel: at start and after every reconnect. A NOTIFY
+  // sent while it was not listening is lost; this is where to look for what it would have said.
+  void on_listening(std::function<void()> handler) { listening_handler_ = std::move(handler); }
 
   // "connected" (a statement connection is up and, when something was listen()ed to, the listener
   // has LISTENed on every channel: a NOTIFY sent now is heard), "connecting" (never that yet) or
@@ -106,6 +109,7 @@ class Pool final : private PgConnection::Observer {
   std::vector<PgConnection*> connections_;
   PgConnection* listener_ = nullptr;
   std::vector<std::pair<std::string, NotificationHandler>> channels_;
+  std::function<void()> listening_handler_;
   std::deque<std::unique_ptr<Job>> waiting_;
   struct Running {
     PgConnection* connection;

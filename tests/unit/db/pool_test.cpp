@@ -764,6 +764,38 @@ TEST_F(PoolTest, ConnectedOnlyOnceTheListenerListensAtStartAndAfterAnOutage) {
   EXPECT_TRUE(listening_when_connected) << activity();
 }
 
+// What was NOTIFYed while the listener was away is lost: on_listening says when to look for it — once
+// the listener LISTENs on every channel, at start and after each reconnect, never before.
+TEST_F(PoolTest, OnListeningRunsEachTimeTheListenerListensOnEveryChannelAgain) {
+  Pool& pool = make_pool(1);
+  std::string first = app_ + "_cancel", second = app_ + "_run_end";
+  pool.listen(first, [](std::string_view, std::string_view) {});
+  pool.listen(second, [](std::string_view, std::string_view) {});
+  int calls = 0;
+  bool both_listening = true;
+  pool.on_listening([&] {
+    ++calls;
+    // The server shows a backend's last statement: the second LISTEN done (they go one after the other).
+    both_listening = both_listening && listening(second);
+  });
+  pool.start();
+  ASSERT_TRUE(run_until([&] { return calls == 1; }, 5));
+  EXPECT_TRUE(both_listening) << activity();
+
+  EXPECT_EQ(admin_query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1 "
+                        "AND query LIKE 'LISTEN%'",
+                        {app_}),
+            "1");
+  ASSERT_TRUE(run_until([&] { return pool.state() == "unavailable"; }));
+  turns(5);
+  EXPECT_EQ(calls, 1);
+  advance(100);  // the listener's first backoff
+  ASSERT_TRUE(run_until([&] { return calls == 2; }, 5));
+  EXPECT_TRUE(both_listening) << activity();
+  turns(5);
+  EXPECT_EQ(calls, 2);
+}
+
 // Each connection waits out its own reconnect backoff; once one is back, the server is: the listener
 // reconnects at once instead of at its own time (meanwhile a NOTIFY from another worker is lost).
 TEST_F(PoolTest, AConnectionThatReconnectsMakesTheListenerReconnectAtOnce) {
