@@ -75,6 +75,7 @@ void PgConnection::begin_connect() {
     fail(conn_ ? trim_message(PQerrorMessage(conn_)) : "out of memory");
     return;
   }
+  PQsetNoticeReceiver(conn_, &PgConnection::on_notice, nullptr);
   // libpq starts by wanting to write (the startup packet).
   want_write_ = true;
   watch(UV_WRITABLE);
@@ -382,6 +383,22 @@ void PgConnection::fail(std::string message) {
     QueryOutcome outcome;
     outcome.error = QueryError{Errc::kDatabaseUnavailable, message, ""};
     callback(outcome);
+  }
+}
+
+// What the server says outside a statement's result — a NOTICE, or the FATAL it sends before it
+// closes the connection (an administrator's pg_terminate_backend, a shutdown) — goes to the structured
+// log instead of libpq's default, a bare line on stderr. The connection's own failure is logged by
+// fail() when the socket closes.
+void PgConnection::on_notice(void*, const PGresult* notice) {
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  std::string_view level = severity ? severity : "";
+  std::string fields = log::field("severity", level) + "," +
+                       log::field("message", trim_message(PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY)));
+  if (level == "NOTICE" || level == "INFO" || level == "LOG" || level == "DEBUG") {
+    log::info("database notice", fields);
+  } else {
+    log::warn("database notice", fields);
   }
 }
 

@@ -131,6 +131,7 @@ class PgConnection final : public Reclaimable {
   static void on_poll(uv_poll_t* handle, int status, int events);
   static void on_poll_closed(uv_handle_t* handle);
   static void on_retry(void* self);
+  static void on_notice(void* unused, const PGresult* notice);
   void on_cancel_done(CancelWork* work);
   static void run_cancel(uv_work_t* work);
   static void on_cancel_finished(uv_work_t* work, int status);
