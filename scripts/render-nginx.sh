@@ -65,13 +65,13 @@ require() {
   n=$(grep -cF -- "$1" "$SRC" || true)
   (( n >= 1 )) || die "nginx/chatstream.conf no longer contains '$1'; update render-nginx.sh"
 }
-require 'listen 8080;'
+require 'listen 8080 backlog=4096;'
 require 'server unix:/run/chatstream/chatstream.sock;'
 require 'root /srv/chatstream/web;'
 require '127.0.0.0/8  1;'
 
 sed_args=(
-  -e "s|^\(\s*\)listen 8080;|\1listen $listen_host:$port;|"
+  -e "s|^\(\s*\)listen 8080 backlog=4096;|\1listen $listen_host:$port backlog=4096;|"
   -e "s|^\(\s*\)server unix:/run/chatstream/chatstream.sock;|\1server $upstream;|"
   -e "s|^\(\s*\)root /srv/chatstream/web;|\1root $web_root;|"
 )
@@ -103,6 +103,8 @@ error_log $out/error.log warn;
 
 events {
     worker_connections 8192;
+    # Accept every pending connection on each wake, not one (nginx/chatstream.conf's header).
+    multi_accept on;
 }
 
 http {

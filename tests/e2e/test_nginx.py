@@ -38,11 +38,11 @@ class Config(E2ETestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         with open(CONF) as f:
             text = f.read()
-        self.assertIn("listen 8080;", text)
+        self.assertIn("listen 8080 backlog=4096;", text)
         self.assertIn("server unix:/run/chatstream/chatstream.sock;", text)
         self.assertIn("root /srv/chatstream/web;", text)
         with open(os.path.join(tmp, "chatstream.conf"), "w") as f:
-            f.write(text.replace("listen 8080;", f"listen 127.0.0.1:{harness.free_port()};"))
+            f.write(text.replace("listen 8080 backlog=4096;", f"listen 127.0.0.1:{harness.free_port()} backlog=4096;"))
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:
             f.write(f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}\n"
                     f"http {{\n include /etc/nginx/mime.types;\n access_log off;\n"
