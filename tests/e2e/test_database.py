@@ -454,6 +454,49 @@ class Conversation(DatabaseCase):
 
 # ---------------------------------------------------------------------------------------------------
 
+class RetrievalQuery(DatabaseCase):
+    """The retrieval statement itself (rag/search_query.hpp, kRetrieveSql), run on a made-up corpus:
+    chunks holding every word of the question are the candidates; chunks holding only some of the
+    words come in only when fewer than $3 hold them all, and never twice."""
+
+    @classmethod
+    def retrieve_sql(cls):
+        with open(os.path.join(harness.SOURCE_DIR, "worker", "rag", "search_query.hpp")) as f:
+            return re.search(r'kRetrieveSql = R"sql\((.*?)\)sql"', f.read(), re.S).group(1)
+
+    def retrieve(self, pg, query, limit):
+        sql = (self.retrieve_sql().replace("$1", "'english'").replace("$2", sql_text(query))
+               .replace("$3", str(int(limit))))
+        return [int(line.split("|", 1)[0]) for line in pg.psql(sql).splitlines()]
+
+    def test_every_word_first_then_any_word(self):
+        pg = self.start_postgres()
+        pg.migrate()
+        every, dense = [], []  # chunk ids
+        doc = pg.psql("INSERT INTO documents (source, title, content_hash) VALUES ('corpus', 'Corpus', 'x') "
+                      "RETURNING id").strip()
+        for i in range(25):
+            every.append(pg.psql(f"INSERT INTO chunks (document_id, ordinal, content) VALUES ({doc}, {i}, "
+                                   f"'The alpha value meets the beta value in note {i}.') RETURNING id").strip())
+        for i in range(5):
+            # Denser in "beta" than any of the above: the "or" query alone ranks these first.
+            dense.append(pg.psql(f"INSERT INTO chunks (document_id, ordinal, content) VALUES ({doc}, {100 + i}, "
+                                   f"'beta beta beta beta beta {i}') RETURNING id").strip())
+        every, dense = [int(i) for i in every], [int(i) for i in dense]
+        # 25 chunks hold both words, 20 are asked for: only those (the denser "beta" chunks are not).
+        got = self.retrieve(pg, "alpha or beta", 20)
+        self.assertEqual(len(got), 20, got)
+        self.assertTrue(set(got) <= set(every), f"only chunks holding every word: {got}")
+        # 40 asked for, 25 hold both words: the chunks holding some of them fill up, once each.
+        got = self.retrieve(pg, "alpha or beta", 40)
+        self.assertEqual(len(got), len(set(got)), f"no chunk twice: {got}")
+        self.assertEqual(set(got), set(every) | set(dense))
+        # A word no chunk holds leaves nobody with every word: any word, as before.
+        got = self.retrieve(pg, "alpha or beta or zeppelin", 20)
+        self.assertEqual(len(got), 20, got)
+        self.assertTrue(set(dense) <= set(got), f"the dense chunks rank among the 'or' query's best: {got}")
+
+
 class Ingest(DatabaseCase):
     def chunks(self, pg):
         return pg.rows("SELECT d.source, d.title, d.id AS document_id, c.id AS chunk_id, c.ordinal, c.heading, "
