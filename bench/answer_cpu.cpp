@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
   std::vector<std::vector<chatstream::rag::Passage>> candidates;
   for (const std::string& question : questions) {
     std::string text = chatstream::rag::search_query(question, {});
-    const char* params[] = {"english", text.c_str(), "20"};
-    PGresult* result = PQexecParams(conn, chatstream::rag::kRetrieveSql, 3, nullptr, params, nullptr, nullptr, 0);
+    const char* params[] = {"english", text.c_str(), "20", "4"};  // --retrieval-candidates, --rerank-keep
+    PGresult* result = PQexecParams(conn, chatstream::rag::kRetrieveSql, 4, nullptr, params, nullptr, nullptr, 0);
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
       std::fprintf(stderr, "answer_cpu: %s", PQerrorMessage(conn));
       return 2;

@@ -329,10 +329,16 @@ class Conversation(DatabaseCase):
         self.assertLessEqual(ev["reranking_complete"]["kept"], 2)
         srv.stop()
         srv = self.start_server(workers=1, database_url=self.pg, extractive_rate=0, rerank_keep=1)
+        # Every section of the lighthouse page holds both words: several candidates, one kept.
+        sm = turn(srv, "What is the Skarvholmen lighthouse?")
+        ev = {e.event: e.json for e in sm.events}
+        self.assertGreater(ev["retrieval_complete"]["count"], 1)
+        self.assertEqual(ev["reranking_complete"]["kept"], 1, "--rerank-keep 1")
+        # One chunk holds every word of this one, and an answer keeps one: the search stops there.
         sm = turn(srv, question)
         self.assertStages(sm)
         ev = {e.event: e.json for e in sm.events}
-        self.assertGreater(ev["retrieval_complete"]["count"], 1)
+        self.assertEqual(ev["retrieval_complete"]["count"], 1)
         self.assertEqual(ev["reranking_complete"]["kept"], 1, "--rerank-keep 1")
         self.assertEqual(len(self.citations_of(sm)), 1)
         self.assertEqual(set(MARKER.findall(sm.text)), {"1"}, sm.text)
@@ -457,16 +463,16 @@ class Conversation(DatabaseCase):
 class RetrievalQuery(DatabaseCase):
     """The retrieval statement itself (rag/search_query.hpp, kRetrieveSql), run on a made-up corpus:
     chunks holding every word of the question are the candidates; chunks holding only some of the
-    words come in only when fewer than $3 hold them all, and never twice."""
+    words come in only when fewer hold them all than an answer keeps ($4), and never twice."""
 
     @classmethod
     def retrieve_sql(cls):
         with open(os.path.join(harness.SOURCE_DIR, "worker", "rag", "search_query.hpp")) as f:
             return re.search(r'kRetrieveSql = R"sql\((.*?)\)sql"', f.read(), re.S).group(1)
 
-    def retrieve(self, pg, query, limit):
+    def retrieve(self, pg, query, limit, keep=4):
         sql = (self.retrieve_sql().replace("$1", "'english'").replace("$2", sql_text(query))
-               .replace("$3", str(int(limit))))
+               .replace("$3", str(int(limit))).replace("$4", str(int(keep))))
         return [int(line.split("|", 1)[0]) for line in pg.psql(sql).splitlines()]
 
     def test_every_word_first_then_any_word(self):
@@ -487,8 +493,12 @@ class RetrievalQuery(DatabaseCase):
         got = self.retrieve(pg, "alpha or beta", 20)
         self.assertEqual(len(got), 20, got)
         self.assertTrue(set(got) <= set(every), f"only chunks holding every word: {got}")
-        # 40 asked for, 25 hold both words: the chunks holding some of them fill up, once each.
+        # 40 asked for, 25 hold both words: enough for an answer (it keeps 4), so those only.
         got = self.retrieve(pg, "alpha or beta", 40)
+        self.assertEqual(sorted(got), sorted(every))
+        # An answer that keeps 30 passages: 25 hold both words, not enough; the chunks holding some of
+        # them fill up, once each.
+        got = self.retrieve(pg, "alpha or beta", 40, keep=30)
         self.assertEqual(len(got), len(set(got)), f"no chunk twice: {got}")
         self.assertEqual(set(got), set(every) | set(dense))
         # A word no chunk holds leaves nobody with every word: any word, as before.

@@ -204,7 +204,7 @@ void Run::search(std::string question, const std::string& query) {
   on_stage("retrieval_start", std::string_view(fields).substr(1));
   stage_started_us_ = monotonic_us();
   pipeline().search_question = std::move(question);
-  ticket_ = env_.store->retrieve(pipeline().language, query, env_.retrieval_candidates,
+  ticket_ = env_.store->retrieve(pipeline().language, query, env_.retrieval_candidates, env_.rerank_keep,
                                  [this](Result<std::vector<rag::Passage>>& candidates) { on_retrieved(candidates); });
 }
 

@@ -127,9 +127,9 @@ WHERE s.id = $1 AND s.user_id = $2
 ORDER BY m.id NULLS FIRST)sql"};
 }  // namespace
 
-Store::Ticket Store::retrieve(const std::string& language, const std::string& query, size_t limit,
+Store::Ticket Store::retrieve(const std::string& language, const std::string& query, size_t limit, size_t keep,
                               std::function<void(Result<std::vector<rag::Passage>>&)> done) {
-  db::Params params{language.empty() ? "english" : language, query, std::to_string(limit)};
+  db::Params params{language.empty() ? "english" : language, query, std::to_string(limit), std::to_string(keep)};
   return pool_.execute(kRetrieveSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) {

@@ -117,7 +117,9 @@ class Store {
   // Every callback gets a Result: the value, or an Error whose Errc is kOverloaded (no free
   // connection in time), kDatabaseUnavailable or kInternal (the statement failed), or kNotFound.
   Ticket start_run(const RunStart& start, std::function<void(Result<RunStarted>&)> done);
-  Ticket retrieve(const std::string& language, const std::string& query, size_t limit,
+  // Up to `limit` candidate passages for `query` (rag::search_query()); `keep`: how many an answer keeps
+  // (the search widens from every word to any word when fewer chunks than that hold every word).
+  Ticket retrieve(const std::string& language, const std::string& query, size_t limit, size_t keep,
                   std::function<void(Result<std::vector<rag::Passage>>&)> done);
   // Stores the assistant message and the run's end. `saved` (optional) hears once whether this first
   // attempt committed (with the message id); a write that failed for lack of a database is kept and

@@ -25,7 +25,8 @@ inline constexpr size_t kMaxSearchWordBytes = 64;
 std::string search_query(std::string_view question, const std::vector<std::string>& earlier_user_messages);
 
 // The retrieval query: $1 the text search configuration (regconfig), $2 search_query()'s text, $3 how
-// many candidates; columns chunk id, document title, source (the document's link with the chunk's
+// many candidates, $4 how many passages an answer keeps (--rerank-keep); columns chunk id, document
+// title, source (the document's link with the chunk's
 // anchor when it was ingested with --base-url, else its path), heading, content, rank (higher is
 // better).
 //
@@ -39,9 +40,10 @@ std::string search_query(std::string_view question, const std::vector<std::strin
 //
 // The first stage looks among the chunks holding EVERY word first (the same words joined by "and":
 // usually a few dozen chunks, where "or" matches thousands), and among those holding any word only
-// when fewer than $3 hold them all (a follow-up's added words, a word the manual never uses). Ranking
-// every chunk that holds any word was most of PostgreSQL's CPU per question; with the every-word stage
-// it is ~30 % less and the quality score rose (bench/README.md, "The embedded answerer").
+// when fewer chunks hold them all than an answer keeps ($4: a follow-up's added words, a word the
+// manual never uses). Ranking every chunk that holds any word was most of PostgreSQL's CPU per
+// question; with the every-word stage it is about half, and the quality score rose (bench/README.md,
+// "The embedded answerer").
 inline constexpr const char* kRetrieveSql = R"sql(
 WITH terms AS MATERIALIZED (
   SELECT to_tsquery('simple', quote_literal(t.lexeme)) AS term,
@@ -62,7 +64,7 @@ WITH terms AS MATERIALIZED (
   UNION ALL
   (SELECT c.id, c.tsv, ts_rank_cd(c.tsv, q) AS rank
    FROM websearch_to_tsquery($1::regconfig, $2) AS q, chunks c
-   WHERE c.tsv @@ q AND (SELECT count(*) FROM every_word) < $3::integer
+   WHERE c.tsv @@ q AND (SELECT count(*) FROM every_word) < $4::integer
      AND c.id NOT IN (SELECT id FROM every_word)
    ORDER BY rank DESC, c.id
    LIMIT 10 * $3::integer)
