@@ -1302,6 +1302,19 @@ class Server:
         r = self.request("GET", "/healthz")
         return r.json()
 
+    def conn_to(self, worker: int | None = None, avoid: int | None = None, tries: int = 400) -> tuple["Conn", int]:
+        """A keep-alive connection accepted by worker pid `worker` (or by any worker but `avoid`), found
+        by opening fresh connections and asking /healthz which worker took each (the kernel spreads
+        them). Returns (conn, pid); the caller closes it. AssertionError after `tries` connections."""
+        for _ in range(tries):
+            c = Conn(self.addr)
+            pid = c.request("GET", "/healthz").json()["pid"]
+            if (worker is None or pid == worker) and (avoid is None or pid != avoid):
+                return c, pid
+            c.close()
+        raise AssertionError(f"no connection reached worker {worker} (avoid {avoid}) of {self.worker_pids()} "
+                             f"in {tries} tries")
+
     def metrics(self) -> Metrics:
         r = self.request("GET", "/metrics")
         if r.status != 200:

@@ -200,6 +200,22 @@ class DatabaseCase(E2ETestCase):
         self.assertLessEqual(len(rows), 1, f"one assistant message per run: {rows}")
         return rows[0] if rows else None
 
+    def other_worker_conn(self, srv, owner):
+        """A keep-alive connection accepted by another worker than `owner` (closed at cleanup)."""
+        other, _ = srv.conn_to(avoid=owner)
+        self.addCleanup(other.close)
+        return other
+
+    def answering_elsewhere(self, srv, pg, message):
+        """A stream that has its first token, and a connection to the worker not answering it:
+        (stream, run_id, that connection)."""
+        s = srv.stream(message)
+        run_id = s.next_event(5).json["run_id"]
+        while s.next_event(5).event != "token":
+            pass
+        owner = pg.scalar(f"SELECT worker_pid FROM runs WHERE id = {sql_text(run_id)}")
+        return s, run_id, self.other_worker_conn(srv, owner)
+
     def wait_assistant_row(self, pg, run_id, timeout=5.0):
         return wait_until(lambda: self.assistant_row(pg, run_id), timeout * harness.SLOW,
                           what=f"the assistant message of run {run_id} is stored")
@@ -638,17 +654,8 @@ class PartialAnswers(DatabaseCase):
         owner = self.pg.scalar(f"SELECT worker_pid FROM runs WHERE id = {sql_text(run_id)}")
         workers = srv.worker_pids()
         self.assertIn(owner, workers, "runs.worker_pid is the worker streaming the run")
-        # Fresh connections until one is accepted by the other worker; the cancel goes on that one.
-        other = None
-        for _ in range(400):
-            c = Conn(srv.addr)
-            pid = c.request("GET", "/healthz").json()["pid"]
-            if pid != owner:
-                other = c
-                break
-            c.close()
-        self.assertIsNotNone(other, f"no connection reached the other worker of {workers} in 400 tries")
-        self.addCleanup(other.close)
+        # A connection accepted by the other worker; the cancel goes on that one.
+        other = self.other_worker_conn(srv, owner)
         t0 = now()
         r = other.request("POST", "/chat/cancel", {"run_id": run_id})
         self.assertEqual(r.status, 200, r)
@@ -814,20 +821,7 @@ class Outage(DatabaseCase):
         t_up = now()
         wait_all_workers(srv, "connected", 15)
         sys_stderr(f"both workers connected {now() - t_up:.2f} s after the database came back")
-        s = srv.stream("cancel me after the outage")
-        run_id = s.next_event(5).json["run_id"]
-        while s.next_event(5).event != "token":
-            pass
-        owner = pg.scalar(f"SELECT worker_pid FROM runs WHERE id = {sql_text(run_id)}")
-        other = None
-        for _ in range(400):
-            c = Conn(srv.addr)
-            if c.request("GET", "/healthz").json()["pid"] != owner:
-                other = c
-                break
-            c.close()
-        self.assertIsNotNone(other, "a connection to the other worker")
-        self.addCleanup(other.close)
+        s, run_id, other = self.answering_elsewhere(srv, pg, "cancel me after the outage")
         t0 = now()
         r = other.request("POST", "/chat/cancel", {"run_id": run_id})
         self.assertEqual(r.status, 200, r)
@@ -845,20 +839,7 @@ class Outage(DatabaseCase):
         srv = self.start_server(workers=2, database_url=pg, provider="scripted", scripted_text=SLOW_TEXT,
                                 scripted_rate=5)
         wait_all_workers(srv, "connected", 15)
-        s = srv.stream("cancel me while nobody listens")
-        run_id = s.next_event(5).json["run_id"]
-        while s.next_event(5).event != "token":
-            pass
-        owner = pg.scalar(f"SELECT worker_pid FROM runs WHERE id = {sql_text(run_id)}")
-        other = None
-        for _ in range(400):
-            c = Conn(srv.addr)
-            if c.request("GET", "/healthz").json()["pid"] != owner:
-                other = c
-                break
-            c.close()
-        self.assertIsNotNone(other, "a connection to the other worker")
-        self.addCleanup(other.close)
+        s, run_id, other = self.answering_elsewhere(srv, pg, "cancel me while nobody listens")
         admin = pg.url_for("postgres")
         pg.psql("ALTER DATABASE chatstream WITH ALLOW_CONNECTIONS false", url=admin)
         self.addCleanup(lambda: pg.running and pg.psql("ALTER DATABASE chatstream WITH ALLOW_CONNECTIONS true",

@@ -111,14 +111,9 @@ class ResumeCase(E2ETestCase):
     def conn(self, srv, worker=None, avoid=None):
         """A keep-alive connection; with worker= (or avoid=), one accepted by that worker (or another
         one than it), found through /healthz's pid. Returns (conn, pid)."""
-        for _ in range(400):
-            c = Conn(srv.addr)
-            pid = c.request("GET", "/healthz").json()["pid"]
-            if (worker is None or pid == worker) and (avoid is None or pid != avoid):
-                self.addCleanup(c.close)
-                return c, pid
-            c.close()
-        self.fail(f"no connection reached worker {worker} (avoid {avoid}) of {srv.worker_pids()}")
+        c, pid = srv.conn_to(worker=worker, avoid=avoid)
+        self.addCleanup(c.close)
+        return c, pid
 
     def post(self, srv, body=None, conn=None, headers=None, **body_fields):
         """POST /chat/stream on conn (else a fresh connection); returns (stream, meta event)."""

@@ -278,6 +278,13 @@ class PoolTest : public ::testing::Test {
     return ticket;
   }
 
+  // Executes a named statement into `outcome` and runs the loop until it is answered.
+  ::testing::AssertionResult answered(const Statement& statement, Params params, Outcome& outcome) {
+    execute(statement, std::move(params), outcome);
+    if (run_until([&] { return outcome.calls > 0; })) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << statement.name << " was not answered";
+  }
+
   // Runs `sql` through the pool (on its one connection, for the tests that look at that connection's
   // server session) and returns the first column of the first row.
   std::string ask_pool(const std::string& sql, Params params = {}) {
@@ -907,15 +914,13 @@ TEST_F(PoolTest, ANamedStatementTheServerNoLongerKnowsIsPreparedAgain) {
   Pool& pool = make_pool(1);
   ASSERT_TRUE(start_connected(pool));
   Outcome& first = outcome();
-  execute(kAddOne, {"1"}, first);
-  ASSERT_TRUE(run_until([&] { return first.calls > 0; }));
+  ASSERT_TRUE(answered(kAddOne, {"1"}, first));
   ASSERT_EQ(first.rows, (Rows{{"2"}}));
 
   // What a pooler that dropped it looks like: the server session forgets the name (26000 next time).
   EXPECT_EQ(ask_pool("DEALLOCATE pool_test_add_one"), "");
   Outcome& again = outcome();
-  execute(kAddOne, {"2"}, again);
-  ASSERT_TRUE(run_until([&] { return again.calls > 0; }));
+  ASSERT_TRUE(answered(kAddOne, {"2"}, again));
   EXPECT_EQ(again.error, "");
   EXPECT_EQ(again.rows, (Rows{{"3"}}));
   EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1");
@@ -926,8 +931,7 @@ TEST_F(PoolTest, ANamedStatementTheServerNoLongerKnowsIsPreparedAgain) {
   advance(100);  // the first reconnect backoff
   ASSERT_TRUE(run_until([&] { return pool.connected() == 1; }));
   Outcome& reconnected = outcome();
-  execute(kAddOne, {"3"}, reconnected);
-  ASSERT_TRUE(run_until([&] { return reconnected.calls > 0; }));
+  ASSERT_TRUE(answered(kAddOne, {"3"}, reconnected));
   EXPECT_EQ(reconnected.error, "");
   EXPECT_EQ(reconnected.rows, (Rows{{"4"}}));
   EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1");
@@ -941,8 +945,7 @@ TEST_F(PoolTest, ANamedStatementsErrorsAreItsOutcomeAndTheConnectionStaysUsable)
   Outcome& next = outcome();
   execute(kMisspelt, {"1"}, misspelt);  // refused at its prepare
   execute(kDivide, {"0"}, divided);  // refused executing
-  execute(kAddOne, {"41"}, next);
-  ASSERT_TRUE(run_until([&] { return next.calls > 0; }));
+  ASSERT_TRUE(answered(kAddOne, {"41"}, next));
   EXPECT_EQ(misspelt.calls, 1);
   EXPECT_EQ(misspelt.error, "internal");
   EXPECT_EQ(misspelt.sqlstate, "42601");  // syntax_error
@@ -953,8 +956,7 @@ TEST_F(PoolTest, ANamedStatementsErrorsAreItsOutcomeAndTheConnectionStaysUsable)
   EXPECT_EQ(next.rows, (Rows{{"42"}}));
   // The misspelt one was never prepared; it is refused again (not taken as prepared) the next time.
   Outcome& again = outcome();
-  execute(kMisspelt, {"1"}, again);
-  ASSERT_TRUE(run_until([&] { return again.calls > 0; }));
+  ASSERT_TRUE(answered(kMisspelt, {"1"}, again));
   EXPECT_EQ(again.sqlstate, "42601");
   // Both others are prepared (the division failed executing: not counted as an execution).
   EXPECT_EQ(ask_pool(kPreparedSql), "pool_test_add_one 1,pool_test_divide 0");
@@ -965,8 +967,7 @@ TEST_F(PoolTest, WithPreparedStatementsOffANamedStatementIsSentUnnamed) {
   Pool& pool = make_pool(1);
   ASSERT_TRUE(start_connected(pool));
   Outcome& result = outcome();
-  execute(kAddOne, {"6"}, result);
-  ASSERT_TRUE(run_until([&] { return result.calls > 0; }));
+  ASSERT_TRUE(answered(kAddOne, {"6"}, result));
   EXPECT_EQ(result.error, "");
   EXPECT_EQ(result.rows, (Rows{{"7"}}));
   EXPECT_EQ(ask_pool(kPreparedSql), "");
