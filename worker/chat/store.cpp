@@ -16,6 +16,17 @@ namespace {
 // What a client is told about a failed statement (db/client_error.hpp).
 Error error_of(const db::QueryError& error) { return db::client_error(error, "saving the conversation"); }
 
+// {id,id,…}: a uuid[] parameter (a UUID's text needs no quoting).
+std::string uuid_array(const std::vector<Uuid>& ids) {
+  std::string out = "{";
+  for (const Uuid& id : ids) {
+    if (out.size() > 1) out.push_back(',');
+    out += id.to_string();
+  }
+  out.push_back('}');
+  return out;
+}
+
 // The retrieval query belongs to rag/ (rag/search_query.hpp).
 using rag::kRetrieveSql;
 
@@ -182,13 +193,7 @@ Store::Ticket Store::checkpoint(const std::vector<CheckpointEntry>& entries, std
 
 Store::Ticket Store::close_lost_runs(const std::vector<int>& lost_worker_pids, bool close_expired_leases,
                                      std::function<void(Result<int64_t>)> done) {
-  std::string pids = "{";
-  for (size_t i = 0; i < lost_worker_pids.size(); ++i) {
-    if (i > 0) pids.push_back(',');
-    pids += std::to_string(lost_worker_pids[i]);
-  }
-  pids.push_back('}');
-  db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), std::move(pids),
+  db::Params params{owner_.instance_id, std::to_string(owner_.master_pid), db::number_array(lost_worker_pids),
                     std::to_string(owner_.resume_retention_ms), close_expired_leases ? "true" : "false"};
   return pool_.execute(kCloseLostRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
@@ -227,10 +232,7 @@ Store::Ticket Store::cancel_everywhere(const Uuid& run_id, const std::string& us
 
 Store::Ticket Store::requested_cancels(const std::vector<Uuid>& run_ids,
                                       std::function<void(Result<std::vector<RequestedCancel>>&)> done) {
-  std::vector<std::string> ids;
-  ids.reserve(run_ids.size());
-  for (const Uuid& id : run_ids) ids.push_back(id.to_string());
-  return pool_.execute(kRequestedCancelsSql, {db::text_array(ids)}, [done = std::move(done)](db::QueryOutcome& outcome) {
+  return pool_.execute(kRequestedCancelsSql, {uuid_array(run_ids)}, [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     Result<std::vector<RequestedCancel>> result = std::vector<RequestedCancel>{};
     if (!outcome.ok()) {
@@ -246,13 +248,7 @@ Store::Ticket Store::requested_cancels(const std::vector<Uuid>& run_ids,
 
 Store::Ticket Store::stored_runs(const std::vector<Uuid>& run_ids,
                                 std::function<void(Result<std::vector<StoredRun>>&)> done) {
-  std::string ids = "{";
-  for (size_t i = 0; i < run_ids.size(); ++i) {
-    if (i > 0) ids.push_back(',');
-    ids += run_ids[i].to_string();
-  }
-  ids.push_back('}');
-  db::Params params{std::move(ids), std::to_string(owner_.resume_retention_ms)};
+  db::Params params{uuid_array(run_ids), std::to_string(owner_.resume_retention_ms)};
   return pool_.execute(kStoredRunsSql, std::move(params), [done = std::move(done)](db::QueryOutcome& outcome) {
     obs::add(obs::Counter::kDbQueries);
     if (!outcome.ok()) {

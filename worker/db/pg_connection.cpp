@@ -191,16 +191,16 @@ void PgConnection::send(const Statement& statement, Params params, QueryCallback
   statement_ = &statement;
   statement_params_ = std::move(params);
   prepared_again_ = false;
-  if (is_prepared(statement.name)) {
+  if (find_prepared(statement.name) != prepared_.end()) {
     send_execute();
   } else {
     send_prepare();
   }
 }
 
-bool PgConnection::is_prepared(const char* name) const {
-  return std::any_of(prepared_.begin(), prepared_.end(),
-                     [name](const char* known) { return std::strcmp(known, name) == 0; });
+std::vector<const char*>::const_iterator PgConnection::find_prepared(const char* name) const {
+  return std::find_if(prepared_.begin(), prepared_.end(),
+                      [name](const char* known) { return std::strcmp(known, name) == 0; });
 }
 
 void PgConnection::send_prepare() {
@@ -246,10 +246,7 @@ bool PgConnection::continue_statement(const PgResult& result) {
   // 26000: the server does not know the name (a pooler lost it): prepare it again, once.
   if (sqlstate != "26000" || prepared_again_ || abandoned_) return false;
   prepared_again_ = true;
-  prepared_.erase(
-      std::remove_if(prepared_.begin(), prepared_.end(),
-                     [this](const char* known) { return std::strcmp(known, statement_->name) == 0; }),
-      prepared_.end());
+  prepared_.erase(find_prepared(statement_->name));  // there once: prepared only when not found
   send_prepare();
   return true;
 }

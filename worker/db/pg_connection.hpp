@@ -123,7 +123,7 @@ class PgConnection final : public Reclaimable {
   // A named statement's prepare or execution answered: true when it goes on (the execution is sent,
   // or the prepare again), false when `result` is the statement's outcome.
   bool continue_statement(const PgResult& result);
-  bool is_prepared(const char* name) const;
+  std::vector<const char*>::const_iterator find_prepared(const char* name) const;  // end(): not prepared
   void read_input();
   bool deliver_notifications();  // false when the connection closed or failed meanwhile
   void fail(std::string message);

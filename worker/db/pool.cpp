@@ -33,21 +33,16 @@ void Pool::start() {
 }
 
 Pool::Ticket Pool::execute(std::string sql, Params params, QueryCallback callback) {
-  return enqueue(
-      std::make_unique<Job>(Job{next_ticket_++, nullptr, std::move(sql), std::move(params),
-                                std::move(callback), wheel_.now_ms() + settings_.wait_timeout_ms}));
+  return enqueue(nullptr, std::move(sql), std::move(params), std::move(callback));
 }
 
 Pool::Ticket Pool::execute(const Statement& statement, Params params, QueryCallback callback) {
-  return enqueue(std::make_unique<Job>(Job{next_ticket_++,
-                                           &statement,
-                                           {},
-                                           std::move(params),
-                                           std::move(callback),
-                                           wheel_.now_ms() + settings_.wait_timeout_ms}));
+  return enqueue(&statement, {}, std::move(params), std::move(callback));
 }
 
-Pool::Ticket Pool::enqueue(std::unique_ptr<Job> job) {
+Pool::Ticket Pool::enqueue(const Statement* statement, std::string sql, Params params, QueryCallback callback) {
+  auto job = std::make_unique<Job>(Job{next_ticket_++, statement, std::move(sql), std::move(params), std::move(callback),
+                                       wheel_.now_ms() + settings_.wait_timeout_ms});
   job->queued_us = monotonic_us();
   Ticket ticket = job->ticket;
   if (closed_) {

@@ -91,7 +91,7 @@ class Pool final : private PgConnection::Observer {
   void on_connected(PgConnection& connection) override;
   void on_lost(PgConnection& connection, bool was_connected) override;
   void on_notification(PgConnection& connection, std::string_view channel, std::string_view payload) override;
-  Ticket enqueue(std::unique_ptr<Job> job);
+  Ticket enqueue(const Statement* statement, std::string sql, Params params, QueryCallback callback);
   void dispatch();
   void run(PgConnection& connection, std::unique_ptr<Job> job);
   void fail_later(std::unique_ptr<Job> job, QueryError error);
