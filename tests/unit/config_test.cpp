@@ -204,6 +204,21 @@ TEST(ParseCommandLine, FlagOverridesItsEnvironmentVariable) {
   EXPECT_EQ(parsed->config.workers, 4);
 }
 
+TEST(ParseCommandLine, PreparedStatementsAreOnUnlessTurnedOff) {
+  Result<ParsedCommandLine> parsed = serve({});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->config.db_prepared_statements);
+  parsed = serve({"--db-prepared-statements", "off"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_FALSE(parsed->config.db_prepared_statements);
+  parsed = serve({}, {"CHATSTREAM_DB_PREPARED_STATEMENTS=off"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_FALSE(parsed->config.db_prepared_statements);
+  parsed = serve({"--db-prepared-statements=on"}, {"CHATSTREAM_DB_PREPARED_STATEMENTS=off"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->config.db_prepared_statements);
+}
+
 TEST(ParseCommandLine, ReadsListenAddresses) {
   Result<ParsedCommandLine> v6 = serve({"--listen", "[::1]:8080"});
   ASSERT_TRUE(v6.ok()) << v6.error().message;
@@ -345,6 +360,10 @@ TEST(ParseCommandLineErrors, TokenTimeoutAboveRunTimeout) {
 
 TEST(ParseCommandLineErrors, UnknownProvider) {
   EXPECT_ERROR_NAMES("--provider", {"--provider", "openai-compatible-someday"});
+}
+
+TEST(ParseCommandLineErrors, PreparedStatementsTakeOnOrOff) {
+  EXPECT_ERROR_NAMES("--db-prepared-statements", {"--db-prepared-statements", "yes"});
 }
 
 TEST(ParseCommandLineErrors, UnknownLogLevel) {
